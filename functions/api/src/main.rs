@@ -1,0 +1,14 @@
+//! The Proton API as a Lambda function behind API Gateway.
+
+use std::sync::Arc;
+
+use lambda_http::{Error, run, tracing};
+use paved_core::{api, config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let settings = config::Config::from_env()?;
+    let sdk = config::sdk_config().await;
+    run(api::router(Arc::new(config::app(&settings, &sdk)))).await
+}

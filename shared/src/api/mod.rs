@@ -1,0 +1,67 @@
+//! The Proton wire protocol: awsJson1_0 on `POST /`, dispatched on `X-Amz-Target`.
+//!
+//! One router serves both the Lambda function (through `lambda_http`) and `paved dev`.
+
+mod catalog;
+mod operations;
+mod wire;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::Response;
+use axum::routing::post;
+use tracing::Instrument;
+
+use crate::app::catalog::Catalog;
+pub use operations::PROTON_OPERATIONS;
+pub use wire::ApiError;
+
+/// Everything a request needs: the use cases and what ARNs are made of.
+pub struct App {
+    pub catalog: Catalog,
+    pub region: String,
+    pub account_id: String,
+}
+
+impl App {
+    pub fn new(catalog: Catalog, region: String, account_id: String) -> Self {
+        Self { catalog, region, account_id }
+    }
+
+    pub(crate) fn arn(&self, resource: &str) -> String {
+        format!("arn:aws:proton:{}:{}:{resource}", self.region, self.account_id)
+    }
+}
+
+const TARGET_PREFIX: &str = "AwsProton20200720.";
+
+/// The whole Proton API.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new().route("/", post(handle)).with_state(app)
+}
+
+async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
+    let span = tracing::info_span!("proton", operation, request_id = %request_id);
+    let result = dispatch(&app, operation, &body).instrument(span).await;
+    wire::respond(result, operation, &request_id)
+}
+
+async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
+    if let Some(result) = catalog::dispatch(app, operation, body).await {
+        return result;
+    }
+    if PROTON_OPERATIONS.contains(&operation) {
+        return Err(ApiError::NotImplemented(operation.to_string()));
+    }
+    Err(ApiError::UnknownOperation)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,30 @@
+//! The 87 operations of the Proton model (AwsProton20200720), so that an operation paved has not
+//! built yet is told apart from a target no Proton client would send.
+
+pub const PROTON_OPERATIONS: [&str; 87] = [
+    "AcceptEnvironmentAccountConnection", "CancelComponentDeployment", "CancelEnvironmentDeployment",
+    "CancelServiceInstanceDeployment", "CancelServicePipelineDeployment", "CreateComponent",
+    "CreateEnvironment", "CreateEnvironmentAccountConnection", "CreateEnvironmentTemplate",
+    "CreateEnvironmentTemplateVersion", "CreateRepository", "CreateService", "CreateServiceInstance",
+    "CreateServiceSyncConfig", "CreateServiceTemplate", "CreateServiceTemplateVersion",
+    "CreateTemplateSyncConfig", "DeleteComponent", "DeleteDeployment", "DeleteEnvironment",
+    "DeleteEnvironmentAccountConnection", "DeleteEnvironmentTemplate", "DeleteEnvironmentTemplateVersion",
+    "DeleteRepository", "DeleteService", "DeleteServiceSyncConfig", "DeleteServiceTemplate",
+    "DeleteServiceTemplateVersion", "DeleteTemplateSyncConfig", "GetAccountSettings", "GetComponent",
+    "GetDeployment", "GetEnvironment", "GetEnvironmentAccountConnection", "GetEnvironmentTemplate",
+    "GetEnvironmentTemplateVersion", "GetRepository", "GetRepositorySyncStatus", "GetResourcesSummary",
+    "GetService", "GetServiceInstance", "GetServiceInstanceSyncStatus", "GetServiceSyncBlockerSummary",
+    "GetServiceSyncConfig", "GetServiceTemplate", "GetServiceTemplateVersion", "GetTemplateSyncConfig",
+    "GetTemplateSyncStatus", "ListComponentOutputs", "ListComponentProvisionedResources", "ListComponents",
+    "ListDeployments", "ListEnvironmentAccountConnections", "ListEnvironmentOutputs",
+    "ListEnvironmentProvisionedResources", "ListEnvironmentTemplateVersions", "ListEnvironmentTemplates",
+    "ListEnvironments", "ListRepositories", "ListRepositorySyncDefinitions", "ListServiceInstanceOutputs",
+    "ListServiceInstanceProvisionedResources", "ListServiceInstances", "ListServicePipelineOutputs",
+    "ListServicePipelineProvisionedResources", "ListServiceTemplateVersions", "ListServiceTemplates",
+    "ListServices", "ListTagsForResource", "NotifyResourceDeploymentStatusChange",
+    "RejectEnvironmentAccountConnection", "TagResource", "UntagResource", "UpdateAccountSettings",
+    "UpdateComponent", "UpdateEnvironment", "UpdateEnvironmentAccountConnection",
+    "UpdateEnvironmentTemplate", "UpdateEnvironmentTemplateVersion", "UpdateService",
+    "UpdateServiceInstance", "UpdateServicePipeline", "UpdateServiceSyncBlocker", "UpdateServiceSyncConfig",
+    "UpdateServiceTemplate", "UpdateServiceTemplateVersion", "UpdateTemplateSyncConfig",
+];

@@ -1,0 +1,127 @@
+//! Request parsing and response shaping for awsJson1_0.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use serde::de::DeserializeOwned;
+use serde_json::{Value, json};
+
+use crate::domain::Error;
+use crate::ports::PageRequest;
+
+/// Everything a call can fail with: a use-case error, or a request the protocol refuses.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error(transparent)]
+    Domain(#[from] Error),
+    #[error("the X-Amz-Target header names no operation of the Proton API")]
+    UnknownOperation,
+    #[error("paved does not implement {0} yet")]
+    NotImplemented(String),
+}
+
+impl ApiError {
+    fn parts(&self) -> (u16, &'static str, String) {
+        match self {
+            Self::Domain(error) => (error.status(), error.proton_type(), error.public_message()),
+            // As AWS answers an unknown awsJson target.
+            Self::UnknownOperation => (400, "UnknownOperationException", self.to_string()),
+            // Not retried by SDKs (they retry 500, 502, 503, 504), and says plainly what is missing.
+            Self::NotImplemented(_) => (501, "NotImplementedException", self.to_string()),
+        }
+    }
+}
+
+pub fn respond(result: Result<Value, ApiError>, operation: &str, request_id: &str) -> Response {
+    let (status, body) = match result {
+        Ok(body) => (200, body),
+        Err(error) => {
+            let (status, kind, message) = error.parts();
+            if status >= 500 && status != 501 {
+                tracing::error!(error = %chain(&error), "{operation} failed");
+            } else {
+                tracing::info!(kind, %message, "{operation} refused");
+            }
+            (status, json!({ "__type": kind, "message": message }))
+        }
+    };
+    let mut response = (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        body.to_string(),
+    )
+        .into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+/// An error and all its causes, for the log.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Parses a request body; the error names the member that is wrong and why.
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let deserializer = &mut serde_json::Deserializer::from_slice(body);
+    serde_path_to_error::deserialize(deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let message = if inner.is_syntax() || inner.is_eof() {
+            format!("the request body is not valid JSON: {inner}")
+        } else if path == "." {
+            strip_position(&inner.to_string())
+        } else {
+            format!("{path}: {}", strip_position(&inner.to_string()))
+        };
+        Error::validation(message).into()
+    })
+}
+
+fn strip_position(message: &str) -> String {
+    match message.rfind(" at line ") {
+        Some(index) => message[..index].to_string(),
+        None => message.to_string(),
+    }
+}
+
+/// `maxResults` and `nextToken` of a listing, as the store takes them.
+pub fn page(max_results: Option<i64>, next_token: Option<String>) -> Result<PageRequest, ApiError> {
+    let limit = match max_results {
+        None => None,
+        Some(n) if (1..=100).contains(&n) => Some(n as u32),
+        Some(n) => return Err(Error::validation(format!("maxResults: must be 1 to 100, got {n}")).into()),
+    };
+    let cursor = next_token
+        .map(|token| {
+            base64::engine::general_purpose::STANDARD
+                .decode(token.as_bytes())
+                .ok()
+                .and_then(|bytes| String::from_utf8(bytes).ok())
+                .ok_or_else(|| Error::validation("nextToken: not a token this listing issued"))
+        })
+        .transpose()?;
+    Ok(PageRequest { limit, cursor })
+}
+
+pub fn next_token(cursor: Option<String>) -> Option<String> {
+    cursor.map(|c| base64::engine::general_purpose::STANDARD.encode(c))
+}
+
+/// Drops null members, which Proton leaves out rather than sending.
+pub fn compact(mut value: Value) -> Value {
+    if let Value::Object(map) = &mut value {
+        map.retain(|_, v| !v.is_null());
+    }
+    value
+}

@@ -1,0 +1,63 @@
+//! Configuration, read once from the environment that the SAM template (or `paved dev`) sets.
+
+use std::sync::Arc;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+
+use crate::adapters::{dynamodb::DynamoCatalogStore, s3::S3BundleStore};
+use crate::api::App;
+use crate::app::catalog::Catalog;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The DynamoDB table holding the catalog (`PAVED_TABLE`).
+    pub table: String,
+    /// paved's own bucket, where registered bundles are kept (`PAVED_BUCKET`).
+    pub bucket: String,
+    /// For ARNs (`AWS_REGION`).
+    pub region: String,
+    /// For ARNs (`PAVED_ACCOUNT_ID`).
+    pub account_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("environment variable {0} is not set")]
+pub struct MissingVariable(&'static str);
+
+impl Config {
+    pub fn from_env() -> Result<Self, MissingVariable> {
+        let var = |name: &'static str| std::env::var(name).map_err(|_| MissingVariable(name));
+        Ok(Self {
+            table: var("PAVED_TABLE")?,
+            bucket: var("PAVED_BUCKET")?,
+            region: var("AWS_REGION")?,
+            account_id: var("PAVED_ACCOUNT_ID")?,
+        })
+    }
+}
+
+/// The SDK configuration from the standard chain (credentials, region, `AWS_ENDPOINT_URL`), on
+/// one rustls + ring HTTPS client.
+pub async fn sdk_config() -> SdkConfig {
+    let http = aws_smithy_http_client::Builder::new()
+        .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
+            aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
+        ))
+        .build_https();
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await
+}
+
+/// Wires the AWS adapters into the application.
+pub fn app(config: &Config, sdk: &SdkConfig) -> App {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    // A custom endpoint (moto, LocalStack, MinIO) serves buckets by path, not by host name.
+    let path_style = sdk.endpoint_url().is_some();
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build(),
+    );
+    let catalog = Catalog::new(
+        Arc::new(DynamoCatalogStore::new(dynamodb, &config.table)),
+        Arc::new(S3BundleStore::new(s3, &config.bucket)),
+    );
+    App::new(catalog, config.region.clone(), config.account_id.clone())
+}

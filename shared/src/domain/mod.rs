@@ -1,0 +1,10 @@
+//! The pure rules of paved: values, templates, bundles, schemas. No I/O.
+
+pub mod bundle;
+pub mod error;
+pub mod names;
+pub mod schema;
+pub mod template;
+pub mod yaml;
+
+pub use error::{Error, Result};

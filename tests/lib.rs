@@ -1,0 +1,1 @@
+//! Integration tests live in `emulator/`; this crate has no library code.
