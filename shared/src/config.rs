@@ -39,12 +39,16 @@ impl Config {
 /// The SDK configuration from the standard chain (credentials, region, `AWS_ENDPOINT_URL`), on
 /// one rustls + ring HTTPS client.
 pub async fn sdk_config() -> SdkConfig {
+    loader().load().await
+}
+
+fn loader() -> aws_config::ConfigLoader {
     let http = aws_smithy_http_client::Builder::new()
         .tls_provider(aws_smithy_http_client::tls::Provider::Rustls(
             aws_smithy_http_client::tls::rustls_provider::CryptoMode::Ring,
         ))
         .build_https();
-    aws_config::defaults(BehaviorVersion::latest()).http_client(http).load().await
+    aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 
 /// Wires the AWS adapters into the application.
@@ -60,4 +64,33 @@ pub fn app(config: &Config, sdk: &SdkConfig) -> App {
         Arc::new(S3BundleStore::new(s3, &config.bucket)),
     );
     App::new(catalog, config.region.clone(), config.account_id.clone())
+}
+
+/// The SDK configuration for a local emulator: its endpoint, a region and throwaway credentials.
+pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
+    let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "paved-local");
+    loader()
+        .endpoint_url(endpoint)
+        .region(aws_config::Region::new(region.to_string()))
+        .credentials_provider(credentials)
+        .load()
+        .await
+}
+
+/// Creates paved's table and bucket in a fresh local account (in AWS the SAM template does).
+pub async fn ensure_local_resources(config: &Config, sdk: &SdkConfig) -> Result<(), crate::ports::BoxError> {
+    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+    crate::adapters::dynamodb::ensure_table(&dynamodb, &config.table).await?;
+    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
+    match s3.create_bucket().bucket(&config.bucket).send().await {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error.as_service_error().is_some_and(|e| {
+                e.is_bucket_already_owned_by_you() || e.is_bucket_already_exists()
+            }) =>
+        {
+            Ok(())
+        }
+        Err(error) => Err(Box::new(error)),
+    }
 }

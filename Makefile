@@ -1,0 +1,35 @@
+# The two commands of the README: `make dev` and `make test`. Everything they need is installed
+# here: Python tools into .venv (pinned in requirements-dev.txt), Rust crates by cargo.
+
+VENV ?= .venv
+PYTHON ?= python3
+export PAVED_PORT ?= 4000
+export PAVED_AWS_PORT ?= 5000
+
+.PHONY: setup dev test lint build clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+## Run the whole platform locally: moto as AWS, the Proton API on 127.0.0.1:$(PAVED_PORT).
+dev: setup
+	cargo run --quiet -p paved-cli -- dev --moto-server $(VENV)/bin/moto_server
+
+## Run every test: format, lints, unit tests, emulator tests, end-to-end tests with the aws CLI.
+test: setup
+	VENV=$(VENV) scripts/test.sh
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --workspace --all-targets -- -D warnings
+
+build:
+	cargo build --workspace --all-targets
+
+clean:
+	rm -rf $(VENV) .paved
+	cargo clean
