@@ -20,7 +20,11 @@ pub struct DevArgs {
     #[arg(long, env = "PAVED_AWS_PORT", default_value_t = 5000)]
     aws_port: u16,
     /// The moto_server executable (the project's setup installs it in .venv).
-    #[arg(long, env = "PAVED_MOTO_SERVER", default_value = ".venv/bin/moto_server")]
+    #[arg(
+        long,
+        env = "PAVED_MOTO_SERVER",
+        default_value = ".venv/bin/moto_server"
+    )]
     moto_server: PathBuf,
     /// Folder for logs of the processes paved starts.
     #[arg(long, env = "PAVED_STATE_DIR", default_value = ".paved")]
@@ -38,18 +42,33 @@ const LOCAL_ACCOUNT: &str = "123456789012";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DevError {
-    #[error("could not start {path}: {source} (run `make dev`, which installs it, or pass --moto-server)")]
-    MotoMissing { path: String, source: std::io::Error },
+    #[error(
+        "could not start {path}: {source} (run `make dev`, which installs it, or pass --moto-server)"
+    )]
+    MotoMissing {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("moto did not become healthy on port {port} within {seconds} s; see {log}")]
-    MotoUnhealthy { port: u16, seconds: u64, log: String },
+    MotoUnhealthy {
+        port: u16,
+        seconds: u64,
+        log: String,
+    },
     #[error("moto exited early ({status}); see {log}")]
-    MotoExited { status: std::process::ExitStatus, log: String },
+    MotoExited {
+        status: std::process::ExitStatus,
+        log: String,
+    },
     #[error("configuring moto failed: {0}")]
     MotoConfig(String),
     #[error("creating paved's table and bucket failed")]
     Resources(#[source] paved_core::ports::BoxError),
     #[error("{what} failed")]
-    Io { what: String, source: std::io::Error },
+    Io {
+        what: String,
+        source: std::io::Error,
+    },
 }
 
 fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
@@ -80,10 +99,17 @@ fn start_moto(args: &DevArgs, log_path: &std::path::Path) -> Result<Child, DevEr
         .stderr(err_log)
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| DevError::MotoMissing { path: args.moto_server.display().to_string(), source })
+        .map_err(|source| DevError::MotoMissing {
+            path: args.moto_server.display().to_string(),
+            source,
+        })
 }
 
-async fn serve(args: &DevArgs, moto: &mut Child, log_path: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+async fn serve(
+    args: &DevArgs,
+    moto: &mut Child,
+    log_path: &std::path::Path,
+) -> Result<(), Box<dyn std::error::Error>> {
     let log = log_path.display().to_string();
     wait_healthy(args.aws_port, moto, &log).await?;
     let (status, body) = http(
@@ -106,9 +132,13 @@ async fn serve(args: &DevArgs, moto: &mut Child, log_path: &std::path::Path) -> 
         account_id: LOCAL_ACCOUNT.into(),
     };
     let sdk = config::local_sdk_config(&aws_endpoint, &args.region).await;
-    config::ensure_local_resources(&settings, &sdk).await.map_err(DevError::Resources)?;
+    config::ensure_local_resources(&settings, &sdk)
+        .await
+        .map_err(DevError::Resources)?;
     let app = Arc::new(config::app(&settings, &sdk));
 
+    // Listen for Ctrl-C and SIGTERM before announcing readiness, so an early stop is graceful.
+    let stop = stop_signal().map_err(io("installing signal handlers"))?;
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(io(format!("listening on 127.0.0.1:{}", args.port)))?;
@@ -121,7 +151,7 @@ async fn serve(args: &DevArgs, moto: &mut Child, log_path: &std::path::Path) -> 
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let server = axum::serve(listener, paved_core::api::router(app)).with_graceful_shutdown(stop_signal());
+    let server = axum::serve(listener, paved_core::api::router(app)).with_graceful_shutdown(stop);
     tokio::select! {
         served = server => served.map_err(io("serving the Proton API"))?,
         exited = moto.wait() => {
@@ -133,22 +163,17 @@ async fn serve(args: &DevArgs, moto: &mut Child, log_path: &std::path::Path) -> 
     Ok(())
 }
 
-async fn stop_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(_) => return interrupt.await.unwrap_or(()),
-            };
+/// Resolves on Ctrl-C or SIGTERM; the handlers are installed when this is called.
+fn stop_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
         tokio::select! {
-            _ = interrupt => {}
+            _ = interrupt.recv() => {}
             _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    interrupt.await.unwrap_or(());
+    })
 }
 
 async fn wait_healthy(port: u16, moto: &mut Child, log: &str) -> Result<(), DevError> {
@@ -156,14 +181,21 @@ async fn wait_healthy(port: u16, moto: &mut Child, log: &str) -> Result<(), DevE
     let deadline = tokio::time::Instant::now() + Duration::from_secs(SECONDS);
     while tokio::time::Instant::now() < deadline {
         if let Some(status) = moto.try_wait().map_err(io("watching moto"))? {
-            return Err(DevError::MotoExited { status, log: log.into() });
+            return Err(DevError::MotoExited {
+                status,
+                log: log.into(),
+            });
         }
         if let Ok((200, _)) = http(port, "GET", "/moto-api/", "").await {
             return Ok(());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Err(DevError::MotoUnhealthy { port, seconds: SECONDS, log: log.into() })
+    Err(DevError::MotoUnhealthy {
+        port,
+        seconds: SECONDS,
+        log: log.into(),
+    })
 }
 
 /// A minimal HTTP/1.0 exchange with moto's control API on loopback.
@@ -181,6 +213,9 @@ async fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Resul
         .nth(1)
         .and_then(|code| code.parse().ok())
         .ok_or_else(|| std::io::Error::other("no HTTP status line"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    let body = response
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
     Ok((status, body))
 }

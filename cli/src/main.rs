@@ -5,7 +5,11 @@ mod dev;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "paved", version, about = "A self-hosted platform that speaks the AWS Proton API")]
+#[command(
+    name = "paved",
+    version,
+    about = "A self-hosted platform that speaks the AWS Proton API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

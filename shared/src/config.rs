@@ -57,7 +57,9 @@ pub fn app(config: &Config, sdk: &SdkConfig) -> App {
     // A custom endpoint (moto, LocalStack, MinIO) serves buckets by path, not by host name.
     let path_style = sdk.endpoint_url().is_some();
     let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(sdk).force_path_style(path_style).build(),
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(path_style)
+            .build(),
     );
     let catalog = Catalog::new(
         Arc::new(DynamoCatalogStore::new(dynamodb, &config.table)),
@@ -68,7 +70,8 @@ pub fn app(config: &Config, sdk: &SdkConfig) -> App {
 
 /// The SDK configuration for a local emulator: its endpoint, a region and throwaway credentials.
 pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
-    let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "paved-local");
+    let credentials =
+        aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "paved-local");
     loader()
         .endpoint_url(endpoint)
         .region(aws_config::Region::new(region.to_string()))
@@ -78,10 +81,17 @@ pub async fn local_sdk_config(endpoint: &str, region: &str) -> SdkConfig {
 }
 
 /// Creates paved's table and bucket in a fresh local account (in AWS the SAM template does).
-pub async fn ensure_local_resources(config: &Config, sdk: &SdkConfig) -> Result<(), crate::ports::BoxError> {
+pub async fn ensure_local_resources(
+    config: &Config,
+    sdk: &SdkConfig,
+) -> Result<(), crate::ports::BoxError> {
     let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
     crate::adapters::dynamodb::ensure_table(&dynamodb, &config.table).await?;
-    let s3 = aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(sdk).force_path_style(true).build());
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(sdk)
+            .force_path_style(true)
+            .build(),
+    );
     match s3.create_bucket().bucket(&config.bucket).send().await {
         Ok(_) => Ok(()),
         Err(error)

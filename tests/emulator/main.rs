@@ -1,1 +1,4 @@
+//! paved's AWS adapters against moto (started by `make test`, endpoint in PAVED_TEST_AWS_ENDPOINT).
 
+mod dynamodb;
+mod env;

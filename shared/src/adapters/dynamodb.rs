@@ -23,9 +23,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::domain::names::{
-    Arn, Description, DisplayName, ResourceName, Tag, Timestamp,
-};
+use crate::domain::names::{Arn, Description, DisplayName, ResourceName, Tag, Timestamp};
 use crate::domain::template::{
     CompatibleEnvironmentTemplate, ComponentSource, Provisioning, Template, TemplateKind,
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
@@ -44,7 +42,10 @@ pub struct DynamoCatalogStore {
 
 impl DynamoCatalogStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 }
 
@@ -122,13 +123,20 @@ impl From<&Template> for TemplateItem {
                 .versions
                 .statuses
                 .iter()
-                .map(|(n, s)| VersionEntry { major: n.major, minor: n.minor, status: *s })
+                .map(|(n, s)| VersionEntry {
+                    major: n.major,
+                    minor: n.minor,
+                    status: *s,
+                })
                 .collect(),
             last_minors: t
                 .versions
                 .last_minors
                 .iter()
-                .map(|(major, last)| LastMinor { major: *major, last: *last })
+                .map(|(major, last)| LastMinor {
+                    major: *major,
+                    last: *last,
+                })
                 .collect(),
             rev: t.rev,
         }
@@ -137,7 +145,8 @@ impl From<&Template> for TemplateItem {
 
 impl TemplateItem {
     fn into_domain(self) -> Result<Template, StoreError> {
-        let kind = kind_from_pk(&self.pk).ok_or_else(|| corrupt(&self.pk, "unknown template kind"))?;
+        let kind =
+            kind_from_pk(&self.pk).ok_or_else(|| corrupt(&self.pk, "unknown template kind"))?;
         Ok(Template {
             kind,
             name: self.name,
@@ -152,9 +161,21 @@ impl TemplateItem {
                 statuses: self
                     .versions
                     .into_iter()
-                    .map(|e| (VersionNumber { major: e.major, minor: e.minor }, e.status))
+                    .map(|e| {
+                        (
+                            VersionNumber {
+                                major: e.major,
+                                minor: e.minor,
+                            },
+                            e.status,
+                        )
+                    })
                     .collect(),
-                last_minors: self.last_minors.into_iter().map(|l| (l.major, l.last)).collect(),
+                last_minors: self
+                    .last_minors
+                    .into_iter()
+                    .map(|l| (l.major, l.last))
+                    .collect(),
             },
             rev: self.rev,
         })
@@ -214,11 +235,15 @@ impl From<&TemplateVersion> for VersionItem {
 
 impl VersionItem {
     fn into_domain(self) -> Result<TemplateVersion, StoreError> {
-        let kind = kind_from_pk(&self.pk).ok_or_else(|| corrupt(&self.pk, "unknown template kind"))?;
+        let kind =
+            kind_from_pk(&self.pk).ok_or_else(|| corrupt(&self.pk, "unknown template kind"))?;
         Ok(TemplateVersion {
             kind,
             template_name: self.template_name,
-            number: VersionNumber { major: self.major, minor: self.minor },
+            number: VersionNumber {
+                major: self.major,
+                minor: self.minor,
+            },
             status: self.status,
             status_message: self.status_message,
             description: self.description,
@@ -252,7 +277,10 @@ struct TokenItem {
 type Item = HashMap<String, AttributeValue>;
 
 fn corrupt(key: &str, reason: impl ToString) -> StoreError {
-    StoreError::Corrupt { key: key.to_string(), reason: reason.to_string() }
+    StoreError::Corrupt {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
@@ -260,13 +288,24 @@ fn to_item<T: Serialize>(value: &T) -> Result<Item, StoreError> {
 }
 
 fn from_item<T: for<'de> Deserialize<'de>>(item: Item) -> Result<T, StoreError> {
-    let key = item.get("pk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-    let sk = item.get("sk").and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
+    let key = item
+        .get("pk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
+    let sk = item
+        .get("sk")
+        .and_then(|v| v.as_s().ok())
+        .cloned()
+        .unwrap_or_default();
     serde_dynamo::from_item(item).map_err(|e| corrupt(&format!("{key} {sk}"), e))
 }
 
 fn key(pk: String, sk: &str) -> Item {
-    HashMap::from([("pk".to_string(), AttributeValue::S(pk)), ("sk".to_string(), AttributeValue::S(sk.to_string()))])
+    HashMap::from([
+        ("pk".to_string(), AttributeValue::S(pk)),
+        ("sk".to_string(), AttributeValue::S(sk.to_string())),
+    ])
 }
 
 fn backend<E, R>(error: SdkError<E, R>) -> StoreError
@@ -276,7 +315,11 @@ where
 {
     let throttled = matches!(
         error.code(),
-        Some("ThrottlingException" | "ProvisionedThroughputExceededException" | "RequestLimitExceeded")
+        Some(
+            "ThrottlingException"
+                | "ProvisionedThroughputExceededException"
+                | "RequestLimitExceeded"
+        )
     );
     if throttled {
         StoreError::Throttled(Box::new(error))
@@ -287,8 +330,10 @@ where
 
 fn encode_cursor(key: Option<&Item>) -> Option<String> {
     let key = key?;
-    let plain: HashMap<&str, &str> =
-        key.iter().filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str()))).collect();
+    let plain: HashMap<&str, &str> = key
+        .iter()
+        .filter_map(|(k, v)| v.as_s().ok().map(|s| (k.as_str(), s.as_str())))
+        .collect();
     serde_json::to_string(&plain).ok()
 }
 
@@ -299,7 +344,10 @@ fn decode_cursor(cursor: &str, expected: (&str, &str)) -> Result<Item, StoreErro
     if plain.get(expected.0).map(String::as_str) != Some(expected.1) || !plain.contains_key("sk") {
         return Err(StoreError::BadCursor);
     }
-    Ok(plain.into_iter().map(|(k, v)| (k, AttributeValue::S(v))).collect())
+    Ok(plain
+        .into_iter()
+        .map(|(k, v)| (k, AttributeValue::S(v)))
+        .collect())
 }
 
 impl DynamoCatalogStore {
@@ -352,7 +400,10 @@ impl Condition {
             Self::Absent => ("attribute_not_exists(pk)".into(), None),
             Self::Rev(rev) => (
                 "rev = :rev".into(),
-                Some(HashMap::from([(":rev".to_string(), AttributeValue::N(rev.to_string()))])),
+                Some(HashMap::from([(
+                    ":rev".to_string(),
+                    AttributeValue::N(rev.to_string()),
+                )])),
             ),
         }
     }
@@ -360,16 +411,31 @@ impl Condition {
 
 #[async_trait]
 impl CatalogStore for DynamoCatalogStore {
-    async fn template(&self, kind: TemplateKind, name: &ResourceName) -> Result<Option<Template>, StoreError> {
-        match self.get(template_pk(kind, name.as_str()), TEMPLATE_SK).await? {
+    async fn template(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+    ) -> Result<Option<Template>, StoreError> {
+        match self
+            .get(template_pk(kind, name.as_str()), TEMPLATE_SK)
+            .await?
+        {
             Some(item) => Ok(Some(from_item::<TemplateItem>(item)?.into_domain()?)),
             None => Ok(None),
         }
     }
 
-    async fn templates(&self, kind: TemplateKind, page: PageRequest) -> Result<Page<Template>, StoreError> {
+    async fn templates(
+        &self,
+        kind: TemplateKind,
+        page: PageRequest,
+    ) -> Result<Page<Template>, StoreError> {
         let partition = format!("TEMPLATES#{}", kind.arn_resource());
-        let start = page.cursor.as_deref().map(|c| decode_cursor(c, ("gsi1pk", &partition))).transpose()?;
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, ("gsi1pk", &partition)))
+            .transpose()?;
         let output = self
             .client
             .query()
@@ -388,7 +454,10 @@ impl CatalogStore for DynamoCatalogStore {
             .into_iter()
             .map(|item| from_item::<TemplateItem>(item)?.into_domain())
             .collect::<Result<_, _>>()?;
-        Ok(Page { items, cursor: encode_cursor(output.last_evaluated_key.as_ref()) })
+        Ok(Page {
+            items,
+            cursor: encode_cursor(output.last_evaluated_key.as_ref()),
+        })
     }
 
     async fn version(
@@ -397,7 +466,10 @@ impl CatalogStore for DynamoCatalogStore {
         name: &ResourceName,
         number: VersionNumber,
     ) -> Result<Option<TemplateVersion>, StoreError> {
-        match self.get(template_pk(kind, name.as_str()), &version_sk(number)).await? {
+        match self
+            .get(template_pk(kind, name.as_str()), &version_sk(number))
+            .await?
+        {
             Some(item) => Ok(Some(from_item::<VersionItem>(item)?.into_domain()?)),
             None => Ok(None),
         }
@@ -415,7 +487,11 @@ impl CatalogStore for DynamoCatalogStore {
             Some(major) => format!("VERSION#{major:020}#"),
             None => "VERSION#".to_string(),
         };
-        let start = page.cursor.as_deref().map(|c| decode_cursor(c, ("pk", &pk))).transpose()?;
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, ("pk", &pk)))
+            .transpose()?;
         let output = self
             .client
             .query()
@@ -435,10 +511,17 @@ impl CatalogStore for DynamoCatalogStore {
             .into_iter()
             .map(|item| from_item::<VersionItem>(item)?.into_domain())
             .collect::<Result<_, _>>()?;
-        Ok(Page { items, cursor: encode_cursor(output.last_evaluated_key.as_ref()) })
+        Ok(Page {
+            items,
+            cursor: encode_cursor(output.last_evaluated_key.as_ref()),
+        })
     }
 
-    async fn idempotency_record(&self, scope: &str, token: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        token: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
         let Some(item) = self.get(format!("TOKEN#{scope}#{token}"), TOKEN_SK).await? else {
             return Ok(None);
         };
@@ -447,7 +530,10 @@ impl CatalogStore for DynamoCatalogStore {
             scope: item.scope,
             token: item.token,
             fingerprint: item.fingerprint,
-            result: VersionNumber { major: item.major, minor: item.minor },
+            result: VersionNumber {
+                major: item.major,
+                minor: item.minor,
+            },
             expires_at: item.expires_at,
         }))
     }
@@ -455,21 +541,42 @@ impl CatalogStore for DynamoCatalogStore {
     async fn write(&self, write: CatalogWrite) -> Result<(), StoreError> {
         let mut items = Vec::new();
         match write.template {
-            Some(TemplateWrite::Create(t)) => items.push(self.put(to_item(&TemplateItem::from(&t))?, Condition::Absent)),
-            Some(TemplateWrite::Replace { template, expected_rev }) => {
-                items.push(self.put(to_item(&TemplateItem::from(&template))?, Condition::Rev(expected_rev)))
+            Some(TemplateWrite::Create(t)) => {
+                items.push(self.put(to_item(&TemplateItem::from(&t))?, Condition::Absent))
             }
-            Some(TemplateWrite::Delete { kind, name, expected_rev }) => {
-                items.push(self.delete(template_pk(kind, name.as_str()), TEMPLATE_SK, Condition::Rev(expected_rev)))
-            }
+            Some(TemplateWrite::Replace {
+                template,
+                expected_rev,
+            }) => items.push(self.put(
+                to_item(&TemplateItem::from(&template))?,
+                Condition::Rev(expected_rev),
+            )),
+            Some(TemplateWrite::Delete {
+                kind,
+                name,
+                expected_rev,
+            }) => items.push(self.delete(
+                template_pk(kind, name.as_str()),
+                TEMPLATE_SK,
+                Condition::Rev(expected_rev),
+            )),
             None => {}
         }
         match write.version {
-            Some(VersionWrite::Create(v)) => items.push(self.put(to_item(&VersionItem::from(&v))?, Condition::Absent)),
-            Some(VersionWrite::Replace { version, expected_rev }) => {
-                items.push(self.put(to_item(&VersionItem::from(&version))?, Condition::Rev(expected_rev)))
+            Some(VersionWrite::Create(v)) => {
+                items.push(self.put(to_item(&VersionItem::from(&v))?, Condition::Absent))
             }
-            Some(VersionWrite::Delete { version, expected_rev }) => items.push(self.delete(
+            Some(VersionWrite::Replace {
+                version,
+                expected_rev,
+            }) => items.push(self.put(
+                to_item(&VersionItem::from(&version))?,
+                Condition::Rev(expected_rev),
+            )),
+            Some(VersionWrite::Delete {
+                version,
+                expected_rev,
+            }) => items.push(self.delete(
                 template_pk(version.kind, version.template_name.as_str()),
                 &version_sk(version.number),
                 Condition::Rev(expected_rev),
@@ -492,13 +599,21 @@ impl CatalogStore for DynamoCatalogStore {
         if items.is_empty() {
             return Ok(());
         }
-        let result = self.client.transact_write_items().set_transact_items(Some(items)).send().await;
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
         match result {
             Ok(_) => Ok(()),
             Err(error) => {
                 // Cancelled by a failed condition or by a concurrent transaction on the same
                 // items: either way another writer got there first.
-                if error.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) {
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception())
+                {
                     Err(StoreError::ConditionFailed)
                 } else {
                     Err(backend(error))
@@ -519,13 +634,21 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
             .expect("name and type are set")
     };
     let key = |name: &str, kind: KeyType| {
-        KeySchemaElement::builder().attribute_name(name).key_type(kind).build().expect("name and type are set")
+        KeySchemaElement::builder()
+            .attribute_name(name)
+            .key_type(kind)
+            .build()
+            .expect("name and type are set")
     };
     let index = GlobalSecondaryIndex::builder()
         .index_name(GSI1)
         .key_schema(key("gsi1pk", KeyType::Hash))
         .key_schema(key("gsi1sk", KeyType::Range))
-        .projection(Projection::builder().projection_type(ProjectionType::All).build())
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
         .build()
         .expect("index name, keys and projection are set");
     let created = client
@@ -543,7 +666,13 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         .await;
     match created {
         Ok(_) => {}
-        Err(error) if error.as_service_error().is_some_and(|e| e.is_resource_in_use_exception()) => return Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            return Ok(());
+        }
         Err(error) => return Err(backend(error)),
     }
     client

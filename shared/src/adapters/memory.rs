@@ -30,7 +30,9 @@ impl MemoryCatalogStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave a half-applied write: writes are checked
         // before any change is made.
-        self.tables.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.tables
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -51,17 +53,36 @@ fn page_of<T: Clone>(items: Vec<(String, T)>, page: &PageRequest) -> Result<Page
     let slice: Vec<(String, T)> = items.into_iter().skip(start).take(limit + 1).collect();
     let more = slice.len() > limit;
     let taken: Vec<(String, T)> = slice.into_iter().take(limit).collect();
-    let cursor = if more { taken.last().map(|(key, _)| key.clone()) } else { None };
-    Ok(Page { items: taken.into_iter().map(|(_, item)| item).collect(), cursor })
+    let cursor = if more {
+        taken.last().map(|(key, _)| key.clone())
+    } else {
+        None
+    };
+    Ok(Page {
+        items: taken.into_iter().map(|(_, item)| item).collect(),
+        cursor,
+    })
 }
 
 #[async_trait]
 impl CatalogStore for MemoryCatalogStore {
-    async fn template(&self, kind: TemplateKind, name: &ResourceName) -> Result<Option<Template>, StoreError> {
-        Ok(self.lock().templates.get(&(kind, name.to_string())).cloned())
+    async fn template(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+    ) -> Result<Option<Template>, StoreError> {
+        Ok(self
+            .lock()
+            .templates
+            .get(&(kind, name.to_string()))
+            .cloned())
     }
 
-    async fn templates(&self, kind: TemplateKind, page: PageRequest) -> Result<Page<Template>, StoreError> {
+    async fn templates(
+        &self,
+        kind: TemplateKind,
+        page: PageRequest,
+    ) -> Result<Page<Template>, StoreError> {
         let items = self
             .lock()
             .templates
@@ -78,7 +99,11 @@ impl CatalogStore for MemoryCatalogStore {
         name: &ResourceName,
         number: VersionNumber,
     ) -> Result<Option<TemplateVersion>, StoreError> {
-        Ok(self.lock().versions.get(&(kind, name.to_string(), number)).cloned())
+        Ok(self
+            .lock()
+            .versions
+            .get(&(kind, name.to_string(), number))
+            .cloned())
     }
 
     async fn versions(
@@ -96,14 +121,25 @@ impl CatalogStore for MemoryCatalogStore {
                 *k == kind && n == name.as_str() && major.is_none_or(|m| number.major == m)
             })
             .map(|((_, _, number), v)| {
-                (format!("mem:{:020}.{:020}", number.major, number.minor), v.clone())
+                (
+                    format!("mem:{:020}.{:020}", number.major, number.minor),
+                    v.clone(),
+                )
             })
             .collect();
         page_of(items, &page)
     }
 
-    async fn idempotency_record(&self, scope: &str, token: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        Ok(self.lock().tokens.get(&(scope.to_string(), token.to_string())).cloned())
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        token: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .tokens
+            .get(&(scope.to_string(), token.to_string()))
+            .cloned())
     }
 
     async fn write(&self, write: CatalogWrite) -> Result<(), StoreError> {
@@ -112,10 +148,19 @@ impl CatalogStore for MemoryCatalogStore {
         if let Some(template_write) = &write.template {
             let (kind, name, expected) = match template_write {
                 TemplateWrite::Create(t) => (t.kind, t.name.to_string(), None),
-                TemplateWrite::Replace { template, expected_rev } => {
-                    (template.kind, template.name.to_string(), Some(*expected_rev))
-                }
-                TemplateWrite::Delete { kind, name, expected_rev } => (*kind, name.to_string(), Some(*expected_rev)),
+                TemplateWrite::Replace {
+                    template,
+                    expected_rev,
+                } => (
+                    template.kind,
+                    template.name.to_string(),
+                    Some(*expected_rev),
+                ),
+                TemplateWrite::Delete {
+                    kind,
+                    name,
+                    expected_rev,
+                } => (*kind, name.to_string(), Some(*expected_rev)),
             };
             let current = tables.templates.get(&(kind, name)).map(|t| t.rev);
             if current != expected {
@@ -125,17 +170,29 @@ impl CatalogStore for MemoryCatalogStore {
         if let Some(version_write) = &write.version {
             let (version, expected) = match version_write {
                 VersionWrite::Create(v) => (v, None),
-                VersionWrite::Replace { version, expected_rev } | VersionWrite::Delete { version, expected_rev } => {
-                    (version, Some(*expected_rev))
+                VersionWrite::Replace {
+                    version,
+                    expected_rev,
                 }
+                | VersionWrite::Delete {
+                    version,
+                    expected_rev,
+                } => (version, Some(*expected_rev)),
             };
-            let key = (version.kind, version.template_name.to_string(), version.number);
+            let key = (
+                version.kind,
+                version.template_name.to_string(),
+                version.number,
+            );
             if tables.versions.get(&key).map(|v| v.rev) != expected {
                 return Err(StoreError::ConditionFailed);
             }
         }
         if let Some(record) = &write.idempotency {
-            if tables.tokens.contains_key(&(record.scope.clone(), record.token.clone())) {
+            if tables
+                .tokens
+                .contains_key(&(record.scope.clone(), record.token.clone()))
+            {
                 return Err(StoreError::ConditionFailed);
             }
         }
@@ -150,15 +207,23 @@ impl CatalogStore for MemoryCatalogStore {
         }
         match write.version {
             Some(VersionWrite::Create(v)) | Some(VersionWrite::Replace { version: v, .. }) => {
-                tables.versions.insert((v.kind, v.template_name.to_string(), v.number), v);
+                tables
+                    .versions
+                    .insert((v.kind, v.template_name.to_string(), v.number), v);
             }
             Some(VersionWrite::Delete { version, .. }) => {
-                tables.versions.remove(&(version.kind, version.template_name.to_string(), version.number));
+                tables.versions.remove(&(
+                    version.kind,
+                    version.template_name.to_string(),
+                    version.number,
+                ));
             }
             None => {}
         }
         if let Some(record) = write.idempotency {
-            tables.tokens.insert((record.scope.clone(), record.token.clone()), record);
+            tables
+                .tokens
+                .insert((record.scope.clone(), record.token.clone()), record);
         }
         Ok(())
     }
@@ -172,7 +237,10 @@ pub struct MemoryBundleStore {
 
 impl MemoryBundleStore {
     pub fn new(own_bucket: impl Into<String>) -> Self {
-        Self { own_bucket: own_bucket.into(), objects: Mutex::default() }
+        Self {
+            own_bucket: own_bucket.into(),
+            objects: Mutex::default(),
+        }
     }
 
     pub fn put(&self, bucket: &str, key: &str, bytes: Vec<u8>) {
@@ -184,8 +252,11 @@ impl MemoryBundleStore {
 
     pub fn keys(&self, bucket: &str) -> Vec<String> {
         let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
-        let mut keys: Vec<String> =
-            objects.keys().filter(|(b, _)| b == bucket).map(|(_, k)| k.clone()).collect();
+        let mut keys: Vec<String> = objects
+            .keys()
+            .filter(|(b, _)| b == bucket)
+            .map(|(_, k)| k.clone())
+            .collect();
         keys.sort();
         keys
     }
@@ -197,7 +268,10 @@ impl BundleStore for MemoryBundleStore {
         let objects = self.objects.lock().unwrap_or_else(|p| p.into_inner());
         let bytes = objects
             .get(&(bucket.to_string(), key.to_string()))
-            .ok_or_else(|| BlobError::NotFound { bucket: bucket.into(), key: key.into() })?;
+            .ok_or_else(|| BlobError::NotFound {
+                bucket: bucket.into(),
+                key: key.into(),
+            })?;
         if bytes.len() as u64 > max_bytes {
             return Err(BlobError::TooLarge {
                 bucket: bucket.into(),

@@ -14,7 +14,10 @@ pub struct S3BundleStore {
 
 impl S3BundleStore {
     pub fn new(client: Client, own_bucket: impl Into<String>) -> Self {
-        Self { client, own_bucket: own_bucket.into() }
+        Self {
+            client,
+            own_bucket: own_bucket.into(),
+        }
     }
 }
 
@@ -27,11 +30,15 @@ where
     let status = error.raw_response().map(|r| r.status().as_u16());
     match (error.code(), status) {
         (Some("NoSuchKey" | "NoSuchBucket" | "NotFound"), _) | (_, Some(404)) => {
-            BlobError::NotFound { bucket: bucket.into(), key: key.into() }
+            BlobError::NotFound {
+                bucket: bucket.into(),
+                key: key.into(),
+            }
         }
-        (Some("AccessDenied" | "Forbidden"), _) | (_, Some(403)) => {
-            BlobError::AccessDenied { bucket: bucket.into(), key: key.into() }
-        }
+        (Some("AccessDenied" | "Forbidden"), _) | (_, Some(403)) => BlobError::AccessDenied {
+            bucket: bucket.into(),
+            key: key.into(),
+        },
         (Some("SlowDown" | "Throttling" | "ThrottlingException"), _) | (_, Some(503)) => {
             BlobError::Throttled(Box::new(error))
         }
@@ -53,7 +60,12 @@ impl BundleStore for S3BundleStore {
             .map_err(|e| classify(e, bucket, key))?;
         let size = object.content_length.unwrap_or_default().max(0) as u64;
         if size > max_bytes {
-            return Err(BlobError::TooLarge { bucket: bucket.into(), key: key.into(), size, max: max_bytes });
+            return Err(BlobError::TooLarge {
+                bucket: bucket.into(),
+                key: key.into(),
+                size,
+                max: max_bytes,
+            });
         }
         let bytes = object
             .body

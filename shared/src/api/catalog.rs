@@ -50,17 +50,31 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
 /// `CreateEnvironmentTemplateVersion` → (Environment, "CreateTemplateVersion").
 fn split(operation: &str) -> Option<(TemplateKind, &'static str)> {
     const ACTIONS: [&str; 10] = [
-        "CreateTemplate", "GetTemplate", "ListTemplates", "UpdateTemplate", "DeleteTemplate",
-        "CreateTemplateVersion", "GetTemplateVersion", "ListTemplateVersions",
-        "UpdateTemplateVersion", "DeleteTemplateVersion",
+        "CreateTemplate",
+        "GetTemplate",
+        "ListTemplates",
+        "UpdateTemplate",
+        "DeleteTemplate",
+        "CreateTemplateVersion",
+        "GetTemplateVersion",
+        "ListTemplateVersions",
+        "UpdateTemplateVersion",
+        "DeleteTemplateVersion",
     ];
-    [(TemplateKind::Environment, "Environment"), (TemplateKind::Service, "Service")]
-        .into_iter()
-        .find_map(|(kind, word)| {
-            let verb_len = operation.find(word)?;
-            let action = format!("{}{}", &operation[..verb_len], &operation[verb_len + word.len()..]);
-            ACTIONS.iter().find(|a| **a == action).map(|a| (kind, *a))
-        })
+    [
+        (TemplateKind::Environment, "Environment"),
+        (TemplateKind::Service, "Service"),
+    ]
+    .into_iter()
+    .find_map(|(kind, word)| {
+        let verb_len = operation.find(word)?;
+        let action = format!(
+            "{}{}",
+            &operation[..verb_len],
+            &operation[verb_len + word.len()..]
+        );
+        ACTIONS.iter().find(|a| **a == action).map(|a| (kind, *a))
+    })
 }
 
 async fn run(app: &App, kind: TemplateKind, action: &str, body: &[u8]) -> Result<Value, ApiError> {
@@ -81,9 +95,16 @@ async fn run(app: &App, kind: TemplateKind, action: &str, body: &[u8]) -> Result
             json!({ one: template_json(app, &catalog.template(kind, &name).await?, false) })
         }
         "ListTemplates" => {
-            let Listing { max_results, next_token: token } = parse(body)?;
+            let Listing {
+                max_results,
+                next_token: token,
+            } = parse(body)?;
             let listed = catalog.templates(kind, page(max_results, token)?).await?;
-            let templates: Vec<Value> = listed.items.iter().map(|t| template_json(app, t, true)).collect();
+            let templates: Vec<Value> = listed
+                .items
+                .iter()
+                .map(|t| template_json(app, t, true))
+                .collect();
             compact(json!({ "templates": templates, "nextToken": next_token(listed.cursor) }))
         }
         "UpdateTemplate" => {
@@ -101,8 +122,9 @@ async fn run(app: &App, kind: TemplateKind, action: &str, body: &[u8]) -> Result
         }
         "GetTemplateVersion" => {
             let key: VersionKey = parse(body)?;
-            let (template, version) =
-                catalog.version(kind, &key.template_name, number(&key)).await?;
+            let (template, version) = catalog
+                .version(kind, &key.template_name, number(&key))
+                .await?;
             json!({ versions_key: version_json(app, &template, &version, false) })
         }
         "ListTemplateVersions" => {
@@ -112,8 +134,11 @@ async fn run(app: &App, kind: TemplateKind, action: &str, body: &[u8]) -> Result
             let (template, listed) = catalog
                 .versions(kind, &listing.template_name, major, request)
                 .await?;
-            let versions: Vec<Value> =
-                listed.items.iter().map(|v| version_json(app, &template, v, true)).collect();
+            let versions: Vec<Value> = listed
+                .items
+                .iter()
+                .map(|v| version_json(app, &template, v, true))
+                .collect();
             compact(json!({ "templateVersions": versions, "nextToken": next_token(listed.cursor) }))
         }
         "UpdateTemplateVersion" => {
@@ -123,8 +148,9 @@ async fn run(app: &App, kind: TemplateKind, action: &str, body: &[u8]) -> Result
         }
         "DeleteTemplateVersion" => {
             let key: VersionKey = parse(body)?;
-            let (template, version) =
-                catalog.delete_version(kind, &key.template_name, number(&key)).await?;
+            let (template, version) = catalog
+                .delete_version(kind, &key.template_name, number(&key))
+                .await?;
             json!({ versions_key: version_json(app, &template, &version, false) })
         }
         other => unreachable!("split() only yields catalog actions, not {other}"),
@@ -149,7 +175,10 @@ fn check_provisioning_member(kind: TemplateKind, body: &[u8]) -> Result<(), ApiE
 }
 
 fn number(key: &VersionKey) -> VersionNumber {
-    VersionNumber { major: key.major_version.0, minor: key.minor_version.0 }
+    VersionNumber {
+        major: key.major_version.0,
+        minor: key.minor_version.0,
+    }
 }
 
 fn template_json(app: &App, template: &Template, summary: bool) -> Value {
@@ -218,8 +247,14 @@ mod tests {
 
     #[test]
     fn operations_split_into_kind_and_action() {
-        assert_eq!(split("CreateEnvironmentTemplateVersion"), Some((TemplateKind::Environment, "CreateTemplateVersion")));
-        assert_eq!(split("ListServiceTemplates"), Some((TemplateKind::Service, "ListTemplates")));
+        assert_eq!(
+            split("CreateEnvironmentTemplateVersion"),
+            Some((TemplateKind::Environment, "CreateTemplateVersion"))
+        );
+        assert_eq!(
+            split("ListServiceTemplates"),
+            Some((TemplateKind::Service, "ListTemplates"))
+        );
         assert_eq!(split("CreateServiceInstance"), None);
         assert_eq!(split("CreateEnvironment"), None);
         assert_eq!(split("ListEnvironmentTemplateVersionsX"), None);

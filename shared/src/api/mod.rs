@@ -29,11 +29,18 @@ pub struct App {
 
 impl App {
     pub fn new(catalog: Catalog, region: String, account_id: String) -> Self {
-        Self { catalog, region, account_id }
+        Self {
+            catalog,
+            region,
+            account_id,
+        }
     }
 
     pub(crate) fn arn(&self, resource: &str) -> String {
-        format!("arn:aws:proton:{}:{}:{resource}", self.region, self.account_id)
+        format!(
+            "arn:aws:proton:{}:{}:{resource}",
+            self.region, self.account_id
+        )
     }
 }
 
@@ -46,7 +53,10 @@ pub fn router(app: Arc<App>) -> Router {
 
 async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
-    let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
     let span = tracing::info_span!("proton", operation, request_id = %request_id);
     let result = dispatch(&app, operation, &body).instrument(span).await;

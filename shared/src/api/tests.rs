@@ -23,10 +23,26 @@ fn service_bundle() -> Vec<u8> {
     let file = tar::EntryType::Regular;
     pack(&[
         ("schema/schema.yaml", SVC_SCHEMA.as_bytes(), file),
-        ("instance_infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
-        ("instance_infrastructure/cloudformation.yaml", b"Resources: {}\n", file),
-        ("pipeline_infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
-        ("pipeline_infrastructure/cloudformation.yaml", b"Resources: {}\n", file),
+        (
+            "instance_infrastructure/manifest.yaml",
+            MANIFEST.as_bytes(),
+            file,
+        ),
+        (
+            "instance_infrastructure/cloudformation.yaml",
+            b"Resources: {}\n",
+            file,
+        ),
+        (
+            "pipeline_infrastructure/manifest.yaml",
+            MANIFEST.as_bytes(),
+            file,
+        ),
+        (
+            "pipeline_infrastructure/cloudformation.yaml",
+            b"Resources: {}\n",
+            file,
+        ),
     ])
 }
 
@@ -41,7 +57,11 @@ impl Harness {
     }
 
     async fn call(&self, operation: &str, body: Value) -> (StatusCode, Value) {
-        self.raw(Some(&format!("AwsProton20200720.{operation}")), body.to_string()).await
+        self.raw(
+            Some(&format!("AwsProton20200720.{operation}")),
+            body.to_string(),
+        )
+        .await
     }
 
     async fn raw(&self, target: Option<&str>, body: String) -> (StatusCode, Value) {
@@ -54,7 +74,9 @@ impl Harness {
             .await
             .unwrap();
         let status = response.status();
-        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
     }
 
@@ -79,7 +101,8 @@ impl Harness {
     }
 
     async fn env_template_with_version(&self) -> Value {
-        self.ok("CreateEnvironmentTemplate", json!({"name": "vpc"})).await;
+        self.ok("CreateEnvironmentTemplate", json!({"name": "vpc"}))
+            .await;
         self.ok(
             "CreateEnvironmentTemplateVersion",
             json!({"templateName": "vpc", "source": {"s3": {"bucket": "src", "key": "env.tar.gz"}}}),
@@ -100,10 +123,16 @@ impl Harness {
 async fn a_template_is_created_and_read_back_in_proton_shape() {
     let h = Harness::new();
     let created = h
-        .ok("CreateEnvironmentTemplate", json!({"name": "vpc", "displayName": "VPC", "description": "d"}))
+        .ok(
+            "CreateEnvironmentTemplate",
+            json!({"name": "vpc", "displayName": "VPC", "description": "d"}),
+        )
         .await;
     let template = &created["environmentTemplate"];
-    assert_eq!(template["arn"], "arn:aws:proton:us-east-1:123456789012:environment-template/vpc");
+    assert_eq!(
+        template["arn"],
+        "arn:aws:proton:us-east-1:123456789012:environment-template/vpc"
+    );
     assert_eq!(template["displayName"], "VPC");
     assert!(template["createdAt"].is_f64() || template["createdAt"].is_u64());
     assert!(template.get("recommendedVersion").is_none());
@@ -114,10 +143,25 @@ async fn a_template_is_created_and_read_back_in_proton_shape() {
 #[tokio::test]
 async fn create_by_name_is_idempotent_until_the_parameters_differ() {
     let h = Harness::new();
-    let first = h.ok("CreateServiceTemplate", json!({"name": "web", "description": "a"})).await;
-    let again = h.ok("CreateServiceTemplate", json!({"name": "web", "description": "a"})).await;
+    let first = h
+        .ok(
+            "CreateServiceTemplate",
+            json!({"name": "web", "description": "a"}),
+        )
+        .await;
+    let again = h
+        .ok(
+            "CreateServiceTemplate",
+            json!({"name": "web", "description": "a"}),
+        )
+        .await;
     assert_eq!(first, again);
-    let (kind, message) = h.err("CreateServiceTemplate", json!({"name": "web", "description": "b"})).await;
+    let (kind, message) = h
+        .err(
+            "CreateServiceTemplate",
+            json!({"name": "web", "description": "b"}),
+        )
+        .await;
     assert_eq!(kind, "ConflictException");
     assert!(message.contains("already exists"), "{message}");
 }
@@ -131,12 +175,21 @@ async fn a_version_registers_as_draft_then_publishes_and_becomes_recommended() {
     assert_eq!(version["majorVersion"], "1");
     assert_eq!(version["minorVersion"], "0");
     assert_eq!(version["schema"], ENV_SCHEMA);
-    assert_eq!(version["arn"], "arn:aws:proton:us-east-1:123456789012:environment-template/vpc:1.0");
+    assert_eq!(
+        version["arn"],
+        "arn:aws:proton:us-east-1:123456789012:environment-template/vpc:1.0"
+    );
     assert!(version.get("recommendedMinorVersion").is_none());
 
     let published = h.publish("vpc", "1", "0").await;
-    assert_eq!(published["environmentTemplateVersion"]["status"], "PUBLISHED");
-    assert_eq!(published["environmentTemplateVersion"]["recommendedMinorVersion"], "0");
+    assert_eq!(
+        published["environmentTemplateVersion"]["status"],
+        "PUBLISHED"
+    );
+    assert_eq!(
+        published["environmentTemplateVersion"]["recommendedMinorVersion"],
+        "0"
+    );
     let template = h.ok("GetEnvironmentTemplate", json!({"name": "vpc"})).await;
     assert_eq!(template["environmentTemplate"]["recommendedVersion"], "1.0");
 
@@ -156,36 +209,73 @@ async fn minor_and_major_versions_are_numbered_as_the_model_says() {
     h.env_template_with_version().await;
     let source = json!({"s3": {"bucket": "src", "key": "env.tar.gz"}});
     let minor = h
-        .ok("CreateEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "source": source}))
+        .ok(
+            "CreateEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "majorVersion": "1", "source": source}),
+        )
         .await;
     assert_eq!(minor["environmentTemplateVersion"]["minorVersion"], "1");
-    let major = h.ok("CreateEnvironmentTemplateVersion", json!({"templateName": "vpc", "source": source})).await;
+    let major = h
+        .ok(
+            "CreateEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "source": source}),
+        )
+        .await;
     assert_eq!(major["environmentTemplateVersion"]["majorVersion"], "2");
     assert_eq!(major["environmentTemplateVersion"]["minorVersion"], "0");
     let (kind, message) = h
-        .err("CreateEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "7", "source": source}))
+        .err(
+            "CreateEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "majorVersion": "7", "source": source}),
+        )
         .await;
     assert_eq!(kind, "ValidationException");
-    assert!(message.contains("majorVersion 7 does not exist"), "{message}");
+    assert!(
+        message.contains("majorVersion 7 does not exist"),
+        "{message}"
+    );
 
-    let listed = h.ok("ListEnvironmentTemplateVersions", json!({"templateName": "vpc"})).await;
+    let listed = h
+        .ok(
+            "ListEnvironmentTemplateVersions",
+            json!({"templateName": "vpc"}),
+        )
+        .await;
     let numbers: Vec<String> = listed["templateVersions"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|v| format!("{}.{}", v["majorVersion"].as_str().unwrap(), v["minorVersion"].as_str().unwrap()))
+        .map(|v| {
+            format!(
+                "{}.{}",
+                v["majorVersion"].as_str().unwrap(),
+                v["minorVersion"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(numbers, ["1.0", "1.1", "2.0"]);
-    let only_major_1 = h.ok("ListEnvironmentTemplateVersions", json!({"templateName": "vpc", "majorVersion": "1"})).await;
-    assert_eq!(only_major_1["templateVersions"].as_array().unwrap().len(), 2);
-    assert!(listed["templateVersions"][0].get("schema").is_none(), "summaries carry no schema");
+    let only_major_1 = h
+        .ok(
+            "ListEnvironmentTemplateVersions",
+            json!({"templateName": "vpc", "majorVersion": "1"}),
+        )
+        .await;
+    assert_eq!(
+        only_major_1["templateVersions"].as_array().unwrap().len(),
+        2
+    );
+    assert!(
+        listed["templateVersions"][0].get("schema").is_none(),
+        "summaries carry no schema"
+    );
 }
 
 #[tokio::test]
 async fn listings_page_with_next_token() {
     let h = Harness::new();
     for name in ["a", "b", "c", "d", "e"] {
-        h.ok("CreateEnvironmentTemplate", json!({"name": name})).await;
+        h.ok("CreateEnvironmentTemplate", json!({"name": name}))
+            .await;
     }
     let mut names = Vec::new();
     let mut token: Option<String> = None;
@@ -197,16 +287,24 @@ async fn listings_page_with_next_token() {
         let page = h.ok("ListEnvironmentTemplates", request).await;
         let items = page["templates"].as_array().unwrap();
         assert!(items.len() <= 2);
-        names.extend(items.iter().map(|t| t["name"].as_str().unwrap().to_string()));
+        names.extend(
+            items
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string()),
+        );
         match page.get("nextToken").and_then(Value::as_str) {
             Some(next) => token = Some(next.to_string()),
             None => break,
         }
     }
     assert_eq!(names, ["a", "b", "c", "d", "e"]);
-    let (kind, _) = h.err("ListEnvironmentTemplates", json!({"nextToken": "bm9wZQ=="})).await;
+    let (kind, _) = h
+        .err("ListEnvironmentTemplates", json!({"nextToken": "bm9wZQ=="}))
+        .await;
     assert_eq!(kind, "ValidationException");
-    let (kind, message) = h.err("ListEnvironmentTemplates", json!({"maxResults": 0})).await;
+    let (kind, message) = h
+        .err("ListEnvironmentTemplates", json!({"maxResults": 0}))
+        .await;
     assert_eq!(kind, "ValidationException");
     assert!(message.contains("maxResults"), "{message}");
 }
@@ -220,20 +318,42 @@ async fn bad_input_names_the_field_and_writes_nothing() {
         (json!({"name": "x".repeat(101)}), "name:"),
         (json!({"name": 5}), "name: invalid type"),
         (json!({}), "missing field `name`"),
-        (json!({"name": "ok", "provisioning": "SELF"}), "provisioning: unknown variant"),
-        (json!({"name": "ok", "description": "x".repeat(501)}), "description:"),
-        (json!({"name": "ok", "encryptionKey": "nope"}), "encryptionKey:"),
-        (json!({"name": "ok", "tags": [{"key": "", "value": "v"}]}), "tags[0].key:"),
+        (
+            json!({"name": "ok", "provisioning": "SELF"}),
+            "provisioning: unknown variant",
+        ),
+        (
+            json!({"name": "ok", "description": "x".repeat(501)}),
+            "description:",
+        ),
+        (
+            json!({"name": "ok", "encryptionKey": "nope"}),
+            "encryptionKey:",
+        ),
+        (
+            json!({"name": "ok", "tags": [{"key": "", "value": "v"}]}),
+            "tags[0].key:",
+        ),
     ];
     for (body, expected) in cases {
         let (kind, message) = h.err("CreateEnvironmentTemplate", body.clone()).await;
         assert_eq!(kind, "ValidationException", "{body}");
         assert!(message.contains(expected), "{body}: {message}");
     }
-    let (status, value) = h.raw(Some("AwsProton20200720.CreateEnvironmentTemplate"), "{not json".into()).await;
+    let (status, value) = h
+        .raw(
+            Some("AwsProton20200720.CreateEnvironmentTemplate"),
+            "{not json".into(),
+        )
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(value["__type"], "ValidationException");
-    assert!(value["message"].as_str().unwrap().contains("not valid JSON"));
+    assert!(
+        value["message"]
+            .as_str()
+            .unwrap()
+            .contains("not valid JSON")
+    );
     let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
     assert_eq!(listed["templates"], json!([]));
 }
@@ -241,13 +361,17 @@ async fn bad_input_names_the_field_and_writes_nothing() {
 #[tokio::test]
 async fn unknown_and_unimplemented_operations_are_told_apart() {
     let h = Harness::new();
-    let (status, value) = h.raw(Some("AwsProton20200720.MakeCoffee"), "{}".into()).await;
+    let (status, value) = h
+        .raw(Some("AwsProton20200720.MakeCoffee"), "{}".into())
+        .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(value["__type"], "UnknownOperationException");
     let (status, value) = h.raw(None, "{}".into()).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(value["__type"], "UnknownOperationException");
-    let (status, value) = h.raw(Some("AwsProton20200720.GetRepository"), "{}".into()).await;
+    let (status, value) = h
+        .raw(Some("AwsProton20200720.GetRepository"), "{}".into())
+        .await;
     assert_eq!(status, StatusCode::NOT_IMPLEMENTED);
     assert_eq!(value["__type"], "NotImplementedException");
     assert!(value["message"].as_str().unwrap().contains("GetRepository"));
@@ -256,18 +380,35 @@ async fn unknown_and_unimplemented_operations_are_told_apart() {
 #[tokio::test]
 async fn bad_bundles_are_refused_with_the_file_and_leave_nothing_behind() {
     let h = Harness::new();
-    h.ok("CreateEnvironmentTemplate", json!({"name": "vpc"})).await;
+    h.ok("CreateEnvironmentTemplate", json!({"name": "vpc"}))
+        .await;
     let file = tar::EntryType::Regular;
     let bad: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("missing.tar.gz", vec![], "no object s3://src/missing.tar.gz"),
+        (
+            "missing.tar.gz",
+            vec![],
+            "no object s3://src/missing.tar.gz",
+        ),
         ("zip.tar.gz", b"PK\x03\x04".to_vec(), "not a gzip"),
         ("escape.tar.gz", pack(&[("../x", b"x", file)]), "climbs out"),
-        ("no-type.tar.gz", pack(&[
-            ("schema/schema.yaml", b"schema:\n  format:\n    openapi: \"3.0.0\"\n  types: {}\n", file),
-            ("infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
-            ("infrastructure/cloudformation.yaml", b"x", file),
-        ]), "schema/schema.yaml: schema.environment_input_type is missing"),
-        ("not-yaml.tar.gz", pack(&[("schema/schema.yaml", b"schema: [", file)]), "schema/schema.yaml: not a valid schema"),
+        (
+            "no-type.tar.gz",
+            pack(&[
+                (
+                    "schema/schema.yaml",
+                    b"schema:\n  format:\n    openapi: \"3.0.0\"\n  types: {}\n",
+                    file,
+                ),
+                ("infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
+                ("infrastructure/cloudformation.yaml", b"x", file),
+            ]),
+            "schema/schema.yaml: schema.environment_input_type is missing",
+        ),
+        (
+            "not-yaml.tar.gz",
+            pack(&[("schema/schema.yaml", b"schema: [", file)]),
+            "schema/schema.yaml: not a valid schema",
+        ),
     ];
     for (key, bytes, expected) in bad {
         if !bytes.is_empty() {
@@ -282,7 +423,12 @@ async fn bad_bundles_are_refused_with_the_file_and_leave_nothing_behind() {
         assert_eq!(kind, "ValidationException", "{key}");
         assert!(message.contains(expected), "{key}: {message}");
     }
-    let listed = h.ok("ListEnvironmentTemplateVersions", json!({"templateName": "vpc"})).await;
+    let listed = h
+        .ok(
+            "ListEnvironmentTemplateVersions",
+            json!({"templateName": "vpc"}),
+        )
+        .await;
     assert_eq!(listed["templateVersions"], json!([]));
     assert!(h.bundles.keys("paved-bundles").is_empty(), "no bundle kept");
     // The failed attempts did not use up version numbers.
@@ -293,17 +439,27 @@ async fn bad_bundles_are_refused_with_the_file_and_leave_nothing_behind() {
 #[tokio::test]
 async fn a_client_token_replays_the_same_version_and_refuses_other_parameters() {
     let h = Harness::new();
-    h.ok("CreateEnvironmentTemplate", json!({"name": "vpc"})).await;
+    h.ok("CreateEnvironmentTemplate", json!({"name": "vpc"}))
+        .await;
     let request = json!({"templateName": "vpc", "clientToken": "t-1", "source": {"s3": {"bucket": "src", "key": "env.tar.gz"}}});
-    let first = h.ok("CreateEnvironmentTemplateVersion", request.clone()).await;
-    let again = h.ok("CreateEnvironmentTemplateVersion", request.clone()).await;
+    let first = h
+        .ok("CreateEnvironmentTemplateVersion", request.clone())
+        .await;
+    let again = h
+        .ok("CreateEnvironmentTemplateVersion", request.clone())
+        .await;
     assert_eq!(first, again);
     let mut changed = request.clone();
     changed["description"] = json!("other");
     let (kind, message) = h.err("CreateEnvironmentTemplateVersion", changed).await;
     assert_eq!(kind, "ValidationException");
     assert!(message.contains("clientToken"), "{message}");
-    let listed = h.ok("ListEnvironmentTemplateVersions", json!({"templateName": "vpc"})).await;
+    let listed = h
+        .ok(
+            "ListEnvironmentTemplateVersions",
+            json!({"templateName": "vpc"}),
+        )
+        .await;
     assert_eq!(listed["templateVersions"].as_array().unwrap().len(), 1);
 }
 
@@ -312,7 +468,10 @@ async fn an_incompatible_minor_is_refused_and_suggests_a_major() {
     let h = Harness::new();
     h.env_template_with_version().await;
     let file = tar::EntryType::Regular;
-    let retyped = ENV_SCHEMA.replace("type: string\n          default: 10.0.0.0/16", "type: number");
+    let retyped = ENV_SCHEMA.replace(
+        "type: string\n          default: 10.0.0.0/16",
+        "type: number",
+    );
     h.bundles.put(
         "src",
         "v2.tar.gz",
@@ -324,12 +483,23 @@ async fn an_incompatible_minor_is_refused_and_suggests_a_major() {
     );
     let source = json!({"s3": {"bucket": "src", "key": "v2.tar.gz"}});
     let (kind, message) = h
-        .err("CreateEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "source": source}))
+        .err(
+            "CreateEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "majorVersion": "1", "source": source}),
+        )
         .await;
     assert_eq!(kind, "ValidationException");
-    assert!(message.contains("\"cidr\" changed type from string to number"), "{message}");
+    assert!(
+        message.contains("\"cidr\" changed type from string to number"),
+        "{message}"
+    );
     assert!(message.contains("new major version"), "{message}");
-    let major = h.ok("CreateEnvironmentTemplateVersion", json!({"templateName": "vpc", "source": source})).await;
+    let major = h
+        .ok(
+            "CreateEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "source": source}),
+        )
+        .await;
     assert_eq!(major["environmentTemplateVersion"]["majorVersion"], "2");
 }
 
@@ -339,12 +509,26 @@ async fn service_versions_need_existing_compatible_environment_majors() {
     h.env_template_with_version().await;
     h.ok("CreateServiceTemplate", json!({"name": "web"})).await;
     let source = json!({"s3": {"bucket": "src", "key": "svc.tar.gz"}});
-    let (kind, message) = h.err("CreateServiceTemplateVersion", json!({"templateName": "web", "source": source})).await;
+    let (kind, message) = h
+        .err(
+            "CreateServiceTemplateVersion",
+            json!({"templateName": "web", "source": source}),
+        )
+        .await;
     assert_eq!(kind, "ValidationException");
-    assert!(message.contains("compatibleEnvironmentTemplates is required"), "{message}");
+    assert!(
+        message.contains("compatibleEnvironmentTemplates is required"),
+        "{message}"
+    );
     for (compatible, expected) in [
-        (json!([{"templateName": "nope", "majorVersion": "1"}]), "environment template nope does not exist"),
-        (json!([{"templateName": "vpc", "majorVersion": "2"}]), "has no major version 2"),
+        (
+            json!([{"templateName": "nope", "majorVersion": "1"}]),
+            "environment template nope does not exist",
+        ),
+        (
+            json!([{"templateName": "vpc", "majorVersion": "2"}]),
+            "has no major version 2",
+        ),
         (json!([]), "1 to 10 entries"),
     ] {
         let (kind, message) = h
@@ -367,8 +551,14 @@ async fn service_versions_need_existing_compatible_environment_majors() {
         )
         .await;
     let version = &created["serviceTemplateVersion"];
-    assert_eq!(version["compatibleEnvironmentTemplates"], json!([{"templateName": "vpc", "majorVersion": "1"}]));
-    assert_eq!(version["supportedComponentSources"], json!(["DIRECTLY_DEFINED"]));
+    assert_eq!(
+        version["compatibleEnvironmentTemplates"],
+        json!([{"templateName": "vpc", "majorVersion": "1"}])
+    );
+    assert_eq!(
+        version["supportedComponentSources"],
+        json!(["DIRECTLY_DEFINED"])
+    );
     assert_eq!(version["status"], "DRAFT");
 }
 
@@ -382,7 +572,11 @@ async fn a_service_template_with_its_own_pipeline_needs_pipeline_infrastructure(
         "no-pipeline.tar.gz",
         pack(&[
             ("schema/schema.yaml", SVC_SCHEMA.as_bytes(), file),
-            ("instance_infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
+            (
+                "instance_infrastructure/manifest.yaml",
+                MANIFEST.as_bytes(),
+                file,
+            ),
             ("instance_infrastructure/cloudformation.yaml", b"x", file),
         ]),
     );
@@ -390,12 +584,27 @@ async fn a_service_template_with_its_own_pipeline_needs_pipeline_infrastructure(
         json!({"templateName": name, "source": {"s3": {"bucket": "src", "key": "no-pipeline.tar.gz"}},
                "compatibleEnvironmentTemplates": [{"templateName": "vpc", "majorVersion": "1"}]})
     };
-    h.ok("CreateServiceTemplate", json!({"name": "managed"})).await;
-    let (_, message) = h.err("CreateServiceTemplateVersion", request("managed")).await;
-    assert!(message.contains("pipeline_infrastructure/ is missing"), "{message}");
-    h.ok("CreateServiceTemplate", json!({"name": "own", "pipelineProvisioning": "CUSTOMER_MANAGED"})).await;
+    h.ok("CreateServiceTemplate", json!({"name": "managed"}))
+        .await;
+    let (_, message) = h
+        .err("CreateServiceTemplateVersion", request("managed"))
+        .await;
+    assert!(
+        message.contains("pipeline_infrastructure/ is missing"),
+        "{message}"
+    );
+    h.ok(
+        "CreateServiceTemplate",
+        json!({"name": "own", "pipelineProvisioning": "CUSTOMER_MANAGED"}),
+    )
+    .await;
     h.ok("CreateServiceTemplateVersion", request("own")).await;
-    let (_, message) = h.err("CreateEnvironmentTemplate", json!({"name": "x", "pipelineProvisioning": "CUSTOMER_MANAGED"})).await;
+    let (_, message) = h
+        .err(
+            "CreateEnvironmentTemplate",
+            json!({"name": "x", "pipelineProvisioning": "CUSTOMER_MANAGED"}),
+        )
+        .await;
     assert!(message.contains("pipelineProvisioning"), "{message}");
 }
 
@@ -404,46 +613,83 @@ async fn deletes_follow_the_recommended_version_rules_and_return_the_resource() 
     let h = Harness::new();
     h.env_template_with_version().await;
     let source = json!({"s3": {"bucket": "src", "key": "env.tar.gz"}});
-    h.ok("CreateEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "source": source})).await;
+    h.ok(
+        "CreateEnvironmentTemplateVersion",
+        json!({"templateName": "vpc", "majorVersion": "1", "source": source}),
+    )
+    .await;
     h.publish("vpc", "1", "0").await;
     h.publish("vpc", "1", "1").await;
     assert_eq!(h.bundles.keys("paved-bundles").len(), 2);
 
-    let (kind, message) = h.err("DeleteEnvironmentTemplate", json!({"name": "vpc"})).await;
+    let (kind, message) = h
+        .err("DeleteEnvironmentTemplate", json!({"name": "vpc"}))
+        .await;
     assert_eq!(kind, "ConflictException");
     assert!(message.contains("still has versions 1.0, 1.1"), "{message}");
     let (kind, message) = h
-        .err("DeleteEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "1"}))
+        .err(
+            "DeleteEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "1"}),
+        )
         .await;
     assert_eq!(kind, "ConflictException");
     assert!(message.contains("recommended"), "{message}");
 
     let deleted = h
-        .ok("DeleteEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "0"}))
+        .ok(
+            "DeleteEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "0"}),
+        )
         .await;
     assert_eq!(deleted["environmentTemplateVersion"]["minorVersion"], "0");
-    h.ok("DeleteEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "1"}))
-        .await;
-    assert!(h.bundles.keys("paved-bundles").is_empty(), "kept bundles are removed with their versions");
+    h.ok(
+        "DeleteEnvironmentTemplateVersion",
+        json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "1"}),
+    )
+    .await;
+    assert!(
+        h.bundles.keys("paved-bundles").is_empty(),
+        "kept bundles are removed with their versions"
+    );
     let (kind, _) = h
-        .err("GetEnvironmentTemplateVersion", json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "1"}))
+        .err(
+            "GetEnvironmentTemplateVersion",
+            json!({"templateName": "vpc", "majorVersion": "1", "minorVersion": "1"}),
+        )
         .await;
     assert_eq!(kind, "ResourceNotFoundException");
-    let deleted = h.ok("DeleteEnvironmentTemplate", json!({"name": "vpc"})).await;
+    let deleted = h
+        .ok("DeleteEnvironmentTemplate", json!({"name": "vpc"}))
+        .await;
     assert_eq!(deleted["environmentTemplate"]["name"], "vpc");
-    let (kind, _) = h.err("GetEnvironmentTemplate", json!({"name": "vpc"})).await;
+    let (kind, _) = h
+        .err("GetEnvironmentTemplate", json!({"name": "vpc"}))
+        .await;
     assert_eq!(kind, "ResourceNotFoundException");
 }
 
 #[tokio::test]
 async fn update_template_changes_metadata_only() {
     let h = Harness::new();
-    h.ok("CreateEnvironmentTemplate", json!({"name": "vpc", "description": "old"})).await;
+    h.ok(
+        "CreateEnvironmentTemplate",
+        json!({"name": "vpc", "description": "old"}),
+    )
+    .await;
     let updated = h
-        .ok("UpdateEnvironmentTemplate", json!({"name": "vpc", "description": "new", "displayName": "VPC"}))
+        .ok(
+            "UpdateEnvironmentTemplate",
+            json!({"name": "vpc", "description": "new", "displayName": "VPC"}),
+        )
         .await;
     assert_eq!(updated["environmentTemplate"]["description"], "new");
     assert_eq!(updated["environmentTemplate"]["displayName"], "VPC");
-    let (kind, _) = h.err("UpdateEnvironmentTemplate", json!({"name": "nope", "description": "x"})).await;
+    let (kind, _) = h
+        .err(
+            "UpdateEnvironmentTemplate",
+            json!({"name": "nope", "description": "x"}),
+        )
+        .await;
     assert_eq!(kind, "ResourceNotFoundException");
 }

@@ -51,7 +51,10 @@ pub fn respond(result: Result<Value, ApiError>, operation: &str, request_id: &st
     )
         .into_response();
     let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/x-amz-json-1.0"));
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", id);
     }
@@ -72,7 +75,11 @@ fn chain(error: &dyn std::error::Error) -> String {
 
 /// Parses a request body; the error names the member that is wrong and why.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    let body = if body.iter().all(u8::is_ascii_whitespace) {
+        b"{}".as_slice()
+    } else {
+        body
+    };
     let deserializer = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -100,7 +107,9 @@ pub fn page(max_results: Option<i64>, next_token: Option<String>) -> Result<Page
     let limit = match max_results {
         None => None,
         Some(n) if (1..=100).contains(&n) => Some(n as u32),
-        Some(n) => return Err(Error::validation(format!("maxResults: must be 1 to 100, got {n}")).into()),
+        Some(n) => {
+            return Err(Error::validation(format!("maxResults: must be 1 to 100, got {n}")).into());
+        }
     };
     let cursor = next_token
         .map(|token| {

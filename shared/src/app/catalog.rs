@@ -142,7 +142,11 @@ impl Catalog {
     }
 
     #[tracing::instrument(skip_all, fields(kind = ?kind, name = %change.name))]
-    pub async fn update_template(&self, kind: TemplateKind, change: TemplateChange) -> Result<Template> {
+    pub async fn update_template(
+        &self,
+        kind: TemplateKind,
+        change: TemplateChange,
+    ) -> Result<Template> {
         let current = self.template(kind, &change.name).await?;
         let mut updated = current.clone();
         if let Some(display_name) = change.display_name {
@@ -166,11 +170,19 @@ impl Catalog {
     }
 
     #[tracing::instrument(skip_all, fields(kind = ?kind, name = %name))]
-    pub async fn delete_template(&self, kind: TemplateKind, name: &ResourceName) -> Result<Template> {
+    pub async fn delete_template(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+    ) -> Result<Template> {
         let current = self.template(kind, name).await?;
         if !current.versions.is_empty() {
-            let versions: Vec<String> =
-                current.versions.statuses.keys().map(ToString::to_string).collect();
+            let versions: Vec<String> = current
+                .versions
+                .statuses
+                .keys()
+                .map(ToString::to_string)
+                .collect();
             return Err(Error::conflict(format!(
                 "{} {name} still has versions {}; delete them first",
                 kind.noun(),
@@ -201,15 +213,23 @@ impl Catalog {
         let name = new.template_name.clone();
         let scope = format!("{}/{name}/CreateVersion", kind.arn_resource());
         let fingerprint = serde_json::to_string(&new).map_err(|e| {
-            Error::Store(StoreError::Corrupt { key: scope.clone(), reason: e.to_string() })
+            Error::Store(StoreError::Corrupt {
+                key: scope.clone(),
+                reason: e.to_string(),
+            })
         })?;
         if let Some(token) = &new.client_token {
-            if let Some(done) = self.replay(kind, &name, &scope, token, &fingerprint).await? {
+            if let Some(done) = self
+                .replay(kind, &name, &scope, token, &fingerprint)
+                .await?
+            {
                 return Ok(done);
             }
         }
         let template = self.template(kind, &name).await?;
-        let compatible = self.check_compatible_environments(kind, &new.compatible_environment_templates).await?;
+        let compatible = self
+            .check_compatible_environments(kind, &new.compatible_environment_templates)
+            .await?;
         let supported_sources = match (kind, &new.supported_component_sources) {
             (TemplateKind::Environment, Some(_)) => {
                 return Err(Error::validation(
@@ -219,14 +239,19 @@ impl Catalog {
             (_, sources) => sources.clone().unwrap_or_default(),
         };
         let Some(s3) = &new.source.s3 else {
-            return Err(Error::validation("source.s3 is required: the bundle's bucket and key"));
+            return Err(Error::validation(
+                "source.s3 is required: the bundle's bucket and key",
+            ));
         };
         let number = template
             .versions
             .next(new.major_version.map(|m| m.0))
             .map_err(Error::Validation)?;
 
-        let archive = self.bundles.fetch(s3.bucket.as_str(), s3.key.as_str(), MAX_BUNDLE_BYTES).await?;
+        let archive = self
+            .bundles
+            .fetch(s3.bucket.as_str(), s3.key.as_str(), MAX_BUNDLE_BYTES)
+            .await?;
         let layout = layout_of(&template);
         let checked = Bundle::unpack(&archive)
             .and_then(|bundle| bundle::check(&bundle, layout))
@@ -238,7 +263,8 @@ impl Catalog {
                 ))
             })?;
         if let Some(previous) = template.versions.previous_minor(number) {
-            self.check_minor_compatibility(&template, previous, number, &checked.schema).await?;
+            self.check_minor_compatibility(&template, previous, number, &checked.schema)
+                .await?;
         }
 
         let now = Timestamp::now();
@@ -277,7 +303,10 @@ impl Catalog {
             expires_at: now.0 as u64 + IDEMPOTENCY_SECONDS,
         });
         let write = CatalogWrite {
-            template: Some(TemplateWrite::Replace { template: updated.clone(), expected_rev: template.rev }),
+            template: Some(TemplateWrite::Replace {
+                template: updated.clone(),
+                expected_rev: template.rev,
+            }),
             version: Some(VersionWrite::Create(version.clone())),
             idempotency,
         };
@@ -286,7 +315,10 @@ impl Catalog {
             Err(StoreError::ConditionFailed) => {
                 if let Some(token) = &new.client_token {
                     // The same request may have won the race under the same token.
-                    if let Some(done) = self.replay(kind, &name, &scope, token, &fingerprint).await? {
+                    if let Some(done) = self
+                        .replay(kind, &name, &scope, token, &fingerprint)
+                        .await?
+                    {
                         return Ok(done);
                     }
                 }
@@ -321,13 +353,17 @@ impl Catalog {
             )));
         }
         let template = self.template(kind, name).await?;
-        let version = self.store.version(kind, name, record.result).await?.ok_or_else(|| {
-            Error::not_found(format!(
-                "version {} of {} {name}, created with this clientToken, was since deleted",
-                record.result,
-                kind.noun()
-            ))
-        })?;
+        let version = self
+            .store
+            .version(kind, name, record.result)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "version {} of {} {name}, created with this clientToken, was since deleted",
+                    record.result,
+                    kind.noun()
+                ))
+            })?;
         Ok(Some((template, version)))
     }
 
@@ -385,12 +421,19 @@ impl Catalog {
         number: VersionNumber,
         schema: &crate::domain::schema::TemplateSchema,
     ) -> Result<()> {
-        let Some(old) = self.store.version(template.kind, &template.name, previous).await? else {
+        let Some(old) = self
+            .store
+            .version(template.kind, &template.name, previous)
+            .await?
+        else {
             return Ok(());
         };
-        let old_schema = layout_of(template).parse_schema(&old.schema).map_err(|reason| {
-            StoreError::Corrupt { key: format!("{}/{previous}", template.name), reason }
-        })?;
+        let old_schema = layout_of(template)
+            .parse_schema(&old.schema)
+            .map_err(|reason| StoreError::Corrupt {
+                key: format!("{}/{previous}", template.name),
+                reason,
+            })?;
         let problems = schema.incompatibilities_with(&old_schema);
         if problems.is_empty() {
             return Ok(());
@@ -408,9 +451,16 @@ impl Catalog {
         number: VersionNumber,
     ) -> Result<(Template, TemplateVersion)> {
         let template = self.template(kind, name).await?;
-        let version = self.store.version(kind, name, number).await?.ok_or_else(|| {
-            Error::not_found(format!("version {number} of {} {name} does not exist", kind.noun()))
-        })?;
+        let version = self
+            .store
+            .version(kind, name, number)
+            .await?
+            .ok_or_else(|| {
+                Error::not_found(format!(
+                    "version {number} of {} {name} does not exist",
+                    kind.noun()
+                ))
+            })?;
         Ok((template, version))
     }
 
@@ -432,7 +482,10 @@ impl Catalog {
         kind: TemplateKind,
         change: VersionChange,
     ) -> Result<(Template, TemplateVersion)> {
-        let number = VersionNumber { major: change.major_version.0, minor: change.minor_version.0 };
+        let number = VersionNumber {
+            major: change.major_version.0,
+            minor: change.minor_version.0,
+        };
         let (template, current) = self.version(kind, &change.template_name, number).await?;
         let mut version = current.clone();
         if let Some(status) = change.status {
@@ -460,7 +513,10 @@ impl Catalog {
         version.last_modified_at = Timestamp::now();
         version.rev = current.rev + 1;
         let mut write = CatalogWrite {
-            version: Some(VersionWrite::Replace { version: version.clone(), expected_rev: current.rev }),
+            version: Some(VersionWrite::Replace {
+                version: version.clone(),
+                expected_rev: current.rev,
+            }),
             ..Default::default()
         };
         let mut updated = template.clone();
@@ -468,8 +524,10 @@ impl Catalog {
             updated.versions.set_status(number, version.status);
             updated.last_modified_at = version.last_modified_at;
             updated.rev = template.rev + 1;
-            write.template =
-                Some(TemplateWrite::Replace { template: updated.clone(), expected_rev: template.rev });
+            write.template = Some(TemplateWrite::Replace {
+                template: updated.clone(),
+                expected_rev: template.rev,
+            });
         }
         self.store.write(write).await?;
         Ok((updated, version))
@@ -498,8 +556,14 @@ impl Catalog {
         updated.rev = template.rev + 1;
         self.store
             .write(CatalogWrite {
-                template: Some(TemplateWrite::Replace { template: updated.clone(), expected_rev: template.rev }),
-                version: Some(VersionWrite::Delete { version: version.clone(), expected_rev: version.rev }),
+                template: Some(TemplateWrite::Replace {
+                    template: updated.clone(),
+                    expected_rev: template.rev,
+                }),
+                version: Some(VersionWrite::Delete {
+                    version: version.clone(),
+                    expected_rev: version.rev,
+                }),
                 idempotency: None,
             })
             .await?;
@@ -517,7 +581,9 @@ fn layout_of(template: &Template) -> BundleLayout {
             BundleLayout::CustomerManagedEnvironment
         }
         (TemplateKind::Environment, None) => BundleLayout::Environment,
-        (TemplateKind::Service, provisioning) => BundleLayout::Service { pipeline: provisioning.is_none() },
+        (TemplateKind::Service, provisioning) => BundleLayout::Service {
+            pipeline: provisioning.is_none(),
+        },
     }
 }
 
@@ -529,7 +595,11 @@ fn same_metadata(existing: &Template, new: &NewTemplate) -> bool {
         && existing.tags == new.tags
 }
 
-fn next_status(current: VersionStatus, wanted: VersionStatus, number: VersionNumber) -> Result<VersionStatus> {
+fn next_status(
+    current: VersionStatus,
+    wanted: VersionStatus,
+    number: VersionNumber,
+) -> Result<VersionStatus> {
     use VersionStatus::*;
     match (current, wanted) {
         (Draft | Published, Published) => Ok(Published),

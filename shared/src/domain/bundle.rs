@@ -48,7 +48,9 @@ impl Bundle {
         }
         let gunzip = flate2::read::GzDecoder::new(archive).take(MAX_UNPACKED_BYTES + 1);
         let mut tar = tar::Archive::new(gunzip);
-        let entries = tar.entries().map_err(|e| format!("the bundle is not a tar archive: {e}"))?;
+        let entries = tar
+            .entries()
+            .map_err(|e| format!("the bundle is not a tar archive: {e}"))?;
         let mut bundle = Self::default();
         let mut unpacked = 0u64;
         for (index, entry) in entries.enumerate() {
@@ -81,7 +83,9 @@ impl Bundle {
             check_size(&path, size)?;
             unpacked += size;
             if unpacked > MAX_UNPACKED_BYTES {
-                return Err(format!("the bundle unpacks to more than {MAX_UNPACKED_BYTES} bytes"));
+                return Err(format!(
+                    "the bundle unpacks to more than {MAX_UNPACKED_BYTES} bytes"
+                ));
             }
             let mut bytes = Vec::with_capacity(size as usize);
             entry
@@ -102,11 +106,21 @@ impl Bundle {
     /// when every file sits under one folder that is not a bundle folder, that folder is the root.
     fn without_single_top_folder(self) -> Self {
         loop {
-            let firsts: Vec<&str> =
-                self.files.keys().map(|p| p.split('/').next().unwrap_or("")).collect();
-            let Some(first) = firsts.first().copied() else { return self };
+            let firsts: Vec<&str> = self
+                .files
+                .keys()
+                .map(|p| p.split('/').next().unwrap_or(""))
+                .collect();
+            let Some(first) = firsts.first().copied() else {
+                return self;
+            };
             let all_nested = self.files.keys().all(|p| p.contains('/'));
-            let known = ["schema", "infrastructure", "instance_infrastructure", "pipeline_infrastructure"];
+            let known = [
+                "schema",
+                "infrastructure",
+                "instance_infrastructure",
+                "pipeline_infrastructure",
+            ];
             if !all_nested || known.contains(&first) || firsts.iter().any(|f| *f != first) {
                 return self;
             }
@@ -145,13 +159,16 @@ fn normalise(path: &Path) -> Result<String, String> {
     let mut parts = Vec::new();
     for component in path.components() {
         match component {
-            Component::Normal(part) => parts.push(
-                part.to_str()
-                    .ok_or_else(|| format!("bundle entry {shown:?} has a path that is not UTF-8"))?,
-            ),
+            Component::Normal(part) => {
+                parts.push(part.to_str().ok_or_else(|| {
+                    format!("bundle entry {shown:?} has a path that is not UTF-8")
+                })?)
+            }
             Component::CurDir => {}
             Component::ParentDir => {
-                return Err(format!("bundle entry {shown:?} climbs out of the bundle with '..'"));
+                return Err(format!(
+                    "bundle entry {shown:?} climbs out of the bundle with '..'"
+                ));
             }
             Component::RootDir | Component::Prefix(_) => {
                 return Err(format!(
@@ -171,7 +188,9 @@ fn check_size(path: &str, size: u64) -> Result<(), String> {
         MAX_OTHER_FILE_BYTES
     };
     if size > limit {
-        return Err(format!("{path}: the file is {size} bytes; it may be at most {limit} bytes"));
+        return Err(format!(
+            "{path}: the file is {size} bytes; it may be at most {limit} bytes"
+        ));
     }
     Ok(())
 }
@@ -241,7 +260,9 @@ pub struct CheckedBundle {
 
 impl CheckedBundle {
     pub fn has_pipeline(&self) -> bool {
-        self.parts.iter().any(|p| p.folder == "pipeline_infrastructure")
+        self.parts
+            .iter()
+            .any(|p| p.folder == "pipeline_infrastructure")
     }
 }
 
@@ -251,14 +272,20 @@ pub fn check(bundle: &Bundle, layout: BundleLayout) -> Result<CheckedBundle, Str
         .text(SCHEMA_FILE)?
         .ok_or_else(|| {
             let found: Vec<&str> = bundle.paths().take(10).collect();
-            format!("{SCHEMA_FILE} is missing from the bundle (found: {})", found.join(", "))
+            format!(
+                "{SCHEMA_FILE} is missing from the bundle (found: {})",
+                found.join(", ")
+            )
         })?
         .to_string();
     let folders: Vec<(&str, bool)> = match layout {
         BundleLayout::Environment => vec![("infrastructure", true)],
         BundleLayout::CustomerManagedEnvironment => vec![],
         BundleLayout::Service { pipeline } => {
-            vec![("instance_infrastructure", true), ("pipeline_infrastructure", pipeline)]
+            vec![
+                ("instance_infrastructure", true),
+                ("pipeline_infrastructure", pipeline),
+            ]
         }
     };
     let schema = layout.parse_schema(&schema_text)?;
@@ -272,7 +299,11 @@ pub fn check(bundle: &Bundle, layout: BundleLayout) -> Result<CheckedBundle, Str
         }
         parts.push(check_part(bundle, folder)?);
     }
-    Ok(CheckedBundle { schema_text, schema, parts })
+    Ok(CheckedBundle {
+        schema_text,
+        schema,
+        parts,
+    })
 }
 
 fn check_part(bundle: &Bundle, folder: &str) -> Result<InfrastructurePart, String> {
@@ -284,7 +315,9 @@ fn check_part(bundle: &Bundle, folder: &str) -> Result<InfrastructurePart, Strin
         .map_err(|e| format!("{manifest_path}: not a valid manifest: {e}"))?;
     let templates = manifest.infrastructure.templates;
     if templates.is_empty() {
-        return Err(format!("{manifest_path}: infrastructure.templates lists no template file"));
+        return Err(format!(
+            "{manifest_path}: infrastructure.templates lists no template file"
+        ));
     }
     if templates.len() > MAX_TEMPLATE_FILES {
         return Err(format!(
@@ -309,14 +342,20 @@ fn check_part(bundle: &Bundle, folder: &str) -> Result<InfrastructurePart, Strin
         }
         let path = format!("{folder}/{}", template.file);
         if template.file.contains("..") || template.file.starts_with('/') {
-            return Err(format!("{manifest_path}: file {:?} is outside {folder}/", template.file));
+            return Err(format!(
+                "{manifest_path}: file {:?} is outside {folder}/",
+                template.file
+            ));
         }
         bundle
             .text(&path)?
             .ok_or_else(|| format!("{manifest_path}: names {path}, which is not in the bundle"))?;
         files.push(path);
     }
-    Ok(InfrastructurePart { folder: folder.to_string(), files })
+    Ok(InfrastructurePart {
+        folder: folder.to_string(),
+        files,
+    })
 }
 
 #[cfg(test)]
@@ -354,7 +393,11 @@ pub(crate) mod tests {
         pack(&[
             ("schema/schema.yaml", ENV_SCHEMA.as_bytes(), file),
             ("infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
-            ("infrastructure/cloudformation.yaml", b"Resources: {}\n", file),
+            (
+                "infrastructure/cloudformation.yaml",
+                b"Resources: {}\n",
+                file,
+            ),
         ])
     }
 
@@ -362,7 +405,10 @@ pub(crate) mod tests {
     fn an_environment_bundle_unpacks_and_checks() {
         let bundle = Bundle::unpack(&env_bundle()).unwrap();
         let checked = check(&bundle, BundleLayout::Environment).unwrap();
-        assert_eq!(checked.parts[0].files, ["infrastructure/cloudformation.yaml"]);
+        assert_eq!(
+            checked.parts[0].files,
+            ["infrastructure/cloudformation.yaml"]
+        );
         assert!(!checked.has_pipeline());
     }
 
@@ -370,8 +416,16 @@ pub(crate) mod tests {
     fn a_single_top_folder_is_taken_as_the_root() {
         let file = tar::EntryType::Regular;
         let archive = pack(&[
-            ("./my-env/v1/schema/schema.yaml", ENV_SCHEMA.as_bytes(), file),
-            ("./my-env/v1/infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
+            (
+                "./my-env/v1/schema/schema.yaml",
+                ENV_SCHEMA.as_bytes(),
+                file,
+            ),
+            (
+                "./my-env/v1/infrastructure/manifest.yaml",
+                MANIFEST.as_bytes(),
+                file,
+            ),
             ("./my-env/v1/infrastructure/cloudformation.yaml", b"x", file),
         ]);
         let bundle = Bundle::unpack(&archive).unwrap();
@@ -388,7 +442,10 @@ pub(crate) mod tests {
             ("schema/fifo", tar::EntryType::Fifo, "not a regular file"),
         ];
         for (path, kind, expected) in cases {
-            let archive = pack(&[("schema/schema.yaml", ENV_SCHEMA.as_bytes(), file), (path, b"x", kind)]);
+            let archive = pack(&[
+                ("schema/schema.yaml", ENV_SCHEMA.as_bytes(), file),
+                (path, b"x", kind),
+            ]);
             let err = Bundle::unpack(&archive).unwrap_err();
             assert!(err.contains(expected), "{path}: {err}");
         }
@@ -396,20 +453,32 @@ pub(crate) mod tests {
 
     #[test]
     fn non_gzip_and_oversized_input_is_refused() {
-        assert!(Bundle::unpack(b"PK\x03\x04 zip").unwrap_err().contains("not a gzip"));
+        assert!(
+            Bundle::unpack(b"PK\x03\x04 zip")
+                .unwrap_err()
+                .contains("not a gzip")
+        );
         let big = vec![0x1f; (MAX_BUNDLE_BYTES + 1) as usize];
         assert!(Bundle::unpack(&big).unwrap_err().contains("at most"));
         let file = tar::EntryType::Regular;
         let huge = vec![b'#'; 200 * 1024 + 1];
         let archive = pack(&[("infrastructure/cloudformation.yaml", &huge, file)]);
         let err = Bundle::unpack(&archive).unwrap_err();
-        assert!(err.starts_with("infrastructure/cloudformation.yaml: the file is 204801 bytes"), "{err}");
+        assert!(
+            err.starts_with("infrastructure/cloudformation.yaml: the file is 204801 bytes"),
+            "{err}"
+        );
     }
 
     #[test]
     fn layout_errors_name_the_file() {
         let file = tar::EntryType::Regular;
-        let only_schema = Bundle::unpack(&pack(&[("schema/schema.yaml", ENV_SCHEMA.as_bytes(), file)])).unwrap();
+        let only_schema = Bundle::unpack(&pack(&[(
+            "schema/schema.yaml",
+            ENV_SCHEMA.as_bytes(),
+            file,
+        )]))
+        .unwrap();
         assert_eq!(
             check(&only_schema, BundleLayout::Environment).unwrap_err(),
             "infrastructure/ is missing from the bundle"
@@ -423,7 +492,10 @@ pub(crate) mod tests {
         ]))
         .unwrap();
         let err = check(&bundle, BundleLayout::Environment).unwrap_err();
-        assert!(err.starts_with("infrastructure/manifest.yaml: rendering_engine \"hcl\""), "{err}");
+        assert!(
+            err.starts_with("infrastructure/manifest.yaml: rendering_engine \"hcl\""),
+            "{err}"
+        );
 
         let bundle = Bundle::unpack(&pack(&[
             ("schema/schema.yaml", ENV_SCHEMA.as_bytes(), file),
@@ -431,10 +503,17 @@ pub(crate) mod tests {
         ]))
         .unwrap();
         let err = check(&bundle, BundleLayout::Environment).unwrap_err();
-        assert!(err.contains("names infrastructure/cloudformation.yaml, which is not in the bundle"), "{err}");
+        assert!(
+            err.contains("names infrastructure/cloudformation.yaml, which is not in the bundle"),
+            "{err}"
+        );
 
-        let bundle = Bundle::unpack(&pack(&[("schema/schema.yaml", b"schema: [unclosed", file)])).unwrap();
+        let bundle =
+            Bundle::unpack(&pack(&[("schema/schema.yaml", b"schema: [unclosed", file)])).unwrap();
         let err = check(&bundle, BundleLayout::CustomerManagedEnvironment).unwrap_err();
-        assert!(err.starts_with("schema/schema.yaml: not a valid schema"), "{err}");
+        assert!(
+            err.starts_with("schema/schema.yaml: not a valid schema"),
+            "{err}"
+        );
     }
 }

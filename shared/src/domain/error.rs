@@ -93,7 +93,12 @@ impl From<BlobError> for Error {
             BlobError::AccessDenied { bucket, key } => Self::Validation(format!(
                 "source.s3: paved may not read s3://{bucket}/{key} (access denied)"
             )),
-            BlobError::TooLarge { bucket, key, size, max } => Self::Validation(format!(
+            BlobError::TooLarge {
+                bucket,
+                key,
+                size,
+                max,
+            } => Self::Validation(format!(
                 "source.s3: s3://{bucket}/{key} is {size} bytes; a template bundle may be at most {max} bytes"
             )),
             BlobError::Throttled(_) => Self::Throttled("bundle storage throttled".into()),

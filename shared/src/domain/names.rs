@@ -179,7 +179,9 @@ impl Arn {
             && parts[4].chars().all(|c| c.is_ascii_digit())
             && !parts[5].is_empty();
         if !well_formed {
-            return Err(format!("{value:?} is not an ARN (arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE)"));
+            return Err(format!(
+                "{value:?} is not an ARN (arn:aws:SERVICE:REGION:ACCOUNT:RESOURCE)"
+            ));
         }
         Ok(Self(value))
     }

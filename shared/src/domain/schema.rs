@@ -107,7 +107,11 @@ const MAX_DEPTH: usize = 32;
 impl TemplateSchema {
     /// Parses and checks a schema; `roles` are the input types this kind of template must define
     /// (`required`) or may define (`optional`).
-    pub fn parse(text: &str, required: &[InputRole], optional: &[InputRole]) -> Result<Self, String> {
+    pub fn parse(
+        text: &str,
+        required: &[InputRole],
+        optional: &[InputRole],
+    ) -> Result<Self, String> {
         let document: SchemaDocument = crate::domain::yaml::from_str(text)
             .map_err(|e| format!("{SCHEMA_FILE}: not a valid schema: {e}"))?;
         let body = document.schema;
@@ -177,7 +181,10 @@ impl TemplateSchema {
             }
             for name in &new.required {
                 let was_required = old.required.contains(name);
-                let has_default = new.properties.get(name).is_some_and(|p| p.default.is_some());
+                let has_default = new
+                    .properties
+                    .get(name)
+                    .is_some_and(|p| p.default.is_some());
                 if !was_required && !has_default {
                     problems.push(format!(
                         "{role}: input {name:?} became required without a default"
@@ -203,17 +210,23 @@ fn check_definition(schema: &PropertySchema, path: &str, depth: usize) -> Result
     }
     if let (Some(min), Some(max)) = (schema.min_length, schema.max_length) {
         if min > max {
-            return Err(format!("{path}: minLength {min} is greater than maxLength {max}"));
+            return Err(format!(
+                "{path}: minLength {min} is greater than maxLength {max}"
+            ));
         }
     }
     if let (Some(min), Some(max)) = (schema.minimum, schema.maximum) {
         if min > max {
-            return Err(format!("{path}: minimum {min} is greater than maximum {max}"));
+            return Err(format!(
+                "{path}: minimum {min} is greater than maximum {max}"
+            ));
         }
     }
     for name in &schema.required {
         if !schema.properties.contains_key(name) {
-            return Err(format!("{path}.required names {name:?}, which is not in its properties"));
+            return Err(format!(
+                "{path}.required names {name:?}, which is not in its properties"
+            ));
         }
     }
     if let Some(items) = &schema.items {
@@ -245,28 +258,41 @@ pub fn check_value(schema: &PropertySchema, value: &Value, path: &str) -> Result
             JsonType::Object => value.is_object(),
         };
         if !matches {
-            return Err(format!("{path}: must be of type {}, got {}", ty.name(), describe(value)));
+            return Err(format!(
+                "{path}: must be of type {}, got {}",
+                ty.name(),
+                describe(value)
+            ));
         }
     }
     if let Some(allowed) = &schema.enum_values {
         if !allowed.contains(value) {
             let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-            return Err(format!("{path}: must be one of [{}], got {value}", list.join(", ")));
+            return Err(format!(
+                "{path}: must be one of [{}], got {value}",
+                list.join(", ")
+            ));
         }
     }
     if let Some(text) = value.as_str() {
         let len = text.chars().count() as u64;
         if let Some(min) = schema.min_length.filter(|min| len < *min) {
-            return Err(format!("{path}: must be at least {min} characters long, got {len}"));
+            return Err(format!(
+                "{path}: must be at least {min} characters long, got {len}"
+            ));
         }
         if let Some(max) = schema.max_length.filter(|max| len > *max) {
-            return Err(format!("{path}: must be at most {max} characters long, got {len}"));
+            return Err(format!(
+                "{path}: must be at most {max} characters long, got {len}"
+            ));
         }
         if let Some(pattern) = &schema.pattern {
             let regex = regex::Regex::new(pattern)
                 .map_err(|e| format!("{path}: the schema's pattern does not compile: {e}"))?;
             if !regex.is_match(text) {
-                return Err(format!("{path}: {text:?} does not match the pattern {pattern}"));
+                return Err(format!(
+                    "{path}: {text:?} does not match the pattern {pattern}"
+                ));
             }
         }
     }
@@ -281,10 +307,14 @@ pub fn check_value(schema: &PropertySchema, value: &Value, path: &str) -> Result
     if let Some(items) = value.as_array() {
         let count = items.len() as u64;
         if let Some(min) = schema.min_items.filter(|min| count < *min) {
-            return Err(format!("{path}: must have at least {min} items, got {count}"));
+            return Err(format!(
+                "{path}: must have at least {min} items, got {count}"
+            ));
         }
         if let Some(max) = schema.max_items.filter(|max| count > *max) {
-            return Err(format!("{path}: must have at most {max} items, got {count}"));
+            return Err(format!(
+                "{path}: must have at most {max} items, got {count}"
+            ));
         }
         if let Some(item_schema) = &schema.items {
             for (index, item) in items.iter().enumerate() {
@@ -342,7 +372,10 @@ mod tests {
         let err = check_value(input, &json!({"port": 70000}), "spec").unwrap_err();
         assert_eq!(err, "spec.port: must be at most 65535, got 70000");
         let err = check_value(input, &json!({"name": "Web"}), "spec").unwrap_err();
-        assert!(err.contains("spec.name") && err.contains("pattern"), "{err}");
+        assert!(
+            err.contains("spec.name") && err.contains("pattern"),
+            "{err}"
+        );
         let err = check_value(input, &json!({"port": "80"}), "spec").unwrap_err();
         assert!(err.contains("must be of type number"), "{err}");
     }
@@ -352,7 +385,10 @@ mod tests {
         let text = "schema:\n  format:\n    openapi: \"3.0.0\"\n  types: {}\n";
         let err = TemplateSchema::parse(text, ENV, &[]).unwrap_err();
         assert!(err.contains("environment_input_type is missing"), "{err}");
-        let text = schema(BASE).replace("environment_input_type: Input", "environment_input_type: Nope");
+        let text = schema(BASE).replace(
+            "environment_input_type: Input",
+            "environment_input_type: Nope",
+        );
         let err = TemplateSchema::parse(&text, ENV, &[]).unwrap_err();
         assert!(err.contains("\"Nope\""), "{err}");
     }
@@ -361,10 +397,16 @@ mod tests {
     fn bad_patterns_and_defaults_are_reported_with_their_path() {
         let text = schema(&BASE.replace("\"^[a-z]+$\"", "\"([a-z\""));
         let err = TemplateSchema::parse(&text, ENV, &[]).unwrap_err();
-        assert!(err.contains("schema.types.Input.properties.name.pattern"), "{err}");
+        assert!(
+            err.contains("schema.types.Input.properties.name.pattern"),
+            "{err}"
+        );
         let text = schema(&BASE.replace("default: 80", "default: eighty"));
         let err = TemplateSchema::parse(&text, ENV, &[]).unwrap_err();
-        assert!(err.contains("properties.port.default: must be of type number"), "{err}");
+        assert!(
+            err.contains("properties.port.default: must be of type number"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -376,9 +418,15 @@ mod tests {
 
         let removed = BASE.split("        name:").next().unwrap();
         let new = TemplateSchema::parse(&schema(removed), ENV, &[]).unwrap();
-        assert_eq!(new.incompatibilities_with(&old), ["environment_input_type: input \"name\" was removed"]);
+        assert_eq!(
+            new.incompatibilities_with(&old),
+            ["environment_input_type: input \"name\" was removed"]
+        );
 
-        let retyped = BASE.replace("type: number\n          default: 80\n          minimum: 1\n          maximum: 65535", "type: string");
+        let retyped = BASE.replace(
+            "type: number\n          default: 80\n          minimum: 1\n          maximum: 65535",
+            "type: string",
+        );
         let new = TemplateSchema::parse(&schema(&retyped), ENV, &[]).unwrap();
         assert!(new.incompatibilities_with(&old)[0].contains("changed type from number to string"));
 

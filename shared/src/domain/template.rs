@@ -81,7 +81,10 @@ impl VersionIndex {
                 Ok(VersionNumber { major, minor: 0 })
             }
             Some(major) => match self.last_minors.get(&major) {
-                Some(last) => Ok(VersionNumber { major, minor: last + 1 }),
+                Some(last) => Ok(VersionNumber {
+                    major,
+                    minor: last + 1,
+                }),
                 None => Err(format!(
                     "majorVersion {major} does not exist; leave majorVersion out to create a new major version"
                 )),
@@ -122,7 +125,10 @@ impl VersionIndex {
 
     /// The highest published minor of a major: its recommended minor version.
     pub fn recommended_minor(&self, major: u64) -> Option<u64> {
-        self.published().filter(|n| n.major == major).map(|n| n.minor).next_back()
+        self.published()
+            .filter(|n| n.major == major)
+            .map(|n| n.minor)
+            .next_back()
     }
 
     /// The closest lower minor of the same major, which a new minor must stay compatible with.
@@ -148,7 +154,11 @@ impl VersionIndex {
                 "version {number} is the recommended version and other versions exist; publish a higher version or delete the others first"
             ));
         }
-        let same_major = self.statuses.keys().filter(|n| n.major == number.major).count();
+        let same_major = self
+            .statuses
+            .keys()
+            .filter(|n| n.major == number.major)
+            .count();
         if self.recommended_minor(number.major) == Some(number.minor) && same_major > 1 {
             return Some(format!(
                 "version {number} is the recommended minor of major {} and other minors exist; delete them first",
@@ -225,7 +235,11 @@ mod tests {
         assert_eq!(index.next(Some(1)).unwrap(), v(1, 2));
         assert_eq!(index.next(None).unwrap(), v(2, 0));
         index.remove(v(1, 1));
-        assert_eq!(index.next(Some(1)).unwrap(), v(1, 2), "1.1 was deleted but is not reused");
+        assert_eq!(
+            index.next(Some(1)).unwrap(),
+            v(1, 2),
+            "1.1 was deleted but is not reused"
+        );
     }
 
     #[test]
@@ -248,12 +262,20 @@ mod tests {
         index.insert(v(1, 0), VersionStatus::Published);
         index.insert(v(1, 1), VersionStatus::Published);
         index.insert(v(2, 0), VersionStatus::Draft);
-        assert!(index.deletion_blocker(v(1, 1)).unwrap().contains("recommended version"));
+        assert!(
+            index
+                .deletion_blocker(v(1, 1))
+                .unwrap()
+                .contains("recommended version")
+        );
         assert!(index.deletion_blocker(v(1, 0)).is_none());
         assert!(index.deletion_blocker(v(2, 0)).is_none());
         index.remove(v(1, 0));
         index.remove(v(2, 0));
-        assert!(index.deletion_blocker(v(1, 1)).is_none(), "the last version can go");
+        assert!(
+            index.deletion_blocker(v(1, 1)).is_none(),
+            "the last version can go"
+        );
     }
 
     #[test]

@@ -29,7 +29,12 @@ pub enum BlobError {
     #[error("access to s3://{bucket}/{key} denied")]
     AccessDenied { bucket: String, key: String },
     #[error("s3://{bucket}/{key} is {size} bytes, over {max}")]
-    TooLarge { bucket: String, key: String, size: u64, max: u64 },
+    TooLarge {
+        bucket: String,
+        key: String,
+        size: u64,
+        max: u64,
+    },
     #[error("the object store throttled the request")]
     Throttled(#[source] BoxError),
     #[error("the object store request failed")]
@@ -65,14 +70,27 @@ pub struct IdempotencyRecord {
 pub enum TemplateWrite {
     Create(Template),
     /// Replaces the template if its `rev` is still `expected_rev`.
-    Replace { template: Template, expected_rev: u64 },
-    Delete { kind: TemplateKind, name: ResourceName, expected_rev: u64 },
+    Replace {
+        template: Template,
+        expected_rev: u64,
+    },
+    Delete {
+        kind: TemplateKind,
+        name: ResourceName,
+        expected_rev: u64,
+    },
 }
 
 pub enum VersionWrite {
     Create(TemplateVersion),
-    Replace { version: TemplateVersion, expected_rev: u64 },
-    Delete { version: TemplateVersion, expected_rev: u64 },
+    Replace {
+        version: TemplateVersion,
+        expected_rev: u64,
+    },
+    Delete {
+        version: TemplateVersion,
+        expected_rev: u64,
+    },
 }
 
 /// Writes applied together or not at all.
@@ -86,11 +104,17 @@ pub struct CatalogWrite {
 /// The template catalog's storage.
 #[async_trait]
 pub trait CatalogStore: Send + Sync {
-    async fn template(&self, kind: TemplateKind, name: &ResourceName)
-    -> Result<Option<Template>, StoreError>;
+    async fn template(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+    ) -> Result<Option<Template>, StoreError>;
 
-    async fn templates(&self, kind: TemplateKind, page: PageRequest)
-    -> Result<Page<Template>, StoreError>;
+    async fn templates(
+        &self,
+        kind: TemplateKind,
+        page: PageRequest,
+    ) -> Result<Page<Template>, StoreError>;
 
     async fn version(
         &self,
@@ -108,8 +132,11 @@ pub trait CatalogStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<TemplateVersion>, StoreError>;
 
-    async fn idempotency_record(&self, scope: &str, token: &str)
-    -> Result<Option<IdempotencyRecord>, StoreError>;
+    async fn idempotency_record(
+        &self,
+        scope: &str,
+        token: &str,
+    ) -> Result<Option<IdempotencyRecord>, StoreError>;
 
     /// Applies every write atomically; `ConditionFailed` if any condition does not hold.
     async fn write(&self, write: CatalogWrite) -> Result<(), StoreError>;

@@ -1,0 +1,313 @@
+//! The DynamoDB catalog store: round trips, conditional writes, atomicity, paging.
+
+use paved_core::domain::names::{ResourceName, Timestamp};
+use paved_core::domain::template::{
+    Template, TemplateKind, TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
+};
+use paved_core::ports::{
+    CatalogStore, CatalogWrite, IdempotencyRecord, PageRequest, StoreError, TemplateWrite,
+    VersionWrite,
+};
+
+use crate::env::TestEnv;
+
+fn template(name: &str) -> Template {
+    Template {
+        kind: TemplateKind::Environment,
+        name: ResourceName::parse(name).unwrap(),
+        display_name: None,
+        description: None,
+        encryption_key: None,
+        provisioning: None,
+        tags: vec![],
+        created_at: Timestamp(1.5),
+        last_modified_at: Timestamp(1.5),
+        versions: VersionIndex::default(),
+        rev: 1,
+    }
+}
+
+fn version(name: &str, major: u64, minor: u64) -> TemplateVersion {
+    TemplateVersion {
+        kind: TemplateKind::Environment,
+        template_name: ResourceName::parse(name).unwrap(),
+        number: VersionNumber { major, minor },
+        status: VersionStatus::Draft,
+        status_message: None,
+        description: None,
+        schema: "schema: {}".into(),
+        compatible_environment_templates: vec![],
+        supported_component_sources: vec![],
+        bundle_key: "bundles/x".into(),
+        has_pipeline: false,
+        tags: vec![],
+        created_at: Timestamp(2.0),
+        last_modified_at: Timestamp(2.0),
+        in_use: 0,
+        rev: 1,
+    }
+}
+
+fn create(t: &Template) -> CatalogWrite {
+    CatalogWrite {
+        template: Some(TemplateWrite::Create(t.clone())),
+        ..Default::default()
+    }
+}
+
+fn add_version(t: &Template, v: &TemplateVersion) -> CatalogWrite {
+    let mut next = t.clone();
+    next.versions.insert(v.number, v.status);
+    next.rev = t.rev + 1;
+    CatalogWrite {
+        template: Some(TemplateWrite::Replace {
+            template: next,
+            expected_rev: t.rev,
+        }),
+        version: Some(VersionWrite::Create(v.clone())),
+        idempotency: None,
+    }
+}
+
+#[tokio::test]
+async fn a_template_and_its_versions_round_trip() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    let v = version("vpc", 1, 0);
+    store.write(add_version(&t, &v)).await.unwrap();
+
+    let read = store
+        .template(TemplateKind::Environment, &t.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(read.rev, 2);
+    assert!(read.versions.contains(v.number));
+    let read_version = store
+        .version(TemplateKind::Environment, &t.name, v.number)
+        .await
+        .unwrap();
+    assert_eq!(read_version, Some(v));
+    assert!(
+        store
+            .template(TemplateKind::Service, &t.name)
+            .await
+            .unwrap()
+            .is_none(),
+        "kinds are apart"
+    );
+}
+
+#[tokio::test]
+async fn of_two_writers_holding_the_same_revision_exactly_one_wins() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    let (first, second) = tokio::join!(
+        store.write(add_version(&t, &version("vpc", 1, 0))),
+        store.write(add_version(&t, &version("vpc", 2, 0))),
+    );
+    let outcomes = [first, second];
+    let wins = outcomes.iter().filter(|r| r.is_ok()).count();
+    assert_eq!(wins, 1, "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .any(|r| matches!(r, Err(StoreError::ConditionFailed)))
+    );
+
+    // The loser's version item was not written either: the transaction is atomic.
+    let read = store
+        .template(TemplateKind::Environment, &t.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let listed = store
+        .versions(
+            TemplateKind::Environment,
+            &t.name,
+            None,
+            PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(
+        read.versions.statuses.keys().copied().collect::<Vec<_>>(),
+        vec![listed.items[0].number]
+    );
+}
+
+#[tokio::test]
+async fn creating_an_existing_template_fails_its_condition() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    assert!(matches!(
+        store.write(create(&t)).await,
+        Err(StoreError::ConditionFailed)
+    ));
+}
+
+#[tokio::test]
+async fn a_reused_client_token_cancels_the_whole_write() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    let record = IdempotencyRecord {
+        scope: "s".into(),
+        token: "tok".into(),
+        fingerprint: "f".into(),
+        result: VersionNumber { major: 1, minor: 0 },
+        expires_at: 4_000_000_000,
+    };
+    let mut write = add_version(&t, &version("vpc", 1, 0));
+    write.idempotency = Some(record.clone());
+    store.write(write).await.unwrap();
+    assert_eq!(
+        store.idempotency_record("s", "tok").await.unwrap(),
+        Some(record.clone())
+    );
+
+    let current = store
+        .template(TemplateKind::Environment, &t.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut again = add_version(&current, &version("vpc", 2, 0));
+    again.idempotency = Some(record);
+    assert!(matches!(
+        store.write(again).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    let after = store
+        .template(TemplateKind::Environment, &t.name)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        after.rev, current.rev,
+        "the template write was rolled back with the token's"
+    );
+}
+
+#[tokio::test]
+async fn listings_page_in_order_and_refuse_foreign_cursors() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    for name in ["e", "a", "d", "b", "c"] {
+        store.write(create(&template(name))).await.unwrap();
+    }
+    let mut names = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = store
+            .templates(
+                TemplateKind::Environment,
+                PageRequest {
+                    limit: Some(2),
+                    cursor: cursor.clone(),
+                },
+            )
+            .await
+            .unwrap();
+        names.extend(page.items.iter().map(|t| t.name.to_string()));
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+
+    let mut t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    for minor in 0..3 {
+        let v = version("vpc", 1, minor);
+        store.write(add_version(&t, &v)).await.unwrap();
+        t = store
+            .template(TemplateKind::Environment, &t.name)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let first = store
+        .versions(
+            TemplateKind::Environment,
+            &t.name,
+            Some(1),
+            PageRequest {
+                limit: Some(2),
+                cursor: None,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(first.items.len(), 2);
+    let foreign = store
+        .versions(
+            TemplateKind::Environment,
+            &ResourceName::parse("other").unwrap(),
+            None,
+            PageRequest {
+                limit: Some(2),
+                cursor: first.cursor.clone(),
+            },
+        )
+        .await;
+    assert!(matches!(foreign, Err(StoreError::BadCursor)));
+    let rest = store
+        .versions(
+            TemplateKind::Environment,
+            &t.name,
+            Some(1),
+            PageRequest {
+                limit: Some(2),
+                cursor: first.cursor,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        rest.items
+            .iter()
+            .map(|v| v.number.minor)
+            .collect::<Vec<_>>(),
+        [2]
+    );
+}
+
+#[tokio::test]
+async fn a_stale_delete_is_refused() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    store
+        .write(add_version(&t, &version("vpc", 1, 0)))
+        .await
+        .unwrap();
+    let stale = CatalogWrite {
+        template: Some(TemplateWrite::Delete {
+            kind: t.kind,
+            name: t.name.clone(),
+            expected_rev: 1,
+        }),
+        ..Default::default()
+    };
+    assert!(matches!(
+        store.write(stale).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    assert!(
+        store
+            .template(TemplateKind::Environment, &t.name)
+            .await
+            .unwrap()
+            .is_some()
+    );
+}
