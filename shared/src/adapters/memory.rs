@@ -45,10 +45,10 @@ fn page_of<T: Clone>(items: Vec<(String, T)>, page: &PageRequest) -> Result<Page
             .position(|(key, _)| key.as_str() > cursor.as_str())
             .unwrap_or(items.len()),
     };
-    if let Some(cursor) = &page.cursor {
-        if !cursor.starts_with("mem:") {
-            return Err(StoreError::BadCursor);
-        }
+    if let Some(cursor) = &page.cursor
+        && !cursor.starts_with("mem:")
+    {
+        return Err(StoreError::BadCursor);
     }
     let slice: Vec<(String, T)> = items.into_iter().skip(start).take(limit + 1).collect();
     let more = slice.len() > limit;
@@ -188,13 +188,12 @@ impl CatalogStore for MemoryCatalogStore {
                 return Err(StoreError::ConditionFailed);
             }
         }
-        if let Some(record) = &write.idempotency {
-            if tables
+        if let Some(record) = &write.idempotency
+            && tables
                 .tokens
                 .contains_key(&(record.scope.clone(), record.token.clone()))
-            {
-                return Err(StoreError::ConditionFailed);
-            }
+        {
+            return Err(StoreError::ConditionFailed);
         }
         match write.template {
             Some(TemplateWrite::Create(t)) | Some(TemplateWrite::Replace { template: t, .. }) => {

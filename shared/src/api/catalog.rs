@@ -196,10 +196,8 @@ fn template_json(app: &App, template: &Template, summary: bool) -> Value {
         "recommendedVersion": template.versions.recommended().map(|n| n.to_string()),
         provisioning_key: template.provisioning.map(|_: Provisioning| "CUSTOMER_MANAGED"),
     }));
-    if !summary {
-        if let (Some(key), Value::Object(map)) = (&template.encryption_key, &mut value) {
-            map.insert("encryptionKey".into(), json!(key));
-        }
+    if !summary && let (Some(key), Value::Object(map)) = (&template.encryption_key, &mut value) {
+        map.insert("encryptionKey".into(), json!(key));
     }
     value
 }

@@ -218,13 +218,12 @@ impl Catalog {
                 reason: e.to_string(),
             })
         })?;
-        if let Some(token) = &new.client_token {
-            if let Some(done) = self
+        if let Some(token) = &new.client_token
+            && let Some(done) = self
                 .replay(kind, &name, &scope, token, &fingerprint)
                 .await?
-            {
-                return Ok(done);
-            }
+        {
+            return Ok(done);
         }
         let template = self.template(kind, &name).await?;
         let compatible = self

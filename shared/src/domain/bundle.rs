@@ -104,33 +104,31 @@ impl Bundle {
 
     /// Bundles are often packed from their parent folder (`tar czf b.tar.gz my-env/v1`):
     /// when every file sits under one folder that is not a bundle folder, that folder is the root.
-    fn without_single_top_folder(self) -> Self {
+    fn without_single_top_folder(mut self) -> Self {
+        const BUNDLE_FOLDERS: [&str; 4] = [
+            "schema",
+            "infrastructure",
+            "instance_infrastructure",
+            "pipeline_infrastructure",
+        ];
         loop {
-            let firsts: Vec<&str> = self
-                .files
-                .keys()
-                .map(|p| p.split('/').next().unwrap_or(""))
-                .collect();
-            let Some(first) = firsts.first().copied() else {
+            let top_of = |path: &String| path.split_once('/').map(|(top, _)| top.to_string());
+            let Some(Some(top)) = self.files.keys().next().map(top_of) else {
                 return self;
             };
-            let all_nested = self.files.keys().all(|p| p.contains('/'));
-            let known = [
-                "schema",
-                "infrastructure",
-                "instance_infrastructure",
-                "pipeline_infrastructure",
-            ];
-            if !all_nested || known.contains(&first) || firsts.iter().any(|f| *f != first) {
+            let one_top = self
+                .files
+                .keys()
+                .all(|p| top_of(p).as_deref() == Some(top.as_str()));
+            if !one_top || BUNDLE_FOLDERS.contains(&top.as_str()) {
                 return self;
             }
-            let prefix = format!("{first}/");
-            let files = self
+            let cut = top.len() + 1;
+            self.files = self
                 .files
                 .into_iter()
-                .map(|(p, b)| (p[prefix.len()..].to_string(), b))
+                .map(|(p, b)| (p[cut..].to_string(), b))
                 .collect();
-            return Self { files }.without_single_top_folder();
         }
     }
 
@@ -333,12 +331,12 @@ fn check_part(bundle: &Bundle, folder: &str) -> Result<InfrastructurePart, Strin
                 template.rendering_engine
             ));
         }
-        if let Some(language) = template.template_language.as_deref() {
-            if language != "cloudformation" {
-                return Err(format!(
-                    "{manifest_path}: template_language {language:?} is not supported; paved deploys CloudFormation"
-                ));
-            }
+        if let Some(language) = template.template_language.as_deref()
+            && language != "cloudformation"
+        {
+            return Err(format!(
+                "{manifest_path}: template_language {language:?} is not supported; paved deploys CloudFormation"
+            ));
         }
         let path = format!("{folder}/{}", template.file);
         if template.file.contains("..") || template.file.starts_with('/') {

@@ -208,19 +208,19 @@ fn check_definition(schema: &PropertySchema, path: &str, depth: usize) -> Result
         regex::Regex::new(pattern)
             .map_err(|e| format!("{path}.pattern is not a valid regular expression: {e}"))?;
     }
-    if let (Some(min), Some(max)) = (schema.min_length, schema.max_length) {
-        if min > max {
-            return Err(format!(
-                "{path}: minLength {min} is greater than maxLength {max}"
-            ));
-        }
+    if let (Some(min), Some(max)) = (schema.min_length, schema.max_length)
+        && min > max
+    {
+        return Err(format!(
+            "{path}: minLength {min} is greater than maxLength {max}"
+        ));
     }
-    if let (Some(min), Some(max)) = (schema.minimum, schema.maximum) {
-        if min > max {
-            return Err(format!(
-                "{path}: minimum {min} is greater than maximum {max}"
-            ));
-        }
+    if let (Some(min), Some(max)) = (schema.minimum, schema.maximum)
+        && min > max
+    {
+        return Err(format!(
+            "{path}: minimum {min} is greater than maximum {max}"
+        ));
     }
     for name in &schema.required {
         if !schema.properties.contains_key(name) {
@@ -265,14 +265,14 @@ pub fn check_value(schema: &PropertySchema, value: &Value, path: &str) -> Result
             ));
         }
     }
-    if let Some(allowed) = &schema.enum_values {
-        if !allowed.contains(value) {
-            let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
-            return Err(format!(
-                "{path}: must be one of [{}], got {value}",
-                list.join(", ")
-            ));
-        }
+    if let Some(allowed) = &schema.enum_values
+        && !allowed.contains(value)
+    {
+        let list: Vec<String> = allowed.iter().map(Value::to_string).collect();
+        return Err(format!(
+            "{path}: must be one of [{}], got {value}",
+            list.join(", ")
+        ));
     }
     if let Some(text) = value.as_str() {
         let len = text.chars().count() as u64;

@@ -135,8 +135,7 @@ impl VersionIndex {
     pub fn previous_minor(&self, number: VersionNumber) -> Option<VersionNumber> {
         self.statuses
             .keys()
-            .filter(|n| n.major == number.major && n.minor < number.minor)
-            .next_back()
+            .rfind(|n| n.major == number.major && n.minor < number.minor)
             .copied()
     }
 
