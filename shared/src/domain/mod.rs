@@ -3,7 +3,9 @@
 pub mod bundle;
 pub mod error;
 pub mod names;
+pub mod render;
 pub mod schema;
+pub mod spec;
 pub mod template;
 pub mod yaml;
 
