@@ -1,6 +1,7 @@
 //! `paved`: the local platform and, later, tools for template authors.
 
 mod dev;
+mod template;
 
 use clap::{Parser, Subcommand};
 
@@ -19,6 +20,9 @@ struct Cli {
 enum Command {
     /// Run the whole platform locally against moto, serving the Proton API until stopped.
     Dev(dev::DevArgs),
+    /// Render and test template bundles offline.
+    #[command(subcommand)]
+    Template(template::TemplateCommand),
 }
 
 #[tokio::main]
@@ -31,10 +35,12 @@ async fn main() -> std::process::ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let result = match Cli::parse().command {
-        Command::Dev(args) => dev::run(args).await,
+        Command::Dev(args) => dev::run(args).await.map(|()| true),
+        Command::Template(command) => template::run(command),
     };
     match result {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(true) => std::process::ExitCode::SUCCESS,
+        Ok(false) => std::process::ExitCode::FAILURE,
         Err(error) => {
             eprintln!("paved: {error}");
             let mut source = error.source();

@@ -1,3 +1,4 @@
 //! Use cases: each one reads through the ports, lets the domain decide, and writes atomically.
 
+pub mod authoring;
 pub mod catalog;

@@ -61,35 +61,36 @@ impl Outputs {
     }
 }
 
-/// An example value for an output, shaped by its name so that linters accept it.
+/// An example value for an output, shaped by its name so that linters accept it (an ARN for
+/// `...Arn` and `...Role`, a VPC, subnet or security group id for those), distinct per name.
 pub fn example_output(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
-    if lower.ends_with("arn") {
-        let service = if lower.contains("topic") || lower.contains("sns") {
-            "sns"
-        } else if lower.contains("queue") || lower.contains("sqs") {
-            "sqs"
-        } else if lower.contains("cluster") {
-            "ecs"
-        } else if lower.contains("function") || lower.contains("lambda") {
-            "lambda"
-        } else {
-            "iam"
-        };
-        let region = if service == "iam" { "" } else { "us-east-1" };
-        let resource = match service {
-            "iam" => format!("role/example-{name}"),
-            "ecs" => format!("cluster/example-{name}"),
-            "lambda" => format!("function:example-{name}"),
-            _ => format!("example-{name}"),
-        };
+    // FNV-1a: a stable, distinct suffix per name.
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let id = format!("{hash:017x}");
+    let arn = |service: &str, region: &str, resource: String| {
         format!("arn:aws:{service}:{region}:123456789012:{resource}")
+    };
+    if lower.ends_with("arn") || lower.ends_with("role") {
+        if lower.contains("topic") || lower.contains("sns") {
+            arn("sns", "us-east-1", format!("example-{name}"))
+        } else if lower.contains("queue") || lower.contains("sqs") {
+            arn("sqs", "us-east-1", format!("example-{name}"))
+        } else if lower.contains("cluster") {
+            arn("ecs", "us-east-1", format!("cluster/example-{name}"))
+        } else if lower.contains("function") || lower.contains("lambda") {
+            arn("lambda", "us-east-1", format!("function:example-{name}"))
+        } else if lower.contains("policy") {
+            arn("iam", "", format!("policy/example-{name}"))
+        } else {
+            arn("iam", "", format!("role/example-{name}"))
+        }
     } else if lower.contains("vpcid") || lower == "vpc" {
-        "vpc-0123456789abcdef0".into()
+        format!("vpc-{id}")
     } else if lower.contains("subnet") {
-        "subnet-0123456789abcdef0".into()
+        format!("subnet-{id}")
     } else if lower.contains("securitygroup") {
-        "sg-0123456789abcdef0".into()
+        format!("sg-{id}")
     } else if lower.contains("url") || lower.contains("endpoint") {
         format!("https://example.com/{name}")
     } else {

@@ -178,6 +178,15 @@ fn pipelines_see_every_instance_with_its_outputs_and_environment() {
     let rendered = render("p.yaml", source, context).unwrap();
     assert_eq!(
         rendered,
-        "\na: https://a dev vpc-0123456789abcdef0 80\n\nb: https://b prod vpc-0123456789abcdef0 80\n\nRepo: acme/web@main Dockerfile"
+        format!("\na: https://a dev {vpc} 80\n\nb: https://b prod {vpc} 80\n\nRepo: acme/web@main Dockerfile", vpc = example_output("VpcId"))
     );
+}
+
+#[test]
+fn example_outputs_look_like_what_they_name_and_differ_per_name() {
+    assert!(example_output("PrivateSubnet1").starts_with("subnet-"));
+    assert_ne!(example_output("PrivateSubnet1"), example_output("PrivateSubnet2"));
+    assert!(example_output("ServiceTaskDefExecutionRoleArn").starts_with("arn:aws:iam::123456789012:role/"));
+    assert!(example_output("SNSTopicArn").starts_with("arn:aws:sns:us-east-1:123456789012:"));
+    assert_eq!(example_output("SNSRegion"), "example-SNSRegion");
 }

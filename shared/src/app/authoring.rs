@@ -1,0 +1,281 @@
+//! Template authoring without AWS: load a bundle, resolve a spec against its schema, render
+//! each template file with Proton's namespaces. `paved template` is built on this.
+
+use serde_json::{Map, Value as Json};
+
+use crate::domain::bundle::{self, Bundle, BundleLayout, CheckedBundle};
+use crate::domain::render::{
+    self, Outputs, PipelineInstance, RenderError, ServiceNames, example_output,
+};
+use crate::domain::schema::InputRole;
+use crate::domain::spec::{Inputs, Spec, resolve_inputs};
+
+/// What a bundle is for, told from its layout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BundleKind {
+    Environment,
+    Service,
+    /// A directly defined component: `manifest.yaml` and its template file at the root.
+    Component,
+}
+
+impl BundleKind {
+    pub fn detect(bundle: &Bundle) -> Result<Self, String> {
+        if bundle.has_folder("instance_infrastructure") {
+            Ok(Self::Service)
+        } else if bundle.has_folder("infrastructure") || bundle.file("schema/schema.yaml").is_some() {
+            Ok(Self::Environment)
+        } else if bundle.file("manifest.yaml").is_some() {
+            Ok(Self::Component)
+        } else {
+            Err("not a template bundle: found none of schema/schema.yaml, infrastructure/, instance_infrastructure/, manifest.yaml".into())
+        }
+    }
+
+    pub fn spec_kind(self) -> &'static str {
+        match self {
+            Self::Environment => "EnvironmentSpec",
+            Self::Service | Self::Component => "ServiceSpec",
+        }
+    }
+}
+
+/// A loaded bundle with its layout checked (components have no schema to check).
+pub struct Workbench {
+    pub kind: BundleKind,
+    pub bundle: Bundle,
+    pub checked: Option<CheckedBundle>,
+    /// The resource name used where a template reads its own name (`environment.name`, ...).
+    pub name: String,
+}
+
+/// Which templates of a bundle to render.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Part {
+    Infrastructure,
+    Instance,
+    Pipeline,
+}
+
+/// One rendered template file.
+#[derive(Debug, Clone)]
+pub struct Rendered {
+    /// What it was rendered for: `environment dev`, `instance web-prod`, `pipeline`.
+    pub target: String,
+    pub file: String,
+    pub text: String,
+}
+
+/// Outputs known to the author: the environment's, an attached component's, and each instance's.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KnownOutputs {
+    pub environment: Option<Map<String, Json>>,
+    pub component: Option<Map<String, Json>>,
+    #[serde(default)]
+    pub instances: Map<String, Json>,
+}
+
+impl Workbench {
+    pub fn new(bundle: Bundle, name: impl Into<String>) -> Result<Self, String> {
+        let kind = BundleKind::detect(&bundle)?;
+        let checked = match kind {
+            BundleKind::Environment if !bundle.has_folder("infrastructure") => {
+                Some(bundle::check(&bundle, BundleLayout::CustomerManagedEnvironment)?)
+            }
+            BundleKind::Environment => Some(bundle::check(&bundle, BundleLayout::Environment)?),
+            BundleKind::Service => {
+                let pipeline = bundle.has_folder("pipeline_infrastructure");
+                Some(bundle::check(&bundle, BundleLayout::Service { pipeline })?)
+            }
+            BundleKind::Component => None,
+        };
+        Ok(Self { kind, bundle, checked, name: name.into() })
+    }
+
+    fn files(&self, folder: &str) -> Vec<String> {
+        match &self.checked {
+            Some(checked) => checked
+                .parts
+                .iter()
+                .filter(|p| p.folder == folder)
+                .flat_map(|p| p.files.clone())
+                .collect(),
+            None => vec!["cloudformation.yaml".to_string()],
+        }
+    }
+
+    fn source(&self, file: &str) -> Result<&str, String> {
+        self.bundle.text(file)?.ok_or_else(|| format!("{file} is missing from the bundle"))
+    }
+
+    fn input_schema(&self, role: InputRole) -> Option<&crate::domain::schema::PropertySchema> {
+        self.checked.as_ref().and_then(|c| c.schema.input(role))
+    }
+
+    pub fn has_pipeline(&self) -> bool {
+        self.checked.as_ref().is_some_and(CheckedBundle::has_pipeline)
+    }
+
+    /// Renders the chosen part for a spec. `instance` picks one instance (all if `None`).
+    pub fn render(
+        &self,
+        spec: &Spec,
+        part: Part,
+        instance: Option<&str>,
+        outputs: &KnownOutputs,
+    ) -> Result<Vec<Rendered>, String> {
+        match (self.kind, spec) {
+            (BundleKind::Environment, Spec::Environment { inputs }) => {
+                let inputs = resolve_inputs(self.input_schema(InputRole::Environment), inputs, "spec")?;
+                let context = render::environment_context(&self.name, &inputs);
+                self.render_folder("infrastructure", &format!("environment {}", self.name), context)
+            }
+            (BundleKind::Service, Spec::Service { pipeline, instances }) => {
+                let service = ServiceNames {
+                    name: self.name.clone(),
+                    repository_id: Some("my-org/my-repo".into()),
+                    repository_connection_arn: Some(
+                        "arn:aws:codestar-connections:us-east-1:123456789012:connection/example".into(),
+                    ),
+                    branch_name: Some("main".into()),
+                };
+                let environment_outputs = known_or_examples(&outputs.environment);
+                let component = outputs.component.clone().map(Outputs::Known);
+                let mut resolved = Vec::new();
+                for (index, item) in instances.iter().enumerate() {
+                    let at = format!("instances[{index}] ({}).spec", item.name);
+                    let inputs = resolve_inputs(self.input_schema(InputRole::Service), &item.inputs, &at)?;
+                    resolved.push((item, inputs));
+                }
+                if let Some(wanted) = instance {
+                    if !instances.iter().any(|i| i.name.as_str() == wanted) {
+                        let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+                        return Err(format!("the spec has no instance {wanted:?} (it has: {})", names.join(", ")));
+                    }
+                }
+                let mut rendered = Vec::new();
+                let mut pipeline_instances = Vec::new();
+                for (item, inputs) in &resolved {
+                    let context = render::instance_context(
+                        &service,
+                        item.name.as_str(),
+                        inputs,
+                        item.environment.as_str(),
+                        &environment_outputs,
+                        component.as_ref().map(|c| ("component", c)),
+                    );
+                    let files = self.render_folder(
+                        "instance_infrastructure",
+                        &format!("instance {}", item.name),
+                        context,
+                    )?;
+                    let instance_outputs = match outputs.instances.get(item.name.as_str()) {
+                        Some(Json::Object(known)) => known.clone(),
+                        _ => files.iter().flat_map(|f| declared_outputs(&f.text)).collect(),
+                    };
+                    pipeline_instances.push(PipelineInstance {
+                        name: item.name.to_string(),
+                        inputs: inputs.clone(),
+                        outputs: Outputs::Known(instance_outputs),
+                        environment_name: item.environment.to_string(),
+                        environment_account_id: "123456789012".into(),
+                        environment_outputs: environment_outputs.clone(),
+                    });
+                    if part == Part::Instance && instance.is_none_or(|w| w == item.name.as_str()) {
+                        rendered.extend(files);
+                    }
+                }
+                if part == Part::Pipeline {
+                    if !self.has_pipeline() {
+                        return Err("this service template has no pipeline_infrastructure/".into());
+                    }
+                    let inputs = resolve_inputs(
+                        self.input_schema(InputRole::Pipeline),
+                        pipeline.as_ref().unwrap_or(&Inputs::new()),
+                        "pipeline",
+                    )?;
+                    let context = render::pipeline_context(&service, &inputs, &pipeline_instances);
+                    rendered.extend(self.render_folder("pipeline_infrastructure", "pipeline", context)?);
+                }
+                Ok(rendered)
+            }
+            (BundleKind::Component, Spec::Service { instances, .. }) => {
+                let environment_outputs = known_or_examples(&outputs.environment);
+                let service = ServiceNames { name: "service".into(), ..Default::default() };
+                let (instance_name, environment, inputs) = match instances.first() {
+                    Some(i) => (i.name.to_string(), i.environment.to_string(), i.inputs.clone()),
+                    None => ("instance".into(), "environment".into(), Inputs::new()),
+                };
+                let context = render::component_context(
+                    &self.name,
+                    Some((&service, &instance_name, &inputs)),
+                    &environment,
+                    &environment_outputs,
+                );
+                let source = self.source("cloudformation.yaml")?;
+                let text = render::render("cloudformation.yaml", source, context).map_err(|e| e.to_string())?;
+                Ok(vec![Rendered { target: format!("component {}", self.name), file: "cloudformation.yaml".into(), text }])
+            }
+            (kind, _) => Err(format!("this {kind:?} bundle needs a spec with `proton: {}`", kind.spec_kind())),
+        }
+    }
+
+    fn render_folder(&self, folder: &str, target: &str, context: minijinja::Value) -> Result<Vec<Rendered>, String> {
+        self.files(folder)
+            .into_iter()
+            .map(|file| {
+                let source = self.source(&file)?;
+                let text = render::render(&file, source, context.clone()).map_err(|e: RenderError| e.to_string())?;
+                Ok(Rendered { target: target.to_string(), file, text })
+            })
+            .collect()
+    }
+}
+
+fn known_or_examples(known: &Option<Map<String, Json>>) -> Outputs {
+    match known {
+        Some(map) => Outputs::Known(map.clone()),
+        None => Outputs::Examples,
+    }
+}
+
+/// The outputs a rendered template declares: a literal value where the template gives one,
+/// an example value where CloudFormation would compute it.
+pub fn declared_outputs(rendered: &str) -> Map<String, Json> {
+    use yaml_serde::Value as Yaml;
+    let Ok(document) = yaml_serde::from_str::<Yaml>(rendered) else {
+        return Map::new();
+    };
+    let Some(Yaml::Mapping(outputs)) = document.get("Outputs") else {
+        return Map::new();
+    };
+    outputs
+        .iter()
+        .filter_map(|(name, output)| {
+            let name = name.as_str()?;
+            let value = match output.get("Value") {
+                Some(Yaml::String(literal)) => literal.clone(),
+                Some(Yaml::Number(n)) => n.to_string(),
+                Some(Yaml::Bool(b)) => b.to_string(),
+                _ => example_output(name),
+            };
+            Some((name.to_string(), Json::String(value)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn declared_outputs_keep_literals_and_give_examples_for_computed_values() {
+        let rendered = "Resources: {}\nOutputs:\n  Runtime:\n    Value: nodejs12.x\n  Port:\n    Value: 80\n  VpcId:\n    Value: !Ref VPC\n  RoleArn:\n    Value: !GetAtt Role.Arn\n";
+        let outputs = declared_outputs(rendered);
+        assert_eq!(outputs["Runtime"], "nodejs12.x");
+        assert_eq!(outputs["Port"], "80");
+        assert!(outputs["VpcId"].as_str().unwrap().starts_with("vpc-"));
+        assert!(outputs["RoleArn"].as_str().unwrap().starts_with("arn:aws:iam::"));
+    }
+}
