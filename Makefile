@@ -6,7 +6,7 @@ PYTHON ?= python3
 export PAVED_PORT ?= 4000
 export PAVED_AWS_PORT ?= 5000
 
-.PHONY: setup dev test lint build clean
+.PHONY: setup dev test lint build bench clean
 
 setup: $(VENV)/.installed
 
@@ -22,6 +22,10 @@ dev: setup
 ## Run every test: format, lints, unit tests, emulator tests, end-to-end tests with the aws CLI.
 test: setup
 	VENV=$(VENV) scripts/test.sh
+
+## Render the sample corpus with paved and with Jinja2; print per-template times and the ratio.
+bench: setup
+	cargo bench -p paved-core --no-default-features --bench render
 
 lint:
 	cargo fmt --all -- --check

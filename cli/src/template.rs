@@ -145,6 +145,7 @@ fn test(args: TestArgs) -> Result<bool, Failure> {
     std::fs::create_dir_all(&out_dir)?;
     let discovered = args.spec.is_empty() && specs.len() > 1;
     let mut rendered_any = false;
+    let mut to_lint: Vec<(String, String, PathBuf)> = Vec::new();
     for spec_path in &specs {
         let (label, spec) = match spec_path {
             None => ("no spec".to_string(), Ok(Spec::Service { pipeline: None, instances: vec![] })),
@@ -188,39 +189,64 @@ fn test(args: TestArgs) -> Result<bool, Failure> {
         rendered_any = true;
         for file in files {
             let name = format!("{}: {} {}", label, file.target, file.file);
-            let Some(lint) = &lint else {
+            if lint.is_none() {
                 report.pass(format!("{name} rendered"));
                 continue;
-            };
-            let path = out_dir.join(format!("{}.yaml", report.count()));
+            }
+            let path = out_dir.join(format!("{}.yaml", to_lint.len()));
             std::fs::write(&path, &file.text)?;
-            let mut command = Command::new(lint);
-            if !args.ignore_checks.is_empty() {
-                command.arg("--ignore-checks").args(&args.ignore_checks);
-            }
-            let result = command.arg("--").arg(&path).output()?;
-            let findings = String::from_utf8_lossy(&result.stdout).replace(&path.display().to_string(), &file.file);
-            // cfn-lint's exit code is a bit set: 2 errors, 4 warnings, 8 informational.
-            let code = result.status.code().unwrap_or(1);
-            let errors = code & 2 != 0 || code == 1 || code < 0;
-            let warnings = code & 4 != 0;
-            if errors || (args.strict && warnings) {
-                report.fail(format!("{name}: cfn-lint"), findings.trim().to_string());
-            } else if warnings {
-                report.pass(format!("{name} rendered and passed cfn-lint, with warnings"));
-                for line in findings.trim().lines() {
-                    println!("     {line}");
-                }
-            } else {
-                report.pass(format!("{name} rendered and passed cfn-lint"));
-            }
+            to_lint.push((name, file.file, path));
         }
+    }
+    if let (Some(lint), false) = (&lint, to_lint.is_empty()) {
+        lint_all(lint, &args, &to_lint, &mut report)?;
     }
     if !specs.is_empty() && !rendered_any {
         report.fail("specs".into(), "no spec rendered this template".into());
     }
     let _ = std::fs::remove_dir_all(&out_dir);
     Ok(report.finish())
+}
+
+/// Lints every rendered file in one cfn-lint run and reports each file on its own.
+fn lint_all(lint: &Path, args: &TestArgs, files: &[(String, String, PathBuf)], report: &mut Report) -> Result<(), Failure> {
+    let mut command = Command::new(lint);
+    command.args(["--format", "parseable"]);
+    if !args.ignore_checks.is_empty() {
+        command.arg("--ignore-checks").args(&args.ignore_checks);
+    }
+    command.arg("--").args(files.iter().map(|(_, _, path)| path));
+    let result = command.output()?;
+    let stdout = String::from_utf8_lossy(&result.stdout);
+    if result.status.code().is_none_or(|code| code == 1) {
+        return Err(format!("cfn-lint failed to run: {}", String::from_utf8_lossy(&result.stderr)).into());
+    }
+    for (name, file, path) in files {
+        let prefix = format!("{}:", path.display());
+        // parseable: PATH:LINE:COL:END_LINE:END_COL:RULE:MESSAGE
+        let findings: Vec<(String, String)> = stdout
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .filter_map(|rest| {
+                let parts: Vec<&str> = rest.splitn(6, ':').collect();
+                (parts.len() == 6).then(|| (parts[4].to_string(), format!("{} {file}:{} {}", parts[4], parts[0], parts[5])))
+            })
+            .collect();
+        let errors = findings.iter().any(|(rule, _)| rule.starts_with('E'));
+        let warnings = findings.iter().any(|(rule, _)| rule.starts_with('W'));
+        let text = findings.iter().map(|(_, text)| text.as_str()).collect::<Vec<_>>().join("\n");
+        if errors || (args.strict && warnings) {
+            report.fail(format!("{name}: cfn-lint"), text);
+        } else if warnings {
+            report.pass(format!("{name} rendered and passed cfn-lint, with warnings"));
+            for line in text.lines() {
+                println!("     {line}");
+            }
+        } else {
+            report.pass(format!("{name} rendered and passed cfn-lint"));
+        }
+    }
+    Ok(())
 }
 
 #[derive(Default)]
@@ -231,10 +257,6 @@ struct Report {
 }
 
 impl Report {
-    fn count(&self) -> usize {
-        self.passed + self.failed + self.skipped
-    }
-
     fn pass(&mut self, what: String) {
         self.passed += 1;
         println!("PASS {what}");

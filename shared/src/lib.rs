@@ -10,6 +10,7 @@
 pub mod adapters;
 pub mod api;
 pub mod app;
+#[cfg(feature = "aws")]
 pub mod config;
 pub mod domain;
 pub mod ports;

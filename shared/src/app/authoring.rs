@@ -57,6 +57,23 @@ pub enum Part {
     Pipeline,
 }
 
+/// One template file to render, with the namespace it is rendered with.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub target: String,
+    pub file: String,
+    pub source: String,
+    pub context: minijinja::Value,
+}
+
+impl Job {
+    pub fn render(&self) -> Result<Rendered, String> {
+        let text = render::render(&self.file, &self.source, self.context.clone())
+            .map_err(|e: RenderError| e.to_string())?;
+        Ok(Rendered { target: self.target.clone(), file: self.file.clone(), text })
+    }
+}
+
 /// One rendered template file.
 #[derive(Debug, Clone)]
 pub struct Rendered {
@@ -125,11 +142,23 @@ impl Workbench {
         instance: Option<&str>,
         outputs: &KnownOutputs,
     ) -> Result<Vec<Rendered>, String> {
+        self.jobs(spec, part, instance, outputs)?.iter().map(Job::render).collect()
+    }
+
+    /// The template files the chosen part renders, each with its namespace. A pipeline's
+    /// namespace holds its instances' outputs, so their templates are rendered on the way.
+    pub fn jobs(
+        &self,
+        spec: &Spec,
+        part: Part,
+        instance: Option<&str>,
+        outputs: &KnownOutputs,
+    ) -> Result<Vec<Job>, String> {
         match (self.kind, spec) {
             (BundleKind::Environment, Spec::Environment { inputs }) => {
                 let inputs = resolve_inputs(self.input_schema(InputRole::Environment), inputs, "spec")?;
                 let context = render::environment_context(&self.name, &inputs);
-                self.render_folder("infrastructure", &format!("environment {}", self.name), context)
+                self.folder_jobs("infrastructure", &format!("environment {}", self.name), context)
             }
             (BundleKind::Service, Spec::Service { pipeline, instances }) => {
                 let service = ServiceNames {
@@ -154,7 +183,7 @@ impl Workbench {
                         return Err(format!("the spec has no instance {wanted:?} (it has: {})", names.join(", ")));
                     }
                 }
-                let mut rendered = Vec::new();
+                let mut jobs = Vec::new();
                 let mut pipeline_instances = Vec::new();
                 for (item, inputs) in &resolved {
                     let context = render::instance_context(
@@ -165,14 +194,21 @@ impl Workbench {
                         &environment_outputs,
                         component.as_ref().map(|c| ("component", c)),
                     );
-                    let files = self.render_folder(
+                    let files = self.folder_jobs(
                         "instance_infrastructure",
                         &format!("instance {}", item.name),
                         context,
                     )?;
                     let instance_outputs = match outputs.instances.get(item.name.as_str()) {
                         Some(Json::Object(known)) => known.clone(),
-                        _ => files.iter().flat_map(|f| declared_outputs(&f.text)).collect(),
+                        _ if part == Part::Pipeline => {
+                            let mut declared = Map::new();
+                            for job in &files {
+                                declared.extend(declared_outputs(&job.render()?.text));
+                            }
+                            declared
+                        }
+                        _ => Map::new(),
                     };
                     pipeline_instances.push(PipelineInstance {
                         name: item.name.to_string(),
@@ -183,7 +219,7 @@ impl Workbench {
                         environment_outputs: environment_outputs.clone(),
                     });
                     if part == Part::Instance && instance.is_none_or(|w| w == item.name.as_str()) {
-                        rendered.extend(files);
+                        jobs.extend(files);
                     }
                 }
                 if part == Part::Pipeline {
@@ -196,9 +232,9 @@ impl Workbench {
                         "pipeline",
                     )?;
                     let context = render::pipeline_context(&service, &inputs, &pipeline_instances);
-                    rendered.extend(self.render_folder("pipeline_infrastructure", "pipeline", context)?);
+                    jobs.extend(self.folder_jobs("pipeline_infrastructure", "pipeline", context)?);
                 }
-                Ok(rendered)
+                Ok(jobs)
             }
             (BundleKind::Component, Spec::Service { instances, .. }) => {
                 let environment_outputs = known_or_examples(&outputs.environment);
@@ -213,21 +249,18 @@ impl Workbench {
                     &environment,
                     &environment_outputs,
                 );
-                let source = self.source("cloudformation.yaml")?;
-                let text = render::render("cloudformation.yaml", source, context).map_err(|e| e.to_string())?;
-                Ok(vec![Rendered { target: format!("component {}", self.name), file: "cloudformation.yaml".into(), text }])
+                self.folder_jobs("", &format!("component {}", self.name), context)
             }
             (kind, _) => Err(format!("this {kind:?} bundle needs a spec with `proton: {}`", kind.spec_kind())),
         }
     }
 
-    fn render_folder(&self, folder: &str, target: &str, context: minijinja::Value) -> Result<Vec<Rendered>, String> {
+    fn folder_jobs(&self, folder: &str, target: &str, context: minijinja::Value) -> Result<Vec<Job>, String> {
         self.files(folder)
             .into_iter()
             .map(|file| {
-                let source = self.source(&file)?;
-                let text = render::render(&file, source, context.clone()).map_err(|e: RenderError| e.to_string())?;
-                Ok(Rendered { target: target.to_string(), file, text })
+                let source = self.source(&file)?.to_string();
+                Ok(Job { target: target.to_string(), file, source, context: context.clone() })
             })
             .collect()
     }

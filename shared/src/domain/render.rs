@@ -442,7 +442,9 @@ fn block_yaml(value: &Json, indent: usize) -> String {
         Json::Object(map) => map
             .iter()
             .map(|(key, value)| {
-                let key = Json::String(key.clone()).to_string();
+                let plain = key.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let key = if plain { key.clone() } else { Json::String(key.clone()).to_string() };
                 match value {
                     Json::Array(_) | Json::Object(_) => {
                         format!("{key}:\n{}{}", " ".repeat(indent + 2), block_yaml(value, indent + 2))
