@@ -97,13 +97,17 @@ fn render(args: RenderArgs, outputs_only: bool) -> Result<(), Failure> {
         _ => Part::Infrastructure,
     };
     let instance = args.instance.as_deref().or(match (&spec, part) {
-        (Spec::Service { instances, .. }, Part::Instance) => instances.first().map(|i| i.name.as_str()),
+        (Spec::Service { instances, .. }, Part::Instance) => {
+            instances.first().map(|i| i.name.as_str())
+        }
         _ => None,
     });
     let rendered = workbench.render(&spec, part, instance, &outputs)?;
     if outputs_only {
-        let declared: serde_json::Map<String, serde_json::Value> =
-            rendered.iter().flat_map(|file| declared_outputs(&file.text)).collect();
+        let declared: serde_json::Map<String, serde_json::Value> = rendered
+            .iter()
+            .flat_map(|file| declared_outputs(&file.text))
+            .collect();
         println!("{}", serde_json::to_string_pretty(&declared)?);
         return Ok(());
     }
@@ -121,26 +125,44 @@ fn test(args: TestArgs) -> Result<bool, Failure> {
     let mut report = Report::default();
     let workbench = match load(&args.bundle, args.name.as_deref()) {
         Ok(workbench) => {
-            report.pass(format!("bundle {}: layout, manifests and schema", args.bundle.display()));
+            report.pass(format!(
+                "bundle {}: layout, manifests and schema",
+                args.bundle.display()
+            ));
             workbench
         }
         Err(error) => {
-            report.fail(format!("bundle {}", args.bundle.display()), error.to_string());
+            report.fail(
+                format!("bundle {}", args.bundle.display()),
+                error.to_string(),
+            );
             return Ok(report.finish());
         }
     };
     let outputs = read_outputs(args.outputs.as_deref())?;
-    let specs = if args.spec.is_empty() { discover_specs(&args.bundle, workbench.kind) } else { args.spec.clone() };
+    let specs = if args.spec.is_empty() {
+        discover_specs(&args.bundle, workbench.kind)
+    } else {
+        args.spec.clone()
+    };
     // A component has no inputs of its own: it renders without a spec.
-    let specs: Vec<Option<PathBuf>> = if specs.is_empty() && workbench.kind == BundleKind::Component {
+    let specs: Vec<Option<PathBuf>> = if specs.is_empty() && workbench.kind == BundleKind::Component
+    {
         vec![None]
     } else {
         specs.into_iter().map(Some).collect()
     };
     if specs.is_empty() {
-        report.fail("specs".into(), "no spec given and none found in spec/ or specs/ next to the bundle".into());
+        report.fail(
+            "specs".into(),
+            "no spec given and none found in spec/ or specs/ next to the bundle".into(),
+        );
     }
-    let lint = if args.no_lint { None } else { Some(find_cfn_lint(args.cfn_lint.as_deref())?) };
+    let lint = if args.no_lint {
+        None
+    } else {
+        Some(find_cfn_lint(args.cfn_lint.as_deref())?)
+    };
     let out_dir = std::env::temp_dir().join(format!("paved-template-test-{}", std::process::id()));
     std::fs::create_dir_all(&out_dir)?;
     let discovered = args.spec.is_empty() && specs.len() > 1;
@@ -148,7 +170,13 @@ fn test(args: TestArgs) -> Result<bool, Failure> {
     let mut to_lint: Vec<(String, String, PathBuf)> = Vec::new();
     for spec_path in &specs {
         let (label, spec) = match spec_path {
-            None => ("no spec".to_string(), Ok(Spec::Service { pipeline: None, instances: vec![] })),
+            None => (
+                "no spec".to_string(),
+                Ok(Spec::Service {
+                    pipeline: None,
+                    instances: vec![],
+                }),
+            ),
             Some(path) => (path.display().to_string(), read_spec(path)),
         };
         let spec = match spec {
@@ -209,17 +237,28 @@ fn test(args: TestArgs) -> Result<bool, Failure> {
 }
 
 /// Lints every rendered file in one cfn-lint run and reports each file on its own.
-fn lint_all(lint: &Path, args: &TestArgs, files: &[(String, String, PathBuf)], report: &mut Report) -> Result<(), Failure> {
+fn lint_all(
+    lint: &Path,
+    args: &TestArgs,
+    files: &[(String, String, PathBuf)],
+    report: &mut Report,
+) -> Result<(), Failure> {
     let mut command = Command::new(lint);
     command.args(["--format", "parseable"]);
     if !args.ignore_checks.is_empty() {
         command.arg("--ignore-checks").args(&args.ignore_checks);
     }
-    command.arg("--").args(files.iter().map(|(_, _, path)| path));
+    command
+        .arg("--")
+        .args(files.iter().map(|(_, _, path)| path));
     let result = command.output()?;
     let stdout = String::from_utf8_lossy(&result.stdout);
     if result.status.code().is_none_or(|code| code == 1) {
-        return Err(format!("cfn-lint failed to run: {}", String::from_utf8_lossy(&result.stderr)).into());
+        return Err(format!(
+            "cfn-lint failed to run: {}",
+            String::from_utf8_lossy(&result.stderr)
+        )
+        .into());
     }
     for (name, file, path) in files {
         let prefix = format!("{}:", path.display());
@@ -229,16 +268,27 @@ fn lint_all(lint: &Path, args: &TestArgs, files: &[(String, String, PathBuf)], r
             .filter_map(|line| line.strip_prefix(&prefix))
             .filter_map(|rest| {
                 let parts: Vec<&str> = rest.splitn(6, ':').collect();
-                (parts.len() == 6).then(|| (parts[4].to_string(), format!("{} {file}:{} {}", parts[4], parts[0], parts[5])))
+                (parts.len() == 6).then(|| {
+                    (
+                        parts[4].to_string(),
+                        format!("{} {file}:{} {}", parts[4], parts[0], parts[5]),
+                    )
+                })
             })
             .collect();
         let errors = findings.iter().any(|(rule, _)| rule.starts_with('E'));
         let warnings = findings.iter().any(|(rule, _)| rule.starts_with('W'));
-        let text = findings.iter().map(|(_, text)| text.as_str()).collect::<Vec<_>>().join("\n");
+        let text = findings
+            .iter()
+            .map(|(_, text)| text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n");
         if errors || (args.strict && warnings) {
             report.fail(format!("{name}: cfn-lint"), text);
         } else if warnings {
-            report.pass(format!("{name} rendered and passed cfn-lint, with warnings"));
+            report.pass(format!(
+                "{name} rendered and passed cfn-lint, with warnings"
+            ));
             for line in text.lines() {
                 println!("     {line}");
             }
@@ -276,7 +326,10 @@ impl Report {
     }
 
     fn finish(self) -> bool {
-        println!("template test: {} passed, {} failed, {} skipped", self.passed, self.failed, self.skipped);
+        println!(
+            "template test: {} passed, {} failed, {} skipped",
+            self.passed, self.failed, self.skipped
+        );
         self.failed == 0
     }
 }
@@ -302,9 +355,16 @@ fn default_name(path: &Path) -> String {
     let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let mut parts = absolute.iter().rev().filter_map(|p| p.to_str());
     let last = parts.next().unwrap_or("template");
-    let is_version = last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit()) && last.len() > 1;
-    let name = if is_version { parts.next().unwrap_or(last) } else { last };
-    name.trim_end_matches(".tar.gz").trim_end_matches(".tgz").to_string()
+    let is_version =
+        last.starts_with('v') && last[1..].chars().all(|c| c.is_ascii_digit()) && last.len() > 1;
+    let name = if is_version {
+        parts.next().unwrap_or(last)
+    } else {
+        last
+    };
+    name.trim_end_matches(".tar.gz")
+        .trim_end_matches(".tgz")
+        .to_string()
 }
 
 fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) -> Result<(), Failure> {
@@ -317,7 +377,10 @@ fn collect(root: &Path, dir: &Path, files: &mut Vec<(String, Vec<u8>)>) -> Resul
         } else if kind.is_dir() {
             collect(root, &path, files)?;
         } else {
-            let relative = path.strip_prefix(root)?.to_string_lossy().replace('\\', "/");
+            let relative = path
+                .strip_prefix(root)?
+                .to_string_lossy()
+                .replace('\\', "/");
             files.push((relative, std::fs::read(&path)?));
         }
     }
@@ -330,9 +393,14 @@ fn read_spec(path: &Path) -> Result<Spec, Failure> {
 }
 
 fn read_outputs(path: Option<&Path>) -> Result<KnownOutputs, Failure> {
-    let Some(path) = path else { return Ok(KnownOutputs::default()) };
+    let Some(path) = path else {
+        return Ok(KnownOutputs::default());
+    };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(paved_core::domain::yaml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?)
+    Ok(
+        paved_core::domain::yaml::from_str(&text)
+            .map_err(|e| format!("{}: {e}", path.display()))?,
+    )
 }
 
 fn discover_specs(bundle: &Path, kind: BundleKind) -> Vec<PathBuf> {
@@ -340,8 +408,11 @@ fn discover_specs(bundle: &Path, kind: BundleKind) -> Vec<PathBuf> {
     let start = std::fs::canonicalize(bundle).unwrap_or_else(|_| bundle.to_path_buf());
     for dir in start.ancestors().take(4) {
         for folder in ["spec", "specs"] {
-            let Ok(entries) = std::fs::read_dir(dir.join(folder)) else { continue };
-            let mut paths: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+            let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+                continue;
+            };
+            let mut paths: Vec<PathBuf> =
+                entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
             paths.sort();
             for path in paths {
                 let is_yaml = path.extension().is_some_and(|e| e == "yaml" || e == "yml");

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-use paved_core::app::authoring::{BundleKind, Job, KnownOutputs, Part, Workbench, declared_outputs};
+use paved_core::app::authoring::{
+    BundleKind, Job, KnownOutputs, Part, Workbench, declared_outputs,
+};
 use paved_core::domain::bundle::Bundle;
 use paved_core::domain::spec::Spec;
 
@@ -17,9 +19,16 @@ fn main() {
     let corpus = std::env::var("PAVED_SAMPLES")
         .map(PathBuf::from)
         .unwrap_or_else(|_| root.join("../shared/conformance/proton-cfn-samples"));
-    let iterations: u32 = std::env::var("PAVED_BENCH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let iterations: u32 = std::env::var("PAVED_BENCH_ITERATIONS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
     let jobs = corpus_jobs(&corpus);
-    println!("{} template files from {}, {iterations} renders each\n", jobs.len(), corpus.display());
+    println!(
+        "{} template files from {}, {iterations} renders each\n",
+        jobs.len(),
+        corpus.display()
+    );
 
     let mut paved = Vec::new();
     for (name, job) in &jobs {
@@ -36,7 +45,11 @@ fn main() {
         .map(|(name, job)| serde_json::json!({"name": name, "source": job.source, "context": job.context}))
         .collect();
     let contexts = std::env::temp_dir().join(format!("paved-bench-{}.json", std::process::id()));
-    std::fs::write(&contexts, serde_json::to_vec(&exported).expect("contexts serialise")).expect("contexts written");
+    std::fs::write(
+        &contexts,
+        serde_json::to_vec(&exported).expect("contexts serialise"),
+    )
+    .expect("contexts written");
     let python = root.join(".venv/bin/python");
     let output = Command::new(&python)
         .arg(root.join("scripts/bench_jinja2.py"))
@@ -45,24 +58,36 @@ fn main() {
         .output()
         .unwrap_or_else(|e| panic!("{}: {e} (run `make setup` first)", python.display()));
     let _ = std::fs::remove_file(&contexts);
-    assert!(output.status.success(), "Jinja2 run failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "Jinja2 run failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let jinja: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(&output.stdout).expect("Jinja2 timings are JSON");
 
-    println!("{:<78} {:>10} {:>10} {:>7}", "template", "paved µs", "Jinja2 µs", "ratio");
+    println!(
+        "{:<78} {:>10} {:>10} {:>7}",
+        "template", "paved µs", "Jinja2 µs", "ratio"
+    );
     let (mut total_paved, mut total_jinja) = (0.0, 0.0);
     for ((name, _), paved_us) in jobs.iter().zip(&paved) {
         let jinja_us = jinja[name.as_str()].as_f64().expect("a time per template");
         total_paved += paved_us;
         total_jinja += jinja_us;
-        println!("{name:<78} {paved_us:>10.1} {jinja_us:>10.1} {:>6.1}x", jinja_us / paved_us);
+        println!(
+            "{name:<78} {paved_us:>10.1} {jinja_us:>10.1} {:>6.1}x",
+            jinja_us / paved_us
+        );
     }
     println!(
         "{:<78} {total_paved:>10.1} {total_jinja:>10.1} {:>6.1}x",
         "TOTAL (one render of every file)",
         total_jinja / total_paved
     );
-    println!("\npaved's times include parsing the template and its YAML structure check; Jinja2's are parse and render only.");
+    println!(
+        "\npaved's times include parsing the template and its YAML structure check; Jinja2's are parse and render only."
+    );
 }
 
 /// Every template file of the corpus with the namespace paved renders it with.
@@ -74,7 +99,8 @@ fn corpus_jobs(corpus: &Path) -> Vec<(String, Job)> {
     let mut ordered: Vec<(BundleKind, PathBuf, Workbench)> = bundles
         .into_iter()
         .map(|path| {
-            let workbench = Workbench::new(load(&path), name_of(&path)).expect("corpus bundles are valid");
+            let workbench =
+                Workbench::new(load(&path), name_of(&path)).expect("corpus bundles are valid");
             (workbench.kind, path, workbench)
         })
         .collect();
@@ -82,28 +108,47 @@ fn corpus_jobs(corpus: &Path) -> Vec<(String, Job)> {
     ordered.sort_by_key(|(kind, _, _)| *kind != BundleKind::Environment);
     let mut jobs = Vec::new();
     for (kind, path, workbench) in ordered {
-        let label = path.strip_prefix(corpus).unwrap_or(&path).display().to_string();
+        let label = path
+            .strip_prefix(corpus)
+            .unwrap_or(&path)
+            .display()
+            .to_string();
         let mut outputs = KnownOutputs::default();
         if kind == BundleKind::Service {
-            let compatible = std::fs::read_to_string(path.join(".compatible-envs")).unwrap_or_default();
-            let env = compatible.split(':').next().unwrap_or("").trim().to_string();
+            let compatible =
+                std::fs::read_to_string(path.join(".compatible-envs")).unwrap_or_default();
+            let env = compatible
+                .split(':')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_string();
             outputs.environment = environment_outputs.get(&env).cloned();
         }
         let spec = match find_spec(&path, kind) {
             Some(spec) => spec,
-            None => Spec::Service { pipeline: None, instances: vec![] },
+            None => Spec::Service {
+                pipeline: None,
+                instances: vec![],
+            },
         };
         let parts: &[Part] = match kind {
             BundleKind::Service => &[Part::Instance, Part::Pipeline],
             _ => &[Part::Infrastructure],
         };
         for part in parts {
-            let part_jobs = workbench.jobs(&spec, *part, None, &outputs).unwrap_or_else(|e| panic!("{label}: {e}"));
+            let part_jobs = workbench
+                .jobs(&spec, *part, None, &outputs)
+                .unwrap_or_else(|e| panic!("{label}: {e}"));
             // One instance is enough per template file.
-            let job = part_jobs.into_iter().next().unwrap_or_else(|| panic!("{label}: nothing to render"));
+            let job = part_jobs
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| panic!("{label}: nothing to render"));
             if kind == BundleKind::Environment {
                 let rendered = job.render().unwrap_or_else(|e| panic!("{label}: {e}"));
-                environment_outputs.insert(workbench.name.clone(), declared_outputs(&rendered.text));
+                environment_outputs
+                    .insert(workbench.name.clone(), declared_outputs(&rendered.text));
             }
             jobs.push((format!("{label}/{}", job.file), job));
         }
@@ -112,13 +157,16 @@ fn corpus_jobs(corpus: &Path) -> Vec<(String, Job)> {
 }
 
 fn collect_bundles(dir: &Path, out: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if !path.is_dir() {
             continue;
         }
-        let is_bundle = path.join("schema/schema.yaml").is_file() || path.join("manifest.yaml").is_file();
+        let is_bundle =
+            path.join("schema/schema.yaml").is_file() || path.join("manifest.yaml").is_file();
         if is_bundle {
             out.push(path);
         } else {
@@ -134,7 +182,11 @@ fn load(path: &Path) -> Bundle {
             if path.is_dir() {
                 walk(root, &path, files);
             } else {
-                let relative = path.strip_prefix(root).expect("under root").to_string_lossy().into_owned();
+                let relative = path
+                    .strip_prefix(root)
+                    .expect("under root")
+                    .to_string_lossy()
+                    .into_owned();
                 files.push((relative, std::fs::read(&path).expect("readable file")));
             }
         }
@@ -145,9 +197,16 @@ fn load(path: &Path) -> Bundle {
 }
 
 fn name_of(path: &Path) -> String {
-    let last = path.file_name().and_then(|n| n.to_str()).unwrap_or("template");
+    let last = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or("template");
     if last == "v1" {
-        path.parent().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or(last).to_string()
+        path.parent()
+            .and_then(|p| p.file_name())
+            .and_then(|n| n.to_str())
+            .unwrap_or(last)
+            .to_string()
     } else {
         last.to_string()
     }
@@ -156,7 +215,9 @@ fn name_of(path: &Path) -> String {
 fn find_spec(bundle: &Path, kind: BundleKind) -> Option<Spec> {
     for dir in bundle.ancestors().take(4) {
         for folder in ["spec", "specs"] {
-            let Ok(entries) = std::fs::read_dir(dir.join(folder)) else { continue };
+            let Ok(entries) = std::fs::read_dir(dir.join(folder)) else {
+                continue;
+            };
             let mut paths: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
             paths.sort();
             for path in paths {

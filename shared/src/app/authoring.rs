@@ -23,7 +23,8 @@ impl BundleKind {
     pub fn detect(bundle: &Bundle) -> Result<Self, String> {
         if bundle.has_folder("instance_infrastructure") {
             Ok(Self::Service)
-        } else if bundle.has_folder("infrastructure") || bundle.file("schema/schema.yaml").is_some() {
+        } else if bundle.has_folder("infrastructure") || bundle.file("schema/schema.yaml").is_some()
+        {
             Ok(Self::Environment)
         } else if bundle.file("manifest.yaml").is_some() {
             Ok(Self::Component)
@@ -70,7 +71,11 @@ impl Job {
     pub fn render(&self) -> Result<Rendered, String> {
         let text = render::render(&self.file, &self.source, self.context.clone())
             .map_err(|e: RenderError| e.to_string())?;
-        Ok(Rendered { target: self.target.clone(), file: self.file.clone(), text })
+        Ok(Rendered {
+            target: self.target.clone(),
+            file: self.file.clone(),
+            text,
+        })
     }
 }
 
@@ -97,9 +102,10 @@ impl Workbench {
     pub fn new(bundle: Bundle, name: impl Into<String>) -> Result<Self, String> {
         let kind = BundleKind::detect(&bundle)?;
         let checked = match kind {
-            BundleKind::Environment if !bundle.has_folder("infrastructure") => {
-                Some(bundle::check(&bundle, BundleLayout::CustomerManagedEnvironment)?)
-            }
+            BundleKind::Environment if !bundle.has_folder("infrastructure") => Some(bundle::check(
+                &bundle,
+                BundleLayout::CustomerManagedEnvironment,
+            )?),
             BundleKind::Environment => Some(bundle::check(&bundle, BundleLayout::Environment)?),
             BundleKind::Service => {
                 let pipeline = bundle.has_folder("pipeline_infrastructure");
@@ -107,7 +113,12 @@ impl Workbench {
             }
             BundleKind::Component => None,
         };
-        Ok(Self { kind, bundle, checked, name: name.into() })
+        Ok(Self {
+            kind,
+            bundle,
+            checked,
+            name: name.into(),
+        })
     }
 
     fn files(&self, folder: &str) -> Vec<String> {
@@ -123,7 +134,9 @@ impl Workbench {
     }
 
     fn source(&self, file: &str) -> Result<&str, String> {
-        self.bundle.text(file)?.ok_or_else(|| format!("{file} is missing from the bundle"))
+        self.bundle
+            .text(file)?
+            .ok_or_else(|| format!("{file} is missing from the bundle"))
     }
 
     fn input_schema(&self, role: InputRole) -> Option<&crate::domain::schema::PropertySchema> {
@@ -131,7 +144,9 @@ impl Workbench {
     }
 
     pub fn has_pipeline(&self) -> bool {
-        self.checked.as_ref().is_some_and(CheckedBundle::has_pipeline)
+        self.checked
+            .as_ref()
+            .is_some_and(CheckedBundle::has_pipeline)
     }
 
     /// Renders the chosen part for a spec. `instance` picks one instance (all if `None`).
@@ -142,7 +157,10 @@ impl Workbench {
         instance: Option<&str>,
         outputs: &KnownOutputs,
     ) -> Result<Vec<Rendered>, String> {
-        self.jobs(spec, part, instance, outputs)?.iter().map(Job::render).collect()
+        self.jobs(spec, part, instance, outputs)?
+            .iter()
+            .map(Job::render)
+            .collect()
     }
 
     /// The template files the chosen part renders, each with its namespace. A pipeline's
@@ -156,16 +174,28 @@ impl Workbench {
     ) -> Result<Vec<Job>, String> {
         match (self.kind, spec) {
             (BundleKind::Environment, Spec::Environment { inputs }) => {
-                let inputs = resolve_inputs(self.input_schema(InputRole::Environment), inputs, "spec")?;
+                let inputs =
+                    resolve_inputs(self.input_schema(InputRole::Environment), inputs, "spec")?;
                 let context = render::environment_context(&self.name, &inputs);
-                self.folder_jobs("infrastructure", &format!("environment {}", self.name), context)
+                self.folder_jobs(
+                    "infrastructure",
+                    &format!("environment {}", self.name),
+                    context,
+                )
             }
-            (BundleKind::Service, Spec::Service { pipeline, instances }) => {
+            (
+                BundleKind::Service,
+                Spec::Service {
+                    pipeline,
+                    instances,
+                },
+            ) => {
                 let service = ServiceNames {
                     name: self.name.clone(),
                     repository_id: Some("my-org/my-repo".into()),
                     repository_connection_arn: Some(
-                        "arn:aws:codestar-connections:us-east-1:123456789012:connection/example".into(),
+                        "arn:aws:codestar-connections:us-east-1:123456789012:connection/example"
+                            .into(),
                     ),
                     branch_name: Some("main".into()),
                 };
@@ -174,14 +204,18 @@ impl Workbench {
                 let mut resolved = Vec::new();
                 for (index, item) in instances.iter().enumerate() {
                     let at = format!("instances[{index}] ({}).spec", item.name);
-                    let inputs = resolve_inputs(self.input_schema(InputRole::Service), &item.inputs, &at)?;
+                    let inputs =
+                        resolve_inputs(self.input_schema(InputRole::Service), &item.inputs, &at)?;
                     resolved.push((item, inputs));
                 }
-                if let Some(wanted) = instance {
-                    if !instances.iter().any(|i| i.name.as_str() == wanted) {
-                        let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
-                        return Err(format!("the spec has no instance {wanted:?} (it has: {})", names.join(", ")));
-                    }
+                if let Some(wanted) = instance
+                    && !instances.iter().any(|i| i.name.as_str() == wanted)
+                {
+                    let names: Vec<&str> = instances.iter().map(|i| i.name.as_str()).collect();
+                    return Err(format!(
+                        "the spec has no instance {wanted:?} (it has: {})",
+                        names.join(", ")
+                    ));
                 }
                 let mut jobs = Vec::new();
                 let mut pipeline_instances = Vec::new();
@@ -232,15 +266,26 @@ impl Workbench {
                         "pipeline",
                     )?;
                     let context = render::pipeline_context(&service, &inputs, &pipeline_instances);
-                    jobs.extend(self.folder_jobs("pipeline_infrastructure", "pipeline", context)?);
+                    jobs.extend(self.folder_jobs(
+                        "pipeline_infrastructure",
+                        "pipeline",
+                        context,
+                    )?);
                 }
                 Ok(jobs)
             }
             (BundleKind::Component, Spec::Service { instances, .. }) => {
                 let environment_outputs = known_or_examples(&outputs.environment);
-                let service = ServiceNames { name: "service".into(), ..Default::default() };
+                let service = ServiceNames {
+                    name: "service".into(),
+                    ..Default::default()
+                };
                 let (instance_name, environment, inputs) = match instances.first() {
-                    Some(i) => (i.name.to_string(), i.environment.to_string(), i.inputs.clone()),
+                    Some(i) => (
+                        i.name.to_string(),
+                        i.environment.to_string(),
+                        i.inputs.clone(),
+                    ),
                     None => ("instance".into(), "environment".into(), Inputs::new()),
                 };
                 let context = render::component_context(
@@ -251,16 +296,29 @@ impl Workbench {
                 );
                 self.folder_jobs("", &format!("component {}", self.name), context)
             }
-            (kind, _) => Err(format!("this {kind:?} bundle needs a spec with `proton: {}`", kind.spec_kind())),
+            (kind, _) => Err(format!(
+                "this {kind:?} bundle needs a spec with `proton: {}`",
+                kind.spec_kind()
+            )),
         }
     }
 
-    fn folder_jobs(&self, folder: &str, target: &str, context: minijinja::Value) -> Result<Vec<Job>, String> {
+    fn folder_jobs(
+        &self,
+        folder: &str,
+        target: &str,
+        context: minijinja::Value,
+    ) -> Result<Vec<Job>, String> {
         self.files(folder)
             .into_iter()
             .map(|file| {
                 let source = self.source(&file)?.to_string();
-                Ok(Job { target: target.to_string(), file, source, context: context.clone() })
+                Ok(Job {
+                    target: target.to_string(),
+                    file,
+                    source,
+                    context: context.clone(),
+                })
             })
             .collect()
     }
@@ -309,6 +367,11 @@ mod tests {
         assert_eq!(outputs["Runtime"], "nodejs12.x");
         assert_eq!(outputs["Port"], "80");
         assert!(outputs["VpcId"].as_str().unwrap().starts_with("vpc-"));
-        assert!(outputs["RoleArn"].as_str().unwrap().starts_with("arn:aws:iam::"));
+        assert!(
+            outputs["RoleArn"]
+                .as_str()
+                .unwrap()
+                .starts_with("arn:aws:iam::")
+        );
     }
 }

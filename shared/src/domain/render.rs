@@ -31,7 +31,11 @@ const FUEL: u64 = 20_000_000;
 pub enum RenderError {
     /// The template itself is wrong (syntax, an undefined variable, a filter's refusal).
     #[error("{file}{}: {reason}", line.map(|l| format!(":{l}")).unwrap_or_default())]
-    Template { file: String, line: Option<usize>, reason: String },
+    Template {
+        file: String,
+        line: Option<usize>,
+        reason: String,
+    },
     /// An input value would change the rendered template's structure.
     #[error("{file}: {reason}")]
     Injection { file: String, reason: String },
@@ -66,7 +70,9 @@ impl Outputs {
 pub fn example_output(name: &str) -> String {
     let lower = name.to_ascii_lowercase();
     // FNV-1a: a stable, distinct suffix per name.
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3));
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    });
     let id = format!("{hash:017x}");
     let arn = |service: &str, region: &str, resource: String| {
         format!("arn:aws:{service}:{region}:123456789012:{resource}")
@@ -248,15 +254,26 @@ fn engine() -> &'static Environment<'static> {
         env.add_filter("truncate", truncate);
         env.add_filter("proton_cfn_sanitize", sanitize_filter);
         env.add_filter("proton_cfn_iam_policy_arns", iam_policy_arns);
-        env.add_filter("proton_cfn_ecs_task_definition_formatted_env_vars", ecs_env_vars);
-        env.add_filter("proton_cfn_lambda_function_formatted_env_vars", lambda_env_vars);
+        env.add_filter(
+            "proton_cfn_ecs_task_definition_formatted_env_vars",
+            ecs_env_vars,
+        );
+        env.add_filter(
+            "proton_cfn_lambda_function_formatted_env_vars",
+            lambda_env_vars,
+        );
         env
     })
 }
 
-fn format_value(out: &mut minijinja::Output, state: &mut State, value: &Value) -> Result<(), JinjaError> {
+fn format_value(
+    out: &mut minijinja::Output,
+    state: &mut State,
+    value: &Value,
+) -> Result<(), JinjaError> {
     if let Some(block) = value.downcast_object_ref::<YamlBlock>() {
-        let json = serde_json::to_string(&block.0).map_err(|e| JinjaError::new(ErrorKind::BadSerialization, e.to_string()))?;
+        let json = serde_json::to_string(&block.0)
+            .map_err(|e| JinjaError::new(ErrorKind::BadSerialization, e.to_string()))?;
         return write!(out, "{BLOCK_START}{json}{BLOCK_END}").map_err(JinjaError::from);
     }
     match value.as_str() {
@@ -299,7 +316,10 @@ fn is_sanitized(value: &str) -> bool {
         regex::Regex::new(r"^arn:[a-z0-9-]+:[a-zA-Z0-9-]+:[a-z0-9-]*:(\d{12}|aws)?:[^\s]+$")
             .expect("the ARN pattern compiles")
     });
-    value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') || arn.is_match(value)
+    value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        || arn.is_match(value)
 }
 
 fn sanitize(value: &str) -> Result<(), JinjaError> {
@@ -308,7 +328,9 @@ fn sanitize(value: &str) -> Result<(), JinjaError> {
     } else {
         Err(JinjaError::new(
             ErrorKind::InvalidOperation,
-            format!("proton_cfn_sanitize: {value:?} is neither an ARN nor made of letters, digits, '_' and '-'"),
+            format!(
+                "proton_cfn_sanitize: {value:?} is neither an ARN nor made of letters, digits, '_' and '-'"
+            ),
         ))
     }
 }
@@ -320,7 +342,12 @@ fn sanitize_filter(value: String) -> Result<String, JinjaError> {
 
 /// The entries of a mapping of outputs, as strings; anything that is not a mapping has none.
 fn entries(value: &Value) -> Result<Vec<(String, String)>, JinjaError> {
-    if value.is_undefined() || value.is_none() || value.as_object().is_some_and(|o| o.enumerator_len() == Some(0)) {
+    if value.is_undefined()
+        || value.is_none()
+        || value
+            .as_object()
+            .is_some_and(|o| o.enumerator_len() == Some(0))
+    {
         return Ok(vec![]);
     }
     let mut pairs = Vec::new();
@@ -345,7 +372,11 @@ fn iam_policy_arns(value: Value) -> Result<Value, JinjaError> {
     Ok(Value::from_object(YamlBlock(Json::Array(arns))))
 }
 
-fn checked_entries(value: &Value, kwargs: &Kwargs, raw: Option<bool>) -> Result<Vec<(String, String)>, JinjaError> {
+fn checked_entries(
+    value: &Value,
+    kwargs: &Kwargs,
+    raw: Option<bool>,
+) -> Result<Vec<(String, String)>, JinjaError> {
     let raw = match raw {
         Some(raw) => raw,
         None => kwargs.get::<Option<bool>>("raw")?.unwrap_or(true),
@@ -391,10 +422,10 @@ fn template_error(file: &str, source: &str, error: &JinjaError) -> RenderError {
         Some(detail) => format!("{}: {detail}", error.kind()),
         None => error.kind().to_string(),
     };
-    if let Some(expression) = error.range().and_then(|range| source.get(range)) {
-        if error.kind() == ErrorKind::UndefinedError {
-            reason.push_str(&format!(" (`{}`)", expression.trim()));
-        }
+    if let Some(expression) = error.range().and_then(|range| source.get(range))
+        && error.kind() == ErrorKind::UndefinedError
+    {
+        reason.push_str(&format!(" (`{}`)", expression.trim()));
     }
     // An error raised inside a filter chain carries its cause as the source.
     let mut cause = std::error::Error::source(error);
@@ -402,7 +433,11 @@ fn template_error(file: &str, source: &str, error: &JinjaError) -> RenderError {
         reason.push_str(&format!(": {inner}"));
         cause = inner.source();
     }
-    RenderError::Template { file: file.to_string(), line: error.line(), reason }
+    RenderError::Template {
+        file: file.to_string(),
+        line: error.line(),
+        reason,
+    }
 }
 
 /// Replaces each structured value with YAML: a block at the start of a line (indented to that
@@ -411,7 +446,9 @@ fn expand_blocks(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(start) = rest.find(BLOCK_START) {
-        let Some(length) = rest[start..].find(BLOCK_END) else { break };
+        let Some(length) = rest[start..].find(BLOCK_END) else {
+            break;
+        };
         out.push_str(&rest[..start]);
         let json_text = &rest[start + BLOCK_START.len_utf8()..start + length];
         let line_start = out.rfind('\n').map_or(0, |i| i + 1);
@@ -443,11 +480,21 @@ fn block_yaml(value: &Json, indent: usize) -> String {
             .iter()
             .map(|(key, value)| {
                 let plain = key.starts_with(|c: char| c.is_ascii_alphabetic())
-                    && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
-                let key = if plain { key.clone() } else { Json::String(key.clone()).to_string() };
+                    && key
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                let key = if plain {
+                    key.clone()
+                } else {
+                    Json::String(key.clone()).to_string()
+                };
                 match value {
                     Json::Array(_) | Json::Object(_) => {
-                        format!("{key}:\n{}{}", " ".repeat(indent + 2), block_yaml(value, indent + 2))
+                        format!(
+                            "{key}:\n{}{}",
+                            " ".repeat(indent + 2),
+                            block_yaml(value, indent + 2)
+                        )
                     }
                     scalar => format!("{key}: {}", scalar_json(scalar)),
                 }
@@ -466,19 +513,26 @@ fn scalar_json(value: &Json) -> String {
 }
 
 fn strip_marks(text: &str) -> String {
-    text.chars().filter(|c| *c != STRING_START && *c != STRING_END).collect()
+    text.chars()
+        .filter(|c| *c != STRING_START && *c != STRING_END)
+        .collect()
 }
 
 fn check_structure(file: &str, marked: &str) -> Result<(), RenderError> {
     let plain = strip_marks(marked);
-    let unmarked: Yaml = yaml_serde::from_str(&plain)
-        .map_err(|e| RenderError::NotYaml { file: file.into(), reason: e.to_string() })?;
+    let unmarked: Yaml = yaml_serde::from_str(&plain).map_err(|e| RenderError::NotYaml {
+        file: file.into(),
+        reason: e.to_string(),
+    })?;
     let injection = |detail: String| RenderError::Injection {
         file: file.into(),
         reason: format!("an input value would change the template's structure: {detail}"),
     };
-    let with_marks: Yaml = yaml_serde::from_str(marked)
-        .map_err(|e| injection(format!("with each value kept whole the document does not parse ({e})")))?;
+    let with_marks: Yaml = yaml_serde::from_str(marked).map_err(|e| {
+        injection(format!(
+            "with each value kept whole the document does not parse ({e})"
+        ))
+    })?;
     balanced(&with_marks).map_err(injection)?;
     if !same_shape(&with_marks, &unmarked) {
         return Err(injection(
@@ -493,7 +547,9 @@ fn balanced(value: &Yaml) -> Result<(), String> {
     match value {
         Yaml::String(text) => balanced_text(text),
         Yaml::Sequence(items) => items.iter().try_for_each(balanced),
-        Yaml::Mapping(map) => map.iter().try_for_each(|(k, v)| balanced(k).and_then(|()| balanced(v))),
+        Yaml::Mapping(map) => map
+            .iter()
+            .try_for_each(|(k, v)| balanced(k).and_then(|()| balanced(v))),
         Yaml::Tagged(tagged) => {
             let tag = tagged.tag.to_string();
             if tag.contains([STRING_START, STRING_END]) {
@@ -523,7 +579,11 @@ fn balanced_text(text: &str) -> Result<(), String> {
 
 fn near(text: &str, index: usize) -> String {
     let fragment: String = strip_marks(&text[index..]).chars().take(60).collect();
-    let fragment = if fragment.is_empty() { strip_marks(text).chars().take(60).collect() } else { fragment };
+    let fragment = if fragment.is_empty() {
+        strip_marks(text).chars().take(60).collect()
+    } else {
+        fragment
+    };
     format!("it spills out of its YAML value near {fragment:?}")
 }
 
@@ -534,7 +594,9 @@ fn same_shape(a: &Yaml, b: &Yaml) -> bool {
         }
         (Yaml::Mapping(x), Yaml::Mapping(y)) => {
             x.len() == y.len()
-                && x.iter().zip(y.iter()).all(|((ka, va), (kb, vb))| same_shape(ka, kb) && same_shape(va, vb))
+                && x.iter()
+                    .zip(y.iter())
+                    .all(|((ka, va), (kb, vb))| same_shape(ka, kb) && same_shape(va, vb))
         }
         (Yaml::Tagged(x), Yaml::Tagged(y)) => x.tag == y.tag && same_shape(&x.value, &y.value),
         // A string must read the same without the marks: an anchor, a quote or an escape in

@@ -26,8 +26,13 @@ pub struct InstanceSpec {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Spec {
-    Environment { inputs: Inputs },
-    Service { pipeline: Option<Inputs>, instances: Vec<InstanceSpec> },
+    Environment {
+        inputs: Inputs,
+    },
+    Service {
+        pipeline: Option<Inputs>,
+        instances: Vec<InstanceSpec>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -44,7 +49,9 @@ impl Spec {
     pub fn parse(text: &str) -> Result<Self, String> {
         let chars = text.chars().count();
         if chars > MAX_SPEC_CHARS {
-            return Err(format!("spec: {chars} characters; a spec may be at most {MAX_SPEC_CHARS}"));
+            return Err(format!(
+                "spec: {chars} characters; a spec may be at most {MAX_SPEC_CHARS}"
+            ));
         }
         let document: Value =
             super::yaml::from_str(text).map_err(|e| format!("spec: not valid YAML: {e}"))?;
@@ -75,24 +82,37 @@ impl Spec {
                 let mut instances = Vec::with_capacity(raw.len());
                 for (index, item) in raw.into_iter().enumerate() {
                     let at = format!("instances[{index}]");
-                    let item: RawInstance = serde_json::from_value(item)
-                        .map_err(|e| format!("{at}: {e}; an instance has name, environment and spec"))?;
-                    let name = ResourceName::parse(item.name).map_err(|e| format!("{at}.name: {e}"))?;
+                    let item: RawInstance = serde_json::from_value(item).map_err(|e| {
+                        format!("{at}: {e}; an instance has name, environment and spec")
+                    })?;
+                    let name =
+                        ResourceName::parse(item.name).map_err(|e| format!("{at}.name: {e}"))?;
                     let environment = ResourceName::parse(item.environment)
                         .map_err(|e| format!("{at}.environment: {e}"))?;
                     let inputs = object(item.spec, &format!("{at}.spec"))?;
                     check_reserved(&inputs, &format!("{at} ({name}).spec"))?;
                     if instances.iter().any(|i: &InstanceSpec| i.name == name) {
-                        return Err(format!("{at}.name: {name} is used by more than one instance"));
+                        return Err(format!(
+                            "{at}.name: {name} is used by more than one instance"
+                        ));
                     }
-                    instances.push(InstanceSpec { name, environment, inputs });
+                    instances.push(InstanceSpec {
+                        name,
+                        environment,
+                        inputs,
+                    });
                 }
-                Ok(Self::Service { pipeline, instances })
+                Ok(Self::Service {
+                    pipeline,
+                    instances,
+                })
             }
             Some(other) => Err(format!(
                 "spec: proton must be EnvironmentSpec or ServiceSpec, got {other:?}"
             )),
-            None => Err("spec: the `proton` member (EnvironmentSpec or ServiceSpec) is missing".into()),
+            None => {
+                Err("spec: the `proton` member (EnvironmentSpec or ServiceSpec) is missing".into())
+            }
         }
     }
 }
@@ -107,7 +127,10 @@ fn object(value: Option<Value>, at: &str) -> Result<Inputs, String> {
 
 fn refuse_extra(document: &Map<String, Value>, allowed: &[&str]) -> Result<(), String> {
     match document.keys().find(|k| !allowed.contains(&k.as_str())) {
-        Some(key) => Err(format!("spec: unknown member {key:?} (expected {})", allowed.join(", "))),
+        Some(key) => Err(format!(
+            "spec: unknown member {key:?} (expected {})",
+            allowed.join(", ")
+        )),
         None => Ok(()),
     }
 }
@@ -118,18 +141,27 @@ fn check_reserved(inputs: &Inputs, at: &str) -> Result<(), String> {
             Value::String(text) if text.chars().any(|c| RESERVED.contains(&c)) => Err(format!(
                 "{path}: contains a character from U+E000 to U+E00F, which paved reserves"
             )),
-            Value::Array(items) => {
-                items.iter().enumerate().try_for_each(|(i, v)| walk(v, &format!("{path}[{i}]")))
-            }
-            Value::Object(map) => map.iter().try_for_each(|(k, v)| walk(v, &format!("{path}.{k}"))),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .try_for_each(|(i, v)| walk(v, &format!("{path}[{i}]"))),
+            Value::Object(map) => map
+                .iter()
+                .try_for_each(|(k, v)| walk(v, &format!("{path}.{k}"))),
             _ => Ok(()),
         }
     }
-    inputs.iter().try_for_each(|(k, v)| walk(v, &format!("{at}.{k}")))
+    inputs
+        .iter()
+        .try_for_each(|(k, v)| walk(v, &format!("{at}.{k}")))
 }
 
 /// Fills the schema's defaults into `given` and checks the result; errors start with `at`.
-pub fn resolve_inputs(schema: Option<&PropertySchema>, given: &Inputs, at: &str) -> Result<Inputs, String> {
+pub fn resolve_inputs(
+    schema: Option<&PropertySchema>,
+    given: &Inputs,
+    at: &str,
+) -> Result<Inputs, String> {
     let Some(schema) = schema else {
         if let Some(name) = given.keys().next() {
             return Err(format!("{at}.{name}: this template takes no inputs here"));
@@ -177,7 +209,13 @@ mod tests {
             "proton: ServiceSpec\npipeline:\n  dockerfile: Dockerfile\ninstances:\n  - name: web-prod\n    environment: prod\n    spec:\n      image: nginx\n",
         )
         .unwrap();
-        let Spec::Service { pipeline, instances } = spec else { panic!("not a service spec") };
+        let Spec::Service {
+            pipeline,
+            instances,
+        } = spec
+        else {
+            panic!("not a service spec")
+        };
         assert_eq!(pipeline.unwrap()["dockerfile"], "Dockerfile");
         assert_eq!(instances[0].name.as_str(), "web-prod");
         assert_eq!(instances[0].inputs["image"], "nginx");
@@ -190,9 +228,15 @@ mod tests {
         let given = json!({"image": "nginx"}).as_object().unwrap().clone();
         let resolved = resolve_inputs(input, &given, "instances[0] (web).spec").unwrap();
         assert_eq!(resolved["port"], 80);
-        let bad = json!({"image": "nginx", "port": 99999}).as_object().unwrap().clone();
+        let bad = json!({"image": "nginx", "port": 99999})
+            .as_object()
+            .unwrap()
+            .clone();
         let err = resolve_inputs(input, &bad, "instances[0] (web).spec").unwrap_err();
-        assert_eq!(err, "instances[0] (web).spec.port: must be at most 65535, got 99999");
+        assert_eq!(
+            err,
+            "instances[0] (web).spec.port: must be at most 65535, got 99999"
+        );
         let missing = Inputs::new();
         let err = resolve_inputs(input, &missing, "instances[0] (web).spec").unwrap_err();
         assert!(err.contains("required input \"image\" is missing"), "{err}");
@@ -203,29 +247,63 @@ mod tests {
         let cases = [
             ("proton: Nope\n", "EnvironmentSpec or ServiceSpec"),
             ("spec: {}\n", "`proton` member"),
-            ("proton: ServiceSpec\ninstances: {}\n", "instances must be a list"),
-            ("proton: ServiceSpec\ninstances:\n  - name: a\n", "instances[0]"),
-            ("proton: ServiceSpec\ninstances:\n  - {name: 'bad name', environment: e}\n", "instances[0].name"),
-            ("proton: ServiceSpec\ninstances:\n  - {name: a, environment: e}\n  - {name: a, environment: f}\n", "more than one instance"),
-            ("proton: EnvironmentSpec\nspec: [1]\n", "spec: must be a mapping"),
-            ("proton: EnvironmentSpec\nextra: 1\n", "unknown member \"extra\""),
-            ("proton: EnvironmentSpec\nspec:\n  x: \"a\u{E000}\"\n", "spec.x: contains a character"),
+            (
+                "proton: ServiceSpec\ninstances: {}\n",
+                "instances must be a list",
+            ),
+            (
+                "proton: ServiceSpec\ninstances:\n  - name: a\n",
+                "instances[0]",
+            ),
+            (
+                "proton: ServiceSpec\ninstances:\n  - {name: 'bad name', environment: e}\n",
+                "instances[0].name",
+            ),
+            (
+                "proton: ServiceSpec\ninstances:\n  - {name: a, environment: e}\n  - {name: a, environment: f}\n",
+                "more than one instance",
+            ),
+            (
+                "proton: EnvironmentSpec\nspec: [1]\n",
+                "spec: must be a mapping",
+            ),
+            (
+                "proton: EnvironmentSpec\nextra: 1\n",
+                "unknown member \"extra\"",
+            ),
+            (
+                "proton: EnvironmentSpec\nspec:\n  x: \"a\u{E000}\"\n",
+                "spec.x: contains a character",
+            ),
         ];
         for (text, expected) in cases {
             let err = Spec::parse(text).unwrap_err();
             assert!(err.contains(expected), "{text:?}: {err}");
         }
-        let huge = format!("proton: EnvironmentSpec\nspec:\n  x: {}\n", "a".repeat(MAX_SPEC_CHARS));
+        let huge = format!(
+            "proton: EnvironmentSpec\nspec:\n  x: {}\n",
+            "a".repeat(MAX_SPEC_CHARS)
+        );
         assert!(Spec::parse(&huge).unwrap_err().contains("at most 51200"));
     }
 
     #[test]
     fn current_values_are_kept_on_update() {
-        let current = json!({"port": 81, "image": "a"}).as_object().unwrap().clone();
-        let given = json!({"port": CURRENT_VALUE, "image": "b"}).as_object().unwrap().clone();
+        let current = json!({"port": 81, "image": "a"})
+            .as_object()
+            .unwrap()
+            .clone();
+        let given = json!({"port": CURRENT_VALUE, "image": "b"})
+            .as_object()
+            .unwrap()
+            .clone();
         let kept = keep_current_values(&given, &current, "spec").unwrap();
         assert_eq!(Value::Object(kept), json!({"port": 81, "image": "b"}));
         let given = json!({"new": CURRENT_VALUE}).as_object().unwrap().clone();
-        assert!(keep_current_values(&given, &current, "spec").unwrap_err().starts_with("spec.new:"));
+        assert!(
+            keep_current_values(&given, &current, "spec")
+                .unwrap_err()
+                .starts_with("spec.new:")
+        );
     }
 }

@@ -11,13 +11,21 @@ fn env(value: Json) -> Value {
 }
 
 fn service() -> ServiceNames {
-    ServiceNames { name: "web".into(), ..Default::default() }
+    ServiceNames {
+        name: "web".into(),
+        ..Default::default()
+    }
 }
 
 #[test]
 fn the_environment_namespace_loops_conditionals_and_whitespace_control_render_like_jinja() {
     let source = "Resources:\n{%- for cidr in environment.inputs.cidrs %}\n  Subnet{{ loop.index }}:\n    Type: AWS::EC2::Subnet\n    Properties:\n      CidrBlock: {{ cidr }}\n{%- endfor %}\n  Tagged:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: {{ environment.name ~ \"-\" ~ {\"a\": \"x\", \"b\": \"y\"}[environment.inputs.pick] }}\n{% if environment.inputs.extra is defined %}      Extra: yes\n{% elif environment.inputs.cidrs | length > 1 %}      Many: {{ environment.inputs.cidrs | length }}\n{% else %}      Few: 1\n{% endif %}      Missing: {{ environment.inputs.missing | default('fallback') }}";
-    let rendered = render("t.yaml", source, env(json!({"cidrs": ["10.0.0.0/24", "10.0.1.0/24"], "pick": "b"}))).unwrap();
+    let rendered = render(
+        "t.yaml",
+        source,
+        env(json!({"cidrs": ["10.0.0.0/24", "10.0.1.0/24"], "pick": "b"})),
+    )
+    .unwrap();
     assert_eq!(
         rendered,
         "Resources:\n  Subnet1:\n    Type: AWS::EC2::Subnet\n    Properties:\n      CidrBlock: 10.0.0.0/24\n  Subnet2:\n    Type: AWS::EC2::Subnet\n    Properties:\n      CidrBlock: 10.0.1.0/24\n  Tagged:\n    Type: AWS::SSM::Parameter\n    Properties:\n      Name: dev-y\n      Many: 2\n      Missing: fallback"
@@ -27,15 +35,28 @@ fn the_environment_namespace_loops_conditionals_and_whitespace_control_render_li
 #[test]
 fn cloudformation_resolve_survives_in_raw_blocks() {
     let source = "Value: '{% raw %}{{resolve:ssm:/my/param}}{% endraw %}'\n";
-    assert_eq!(render("t.yaml", source, env(json!({}))).unwrap(), "Value: '{{resolve:ssm:/my/param}}'");
+    assert_eq!(
+        render("t.yaml", source, env(json!({}))).unwrap(),
+        "Value: '{{resolve:ssm:/my/param}}'"
+    );
 }
 
 #[test]
 fn truncate_behaves_like_jinja() {
     let source = "Name: '{{ (service.name ~ \"--\" ~ service_instance.name) | truncate(29, true, \"zzz\", 0) }}'\nShort: {{ \"hello world foo\" | truncate(9) }}\nKept: {{ \"hello\" | truncate(3) }}";
-    let context = instance_context(&service(), "a-very-long-instance-name-indeed", &inputs(json!({})), "dev", &Outputs::none(), None);
+    let context = instance_context(
+        &service(),
+        "a-very-long-instance-name-indeed",
+        &inputs(json!({})),
+        "dev",
+        &Outputs::none(),
+        None,
+    );
     let rendered = render("t.yaml", source, context).unwrap();
-    assert_eq!(rendered, "Name: 'web--a-very-long-instance-zzz'\nShort: hello...\nKept: hello");
+    assert_eq!(
+        rendered,
+        "Name: 'web--a-very-long-instance-zzz'\nShort: hello...\nKept: hello"
+    );
 }
 
 #[test]
@@ -45,10 +66,20 @@ fn proton_filters_format_component_outputs_in_place() {
         "BucketName": "my-bucket",
         "PolicyArn": "arn:aws:iam::123456789012:policy/read-bucket",
     })));
-    let context = instance_context(&service(), "i", &inputs(json!({})), "dev", &Outputs::none(), Some(("c", &outputs)));
+    let context = instance_context(
+        &service(),
+        "i",
+        &inputs(json!({})),
+        "dev",
+        &Outputs::none(),
+        Some(("c", &outputs)),
+    );
     let rendered = render("t.yaml", source, context).unwrap();
     let parsed: Json = yaml_serde::from_str(&rendered).unwrap();
-    assert_eq!(parsed["ManagedPolicyArns"], json!(["base", "arn:aws:iam::123456789012:policy/read-bucket"]));
+    assert_eq!(
+        parsed["ManagedPolicyArns"],
+        json!(["base", "arn:aws:iam::123456789012:policy/read-bucket"])
+    );
     assert_eq!(
         parsed["Environment"],
         json!([{"Name": "A", "Value": "b"}, {"Name": "BucketName", "Value": "my-bucket"},
@@ -61,7 +92,14 @@ fn proton_filters_format_component_outputs_in_place() {
 #[test]
 fn without_a_component_the_filters_print_nothing() {
     let source = "Arns:\n  - base\n  {{ service_instance.components.default.outputs | proton_cfn_iam_policy_arns }}\n";
-    let context = instance_context(&service(), "i", &inputs(json!({})), "dev", &Outputs::none(), None);
+    let context = instance_context(
+        &service(),
+        "i",
+        &inputs(json!({})),
+        "dev",
+        &Outputs::none(),
+        None,
+    );
     let parsed: Json = yaml_serde::from_str(&render("t.yaml", source, context).unwrap()).unwrap();
     assert_eq!(parsed["Arns"], json!(["base"]));
 }
@@ -69,7 +107,14 @@ fn without_a_component_the_filters_print_nothing() {
 #[test]
 fn sanitize_refuses_values_that_are_not_names_or_arns() {
     let source = "A: {{ environment.inputs.x | proton_cfn_sanitize }}";
-    assert!(render("t.yaml", source, env(json!({"x": "arn:aws:s3:::bucket/key"}))).is_ok());
+    assert!(
+        render(
+            "t.yaml",
+            source,
+            env(json!({"x": "arn:aws:s3:::bucket/key"}))
+        )
+        .is_ok()
+    );
     let err = render("t.yaml", source, env(json!({"x": "a b"}))).unwrap_err();
     assert!(err.to_string().contains("proton_cfn_sanitize"), "{err}");
     let strict = "A: {{ environment.inputs.m | proton_cfn_ecs_task_definition_formatted_env_vars(raw=False) }}";
@@ -81,11 +126,19 @@ fn sanitize_refuses_values_that_are_not_names_or_arns() {
 fn an_undefined_variable_names_the_file_the_line_and_the_expression() {
     let source = "A: 1\nB: {{ environment.inputs.nope }}\n";
     let err = render("infrastructure/cloudformation.yaml", source, env(json!({}))).unwrap_err();
-    let RenderError::Template { file, line, reason } = &err else { panic!("{err:?}") };
-    assert_eq!((file.as_str(), *line), ("infrastructure/cloudformation.yaml", Some(2)));
+    let RenderError::Template { file, line, reason } = &err else {
+        panic!("{err:?}")
+    };
+    assert_eq!(
+        (file.as_str(), *line),
+        ("infrastructure/cloudformation.yaml", Some(2))
+    );
     assert!(reason.contains("environment.inputs.nope"), "{reason}");
     let err = render("t.yaml", "A: {% if %}", env(json!({}))).unwrap_err();
-    assert!(matches!(err, RenderError::Template { line: Some(1), .. }), "{err:?}");
+    assert!(
+        matches!(err, RenderError::Template { line: Some(1), .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
@@ -106,8 +159,16 @@ fn hostile(field: &str, value: &str) -> Result<String, RenderError> {
 fn harmless_values_render_in_every_position() {
     let rendered = hostile("plain", "my-bucket").unwrap();
     let parsed: Json = yaml_serde::from_str(&rendered).unwrap();
-    assert_eq!(parsed["Resources"]["Bucket"]["Properties"]["BucketName"], "my-bucket");
-    for (field, value) in [("single", "it is fine"), ("double", "a: b # c"), ("block", "line one"), ("comment", "anything # here")] {
+    assert_eq!(
+        parsed["Resources"]["Bucket"]["Properties"]["BucketName"],
+        "my-bucket"
+    );
+    for (field, value) in [
+        ("single", "it is fine"),
+        ("double", "a: b # c"),
+        ("block", "line one"),
+        ("comment", "anything # here"),
+    ] {
         assert!(hostile(field, value).is_ok(), "{field}={value:?}");
     }
 }
@@ -119,7 +180,10 @@ fn values_that_would_add_resources_or_members_are_refused_wherever_they_land() {
         ("plain", "x\nEvil: 1"),
         ("single", "x'\n  Evil: 'y"),
         ("single", "x', Evil: 'y"),
-        ("double", "x\"\n        - Key: injected\n          Value: \"y"),
+        (
+            "double",
+            "x\"\n        - Key: injected\n          Value: \"y",
+        ),
         ("flow", "f, {Evil: 1}"),
         ("flow", "f], Evil: [x"),
         ("comment", "c\n      Evil: 1"),
@@ -152,7 +216,10 @@ fn an_escaped_quote_inside_double_quotes_stays_inside_its_scalar() {
 #[test]
 fn jinja_syntax_in_a_value_stays_text() {
     let rendered = hostile("single", "{{ 7 * 7 }}{% raw %}").unwrap();
-    assert!(rendered.contains("Value: '{{ 7 * 7 }}{% raw %}'"), "{rendered}");
+    assert!(
+        rendered.contains("Value: '{{ 7 * 7 }}{% raw %}'"),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -173,20 +240,38 @@ fn pipelines_see_every_instance_with_its_outputs_and_environment() {
         environment_account_id: "123456789012".into(),
         environment_outputs: Outputs::Examples,
     };
-    let names = ServiceNames { name: "web".into(), repository_id: Some("acme/web".into()), branch_name: Some("main".into()), ..Default::default() };
-    let context = pipeline_context(&names, &inputs(json!({"dockerfile": "Dockerfile"})), &[instance("a", "dev"), instance("b", "prod")]);
+    let names = ServiceNames {
+        name: "web".into(),
+        repository_id: Some("acme/web".into()),
+        branch_name: Some("main".into()),
+        ..Default::default()
+    };
+    let context = pipeline_context(
+        &names,
+        &inputs(json!({"dockerfile": "Dockerfile"})),
+        &[instance("a", "dev"), instance("b", "prod")],
+    );
     let rendered = render("p.yaml", source, context).unwrap();
     assert_eq!(
         rendered,
-        format!("\na: https://a dev {vpc} 80\n\nb: https://b prod {vpc} 80\n\nRepo: acme/web@main Dockerfile", vpc = example_output("VpcId"))
+        format!(
+            "\na: https://a dev {vpc} 80\n\nb: https://b prod {vpc} 80\n\nRepo: acme/web@main Dockerfile",
+            vpc = example_output("VpcId")
+        )
     );
 }
 
 #[test]
 fn example_outputs_look_like_what_they_name_and_differ_per_name() {
     assert!(example_output("PrivateSubnet1").starts_with("subnet-"));
-    assert_ne!(example_output("PrivateSubnet1"), example_output("PrivateSubnet2"));
-    assert!(example_output("ServiceTaskDefExecutionRoleArn").starts_with("arn:aws:iam::123456789012:role/"));
+    assert_ne!(
+        example_output("PrivateSubnet1"),
+        example_output("PrivateSubnet2")
+    );
+    assert!(
+        example_output("ServiceTaskDefExecutionRoleArn")
+            .starts_with("arn:aws:iam::123456789012:role/")
+    );
     assert!(example_output("SNSTopicArn").starts_with("arn:aws:sns:us-east-1:123456789012:"));
     assert_eq!(example_output("SNSRegion"), "example-SNSRegion");
 }
