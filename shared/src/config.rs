@@ -4,9 +4,14 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::adapters::{dynamodb::DynamoCatalogStore, s3::S3BundleStore};
+use crate::adapters::cloudformation::CloudFormationStacks;
+use crate::adapters::eventbridge::EventBridgeEvents;
+use crate::adapters::stepfunctions::StepFunctionsWorkflows;
+use crate::adapters::{dynamodb::DynamoStore, s3::S3BundleStore};
 use crate::api::App;
 use crate::app::catalog::Catalog;
+use crate::app::engine::Engine;
+use crate::app::environments::{ArnBuilder, Deployer, Environments};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -18,6 +23,14 @@ pub struct Config {
     pub region: String,
     /// For ARNs (`PAVED_ACCOUNT_ID`).
     pub account_id: String,
+    /// The deploy and delete state machines (`PAVED_DEPLOY_STATE_MACHINE_ARN`,
+    /// `PAVED_DELETE_STATE_MACHINE_ARN`).
+    pub deploy_state_machine_arn: String,
+    pub delete_state_machine_arn: String,
+    /// Seconds the state machines wait between checks (`PAVED_POLL_SECONDS`, default 10).
+    pub poll_seconds: u64,
+    /// The EventBridge bus status changes go to (`PAVED_EVENT_BUS`, default `default`).
+    pub event_bus: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +45,13 @@ impl Config {
             bucket: var("PAVED_BUCKET")?,
             region: var("AWS_REGION")?,
             account_id: var("PAVED_ACCOUNT_ID")?,
+            deploy_state_machine_arn: var("PAVED_DEPLOY_STATE_MACHINE_ARN")?,
+            delete_state_machine_arn: var("PAVED_DELETE_STATE_MACHINE_ARN")?,
+            poll_seconds: std::env::var("PAVED_POLL_SECONDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(10),
+            event_bus: std::env::var("PAVED_EVENT_BUS").unwrap_or_else(|_| "default".into()),
         })
     }
 }
@@ -51,21 +71,59 @@ fn loader() -> aws_config::ConfigLoader {
     aws_config::defaults(BehaviorVersion::latest()).http_client(http)
 }
 
-/// Wires the AWS adapters into the application.
-pub fn app(config: &Config, sdk: &SdkConfig) -> App {
-    let dynamodb = aws_sdk_dynamodb::Client::new(sdk);
+fn s3_client(sdk: &SdkConfig) -> aws_sdk_s3::Client {
     // A custom endpoint (moto, LocalStack, MinIO) serves buckets by path, not by host name.
     let path_style = sdk.endpoint_url().is_some();
-    let s3 = aws_sdk_s3::Client::from_conf(
+    aws_sdk_s3::Client::from_conf(
         aws_sdk_s3::config::Builder::from(sdk)
             .force_path_style(path_style)
             .build(),
-    );
-    let catalog = Catalog::new(
-        Arc::new(DynamoCatalogStore::new(dynamodb, &config.table)),
-        Arc::new(S3BundleStore::new(s3, &config.bucket)),
-    );
-    App::new(catalog, config.region.clone(), config.account_id.clone())
+    )
+}
+
+/// Wires the AWS adapters into what a deployment reads and writes.
+pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &config.table,
+    ));
+    let s3 = s3_client(sdk);
+    Deployer {
+        catalog: store.clone(),
+        store,
+        bundles: Arc::new(S3BundleStore::new(s3.clone(), &config.bucket)),
+        workflows: Arc::new(StepFunctionsWorkflows::new(
+            aws_sdk_sfn::Client::new(sdk),
+            config.deploy_state_machine_arn.clone(),
+            config.delete_state_machine_arn.clone(),
+            config.poll_seconds,
+        )),
+        events: Arc::new(EventBridgeEvents::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &config.event_bus,
+        )),
+        stacks: Arc::new(CloudFormationStacks::new(
+            aws_sdk_cloudformation::Client::new(sdk),
+            s3,
+            &config.bucket,
+        )),
+        arns: ArnBuilder {
+            region: config.region.clone(),
+            account_id: config.account_id.clone(),
+        },
+    }
+}
+
+/// The Proton API on the AWS adapters.
+pub fn app(config: &Config, sdk: &SdkConfig) -> App {
+    let deployer = deployer(config, sdk);
+    let catalog = Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
+    App::new(catalog, Environments::new(deployer))
+}
+
+/// The deployment engine on the AWS adapters.
+pub fn engine(config: &Config, sdk: &SdkConfig) -> Engine {
+    Engine::new(deployer(config, sdk))
 }
 
 /// The SDK configuration for a local emulator: its endpoint, a region and throwaway credentials.

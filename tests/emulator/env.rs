@@ -1,7 +1,7 @@
 //! The test environment: SDK clients on the emulator, one fresh table per test.
 
 use aws_config::SdkConfig;
-use paved_core::adapters::dynamodb::{DynamoCatalogStore, ensure_table};
+use paved_core::adapters::dynamodb::{DynamoStore, ensure_table};
 
 pub struct TestEnv {
     pub sdk: SdkConfig,
@@ -20,7 +20,7 @@ impl TestEnv {
         Self { sdk, table }
     }
 
-    pub fn store(&self) -> DynamoCatalogStore {
-        DynamoCatalogStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
+    pub fn store(&self) -> DynamoStore {
+        DynamoStore::new(aws_sdk_dynamodb::Client::new(&self.sdk), &self.table)
     }
 }

@@ -7,6 +7,11 @@
 //! | get a version                        | `pk = TEMPLATE#<kind>#<name>`, `sk = VERSION#<major>#<minor>` (20-digit, zero-padded) |
 //! | list versions (all, or of one major) | Query `pk`, `begins_with(sk, VERSION#[<major>#])`        |
 //! | replay a clientToken                 | `pk = TOKEN#<scope>#<token>`, `sk = #TOKEN`, TTL `expiresAt` |
+//! | get an environment                   | `pk = ENVIRONMENT#<name>`, `sk = #ENVIRONMENT`          |
+//! | list environments, by name           | GSI `gsi1`: `gsi1pk = ENVIRONMENTS`, `gsi1sk = name`    |
+//! | get a deployment                     | `pk = DEPLOYMENT#<id>`, `sk = #DEPLOYMENT`              |
+//! | an environment's deployments, newest first | GSI `gsi1`: `gsi1pk = DEPLOYMENTS#<environment>`, `gsi1sk = <inverted time>#<id>` |
+//! | all deployments, newest first        | GSI `gsi2`: `gsi2pk = DEPLOYMENTS`, `gsi2sk = <inverted time>#<id>` |
 //!
 //! Every item carries `rev`; writes go through TransactWriteItems with `attribute_not_exists(pk)`
 //! for creates and `rev = :expected` for replaces and deletes, so no update is ever lost.
@@ -19,28 +24,31 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
-    TimeToLiveSpecification, TransactWriteItem,
+    TimeToLiveSpecification, TransactWriteItem, Update,
 };
 use serde::{Deserialize, Serialize};
 
+use crate::domain::environment::{Deployment, Environment};
 use crate::domain::names::{Arn, Description, DisplayName, ResourceName, Tag, Timestamp};
 use crate::domain::template::{
     CompatibleEnvironmentTemplate, ComponentSource, Provisioning, Template, TemplateKind,
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
 use crate::ports::{
-    CatalogStore, CatalogWrite, IdempotencyRecord, Page, PageRequest, StoreError, TemplateWrite,
-    VersionWrite,
+    CatalogStore, CatalogWrite, DeploymentWrite, EnvironmentChange, EnvironmentStore,
+    EnvironmentWrite, IdempotencyRecord, Page, PageRequest, StoreError, TemplateWrite,
+    VersionUsage, VersionWrite,
 };
 
 pub const GSI1: &str = "gsi1";
+pub const GSI2: &str = "gsi2";
 
-pub struct DynamoCatalogStore {
+pub struct DynamoStore {
     client: Client,
     table: String,
 }
 
-impl DynamoCatalogStore {
+impl DynamoStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
@@ -350,7 +358,7 @@ fn decode_cursor(cursor: &str, expected: (&str, &str)) -> Result<Item, StoreErro
         .collect())
 }
 
-impl DynamoCatalogStore {
+impl DynamoStore {
     async fn get(&self, pk: String, sk: &str) -> Result<Option<Item>, StoreError> {
         let output = self
             .client
@@ -410,7 +418,7 @@ impl Condition {
 }
 
 #[async_trait]
-impl CatalogStore for DynamoCatalogStore {
+impl CatalogStore for DynamoStore {
     async fn template(
         &self,
         kind: TemplateKind,
@@ -623,6 +631,235 @@ impl CatalogStore for DynamoCatalogStore {
     }
 }
 
+// --- Environments and deployments ------------------------------------------------------------
+
+const ENVIRONMENT_SK: &str = "#ENVIRONMENT";
+const DEPLOYMENT_SK: &str = "#DEPLOYMENT";
+
+fn environment_pk(name: &str) -> String {
+    format!("ENVIRONMENT#{name}")
+}
+
+fn deployment_pk(id: &str) -> String {
+    format!("DEPLOYMENT#{id}")
+}
+
+/// A domain record with its keys: the record's own fields sit beside them in the item.
+#[derive(Serialize, Deserialize)]
+struct Keyed<T> {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    #[serde(flatten)]
+    record: T,
+}
+
+fn environment_item(environment: &Environment) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: environment_pk(environment.name.as_str()),
+        sk: ENVIRONMENT_SK.into(),
+        gsi1pk: "ENVIRONMENTS".into(),
+        gsi1sk: environment.name.to_string(),
+        gsi2pk: None,
+        gsi2sk: None,
+        record: environment,
+    })
+}
+
+fn deployment_item(deployment: &Deployment) -> Result<Item, StoreError> {
+    // Newest first in ascending key order.
+    let order = format!(
+        "{:020}#{}",
+        u64::MAX - (deployment.created_at.0 * 1000.0) as u64,
+        deployment.id
+    );
+    to_item(&Keyed {
+        pk: deployment_pk(&deployment.id),
+        sk: DEPLOYMENT_SK.into(),
+        gsi1pk: format!("DEPLOYMENTS#{}", deployment.environment_name),
+        gsi1sk: order.clone(),
+        gsi2pk: Some("DEPLOYMENTS".into()),
+        gsi2sk: Some(order),
+        record: deployment,
+    })
+}
+
+impl DynamoStore {
+    async fn query_index<T: for<'de> Deserialize<'de>>(
+        &self,
+        index: &str,
+        partition: String,
+        page: PageRequest,
+    ) -> Result<Page<T>, StoreError> {
+        let key = if index == GSI1 { "gsi1pk" } else { "gsi2pk" };
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, (key, &partition)))
+            .transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(format!("{key} = :p"))
+            .expression_attribute_values(":p", AttributeValue::S(partition.clone()))
+            .set_limit(page.limit.map(|l| l as i32))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<Keyed<T>>(item).map(|k| k.record))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            cursor: encode_cursor(output.last_evaluated_key.as_ref()),
+        })
+    }
+
+    fn usage_update(&self, usage: &VersionUsage) -> TransactWriteItem {
+        let version = &usage.version;
+        let mut condition = "attribute_exists(pk)".to_string();
+        let mut values = HashMap::from([
+            (":d".to_string(), AttributeValue::N(usage.delta.to_string())),
+            (":one".to_string(), AttributeValue::N("1".into())),
+        ]);
+        if usage.delta > 0 {
+            condition.push_str(" AND #status = :published");
+            values.insert(":published".into(), AttributeValue::S("PUBLISHED".into()));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                template_pk(version.kind, version.template_name.as_str()),
+                &version_sk(version.number),
+            )))
+            .update_expression("SET inUse = if_not_exists(inUse, :zero) + :d, rev = rev + :one")
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        let update = if usage.delta > 0 {
+            update.expression_attribute_names("#status", "status")
+        } else {
+            update
+        };
+        TransactWriteItem::builder()
+            .update(update.build().expect("table, key and expression are set"))
+            .build()
+    }
+
+    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+}
+
+#[async_trait]
+impl EnvironmentStore for DynamoStore {
+    async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
+        match self
+            .get(environment_pk(name.as_str()), ENVIRONMENT_SK)
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<Keyed<Environment>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn environments(&self, page: PageRequest) -> Result<Page<Environment>, StoreError> {
+        self.query_index(GSI1, "ENVIRONMENTS".into(), page).await
+    }
+
+    async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        match self.get(deployment_pk(id), DEPLOYMENT_SK).await? {
+            Some(item) => Ok(Some(from_item::<Keyed<Deployment>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn deployments(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Deployment>, StoreError> {
+        match environment {
+            Some(name) => {
+                self.query_index(GSI1, format!("DEPLOYMENTS#{name}"), page)
+                    .await
+            }
+            None => self.query_index(GSI2, "DEPLOYMENTS".into(), page).await,
+        }
+    }
+
+    async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
+        let mut items = Vec::new();
+        match change.environment {
+            Some(EnvironmentWrite::Create(e)) => {
+                items.push(self.put(environment_item(&e)?, Condition::Absent))
+            }
+            Some(EnvironmentWrite::Replace {
+                environment,
+                expected_rev,
+            }) => items.push(self.put(
+                environment_item(&environment)?,
+                Condition::Rev(expected_rev),
+            )),
+            Some(EnvironmentWrite::Delete { name, expected_rev }) => items.push(self.delete(
+                environment_pk(name.as_str()),
+                ENVIRONMENT_SK,
+                Condition::Rev(expected_rev),
+            )),
+            None => {}
+        }
+        match change.deployment {
+            Some(DeploymentWrite::Create(d)) => {
+                items.push(self.put(deployment_item(&d)?, Condition::Absent))
+            }
+            Some(DeploymentWrite::Replace {
+                deployment,
+                expected_rev,
+            }) => items.push(self.put(deployment_item(&deployment)?, Condition::Rev(expected_rev))),
+            Some(DeploymentWrite::Delete { id, expected_rev }) => items.push(self.delete(
+                deployment_pk(&id),
+                DEPLOYMENT_SK,
+                Condition::Rev(expected_rev),
+            )),
+            None => {}
+        }
+        for usage in &change.usage {
+            items.push(self.usage_update(usage));
+        }
+        self.transact(items).await
+    }
+}
+
 /// Creates the table with its index and TTL if it does not exist yet (local runs and tests;
 /// in AWS the SAM template owns the table).
 pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError> {
@@ -651,6 +888,17 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         )
         .build()
         .expect("index name, keys and projection are set");
+    let index2 = GlobalSecondaryIndex::builder()
+        .index_name(GSI2)
+        .key_schema(key("gsi2pk", KeyType::Hash))
+        .key_schema(key("gsi2sk", KeyType::Range))
+        .projection(
+            Projection::builder()
+                .projection_type(ProjectionType::All)
+                .build(),
+        )
+        .build()
+        .expect("index name, keys and projection are set");
     let created = client
         .create_table()
         .table_name(table)
@@ -658,9 +906,12 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         .attribute_definitions(attribute("sk"))
         .attribute_definitions(attribute("gsi1pk"))
         .attribute_definitions(attribute("gsi1sk"))
+        .attribute_definitions(attribute("gsi2pk"))
+        .attribute_definitions(attribute("gsi2sk"))
         .key_schema(key("pk", KeyType::Hash))
         .key_schema(key("sk", KeyType::Range))
         .global_secondary_indexes(index)
+        .global_secondary_indexes(index2)
         .billing_mode(BillingMode::PayPerRequest)
         .send()
         .await;

@@ -5,11 +5,14 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::environment::{Deployment, Environment};
 use crate::domain::names::ResourceName;
+use crate::domain::template::VersionStatus;
 use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
 use crate::ports::{
-    BlobError, BundleStore, CatalogStore, CatalogWrite, IdempotencyRecord, Page, PageRequest,
-    StoreError, TemplateWrite, VersionWrite,
+    BlobError, BundleStore, CatalogStore, CatalogWrite, DeploymentWrite, EnvironmentChange,
+    EnvironmentStore, EnvironmentWrite, IdempotencyRecord, Page, PageRequest, StoreError,
+    TemplateWrite, VersionWrite,
 };
 
 type VersionKey = (TemplateKind, String, VersionNumber);
@@ -19,14 +22,16 @@ struct Tables {
     templates: BTreeMap<(TemplateKind, String), Template>,
     versions: BTreeMap<VersionKey, TemplateVersion>,
     tokens: HashMap<(String, String), IdempotencyRecord>,
+    environments: BTreeMap<String, Environment>,
+    deployments: BTreeMap<String, Deployment>,
 }
 
 #[derive(Default)]
-pub struct MemoryCatalogStore {
+pub struct MemoryStore {
     tables: Mutex<Tables>,
 }
 
-impl MemoryCatalogStore {
+impl MemoryStore {
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave a half-applied write: writes are checked
         // before any change is made.
@@ -65,7 +70,7 @@ fn page_of<T: Clone>(items: Vec<(String, T)>, page: &PageRequest) -> Result<Page
 }
 
 #[async_trait]
-impl CatalogStore for MemoryCatalogStore {
+impl CatalogStore for MemoryStore {
     async fn template(
         &self,
         kind: TemplateKind,
@@ -228,6 +233,126 @@ impl CatalogStore for MemoryCatalogStore {
     }
 }
 
+#[async_trait]
+impl EnvironmentStore for MemoryStore {
+    async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
+        Ok(self.lock().environments.get(name.as_str()).cloned())
+    }
+
+    async fn environments(&self, page: PageRequest) -> Result<Page<Environment>, StoreError> {
+        let items = self
+            .lock()
+            .environments
+            .iter()
+            .map(|(n, e)| (format!("mem:{n}"), e.clone()))
+            .collect();
+        page_of(items, &page)
+    }
+
+    async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        Ok(self.lock().deployments.get(id).cloned())
+    }
+
+    async fn deployments(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Deployment>, StoreError> {
+        let mut items: Vec<(String, Deployment)> = self
+            .lock()
+            .deployments
+            .values()
+            .filter(|d| environment.is_none_or(|e| &d.environment_name == e))
+            .map(|d| {
+                // Newest first: invert the creation time in the sort key.
+                let key = format!(
+                    "mem:{:020}#{}",
+                    u64::MAX - (d.created_at.0 * 1000.0) as u64,
+                    d.id
+                );
+                (key, d.clone())
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        page_of(items, &page)
+    }
+
+    async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        if let Some(write) = &change.environment {
+            let (name, expected) = match write {
+                EnvironmentWrite::Create(e) => (e.name.to_string(), None),
+                EnvironmentWrite::Replace {
+                    environment,
+                    expected_rev,
+                } => (environment.name.to_string(), Some(*expected_rev)),
+                EnvironmentWrite::Delete { name, expected_rev } => {
+                    (name.to_string(), Some(*expected_rev))
+                }
+            };
+            if tables.environments.get(&name).map(|e| e.rev) != expected {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
+        if let Some(write) = &change.deployment {
+            let (id, expected) = match write {
+                DeploymentWrite::Create(d) => (d.id.clone(), None),
+                DeploymentWrite::Replace {
+                    deployment,
+                    expected_rev,
+                } => (deployment.id.clone(), Some(*expected_rev)),
+                DeploymentWrite::Delete { id, expected_rev } => (id.clone(), Some(*expected_rev)),
+            };
+            if tables.deployments.get(&id).map(|d| d.rev) != expected {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
+        for usage in &change.usage {
+            let key = (
+                usage.version.kind,
+                usage.version.template_name.to_string(),
+                usage.version.number,
+            );
+            match tables.versions.get(&key) {
+                Some(v) if usage.delta <= 0 || v.status == VersionStatus::Published => {}
+                _ => return Err(StoreError::ConditionFailed),
+            }
+        }
+        match change.environment {
+            Some(EnvironmentWrite::Create(e))
+            | Some(EnvironmentWrite::Replace { environment: e, .. }) => {
+                tables.environments.insert(e.name.to_string(), e);
+            }
+            Some(EnvironmentWrite::Delete { name, .. }) => {
+                tables.environments.remove(name.as_str());
+            }
+            None => {}
+        }
+        match change.deployment {
+            Some(DeploymentWrite::Create(d))
+            | Some(DeploymentWrite::Replace { deployment: d, .. }) => {
+                tables.deployments.insert(d.id.clone(), d);
+            }
+            Some(DeploymentWrite::Delete { id, .. }) => {
+                tables.deployments.remove(&id);
+            }
+            None => {}
+        }
+        for usage in change.usage {
+            let key = (
+                usage.version.kind,
+                usage.version.template_name.to_string(),
+                usage.version.number,
+            );
+            if let Some(version) = tables.versions.get_mut(&key) {
+                version.in_use = version.in_use.saturating_add_signed(usage.delta);
+                version.rev += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Objects by `(bucket, key)`; `keep` writes to the bucket named at construction.
 pub struct MemoryBundleStore {
     own_bucket: String,
@@ -287,11 +412,243 @@ impl BundleStore for MemoryBundleStore {
         Ok(())
     }
 
+    async fn read_kept(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        let bucket = self.own_bucket.clone();
+        self.fetch(&bucket, key, u64::MAX).await
+    }
+
     async fn discard(&self, key: &str) -> Result<(), BlobError> {
         self.objects
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(&(self.own_bucket.clone(), key.to_string()));
+        Ok(())
+    }
+}
+
+// --- Fakes of the deployment engine's ports ---------------------------------------------------
+
+use std::collections::VecDeque;
+
+use crate::domain::environment::{ProvisionedResource, StackOutput};
+use crate::ports::{
+    BoxError, ChangeSetState, CloudError, Events, ExecutionState, StackState, Stacks, StatusChange,
+    Workflow, Workflows,
+};
+
+/// Records the executions started; `refuse_starts` makes starting fail.
+#[derive(Default)]
+pub struct RecordingWorkflows {
+    pub started: Mutex<Vec<(Workflow, String)>>,
+    pub states: Mutex<HashMap<String, ExecutionState>>,
+    pub refuse_starts: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait]
+impl Workflows for RecordingWorkflows {
+    async fn start(
+        &self,
+        workflow: Workflow,
+        execution: &str,
+        _input: serde_json::Value,
+    ) -> Result<(), BoxError> {
+        if self.refuse_starts.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err("start refused".into());
+        }
+        self.started
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((workflow, execution.to_string()));
+        self.states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(execution.to_string(), ExecutionState::Running);
+        Ok(())
+    }
+
+    async fn state(
+        &self,
+        _workflow: Workflow,
+        execution: &str,
+    ) -> Result<Option<ExecutionState>, BoxError> {
+        Ok(self
+            .states
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(execution)
+            .copied())
+    }
+}
+
+#[derive(Default)]
+pub struct RecordingEvents {
+    pub published: Mutex<Vec<StatusChange>>,
+}
+
+#[async_trait]
+impl Events for RecordingEvents {
+    async fn publish(&self, change: StatusChange) -> Result<(), BoxError> {
+        self.published
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(change);
+        Ok(())
+    }
+}
+
+#[derive(Debug, Clone)]
+struct FakeStack {
+    template: String,
+    state: StackState,
+}
+
+/// A scripted CloudFormation: stacks complete at once unless a script says otherwise, so tests
+/// can show what moto cannot (progress, rollbacks, failed change sets, throttling).
+#[derive(Default)]
+pub struct ScriptedStacks {
+    stacks: Mutex<HashMap<String, FakeStack>>,
+    change_sets: Mutex<HashMap<String, (String, String)>>,
+    /// States `state()` reports, in order, before the stack's own.
+    pub state_script: Mutex<VecDeque<StackState>>,
+    /// States `change_set()` reports, in order, before `Ready`.
+    pub change_set_script: Mutex<VecDeque<ChangeSetState>>,
+    /// Errors the next calls to `create_change_set` return.
+    pub create_errors: Mutex<VecDeque<CloudError>>,
+    /// The final state an executed change set leaves (default: complete).
+    pub execute_result: Mutex<Option<StackState>>,
+    pub calls: Mutex<Vec<String>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl ScriptedStacks {
+    pub fn template_of(&self, stack: &str) -> Option<String> {
+        lock(&self.stacks).get(stack).map(|s| s.template.clone())
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        lock(&self.calls).clone()
+    }
+
+    fn call(&self, what: String) {
+        lock(&self.calls).push(what);
+    }
+}
+
+#[async_trait]
+impl Stacks for ScriptedStacks {
+    async fn template(&self, stack: &str) -> Result<Option<String>, CloudError> {
+        Ok(self.template_of(stack))
+    }
+
+    async fn create_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        template: &str,
+        _role_arn: &str,
+        exists: bool,
+    ) -> Result<String, CloudError> {
+        self.call(format!(
+            "create_change_set {stack} {}",
+            if exists { "UPDATE" } else { "CREATE" }
+        ));
+        if let Some(error) = lock(&self.create_errors).pop_front() {
+            return Err(error);
+        }
+        let id = format!("arn:changeSet/{change_set}");
+        lock(&self.change_sets).insert(id.clone(), (stack.to_string(), template.to_string()));
+        Ok(id)
+    }
+
+    async fn change_set(&self, id: &str) -> Result<ChangeSetState, CloudError> {
+        if let Some(state) = lock(&self.change_set_script).pop_front() {
+            return Ok(state);
+        }
+        match lock(&self.change_sets).get(id) {
+            Some(_) => Ok(ChangeSetState::Ready),
+            None => Err(CloudError::Rejected(format!(
+                "change set {id} does not exist"
+            ))),
+        }
+    }
+
+    async fn execute_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.call(format!("execute_change_set {id}"));
+        let (stack, template) = lock(&self.change_sets)
+            .remove(id)
+            .ok_or_else(|| CloudError::Rejected(format!("change set {id} does not exist")))?;
+        let state = lock(&self.execute_result)
+            .clone()
+            .unwrap_or(StackState::Complete);
+        let previous = lock(&self.stacks).get(&stack).map(|s| s.template.clone());
+        // A failed update rolls back to the previous template.
+        let template = match (&state, previous) {
+            (StackState::Failed { .. }, Some(previous)) => previous,
+            _ => template,
+        };
+        lock(&self.stacks).insert(stack, FakeStack { template, state });
+        Ok(())
+    }
+
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.call(format!("delete_change_set {id}"));
+        lock(&self.change_sets).remove(id);
+        Ok(())
+    }
+
+    async fn state(&self, stack: &str) -> Result<StackState, CloudError> {
+        if let Some(state) = lock(&self.state_script).pop_front() {
+            return Ok(state);
+        }
+        Ok(lock(&self.stacks)
+            .get(stack)
+            .map_or(StackState::Missing, |s| s.state.clone()))
+    }
+
+    async fn outputs(&self, stack: &str) -> Result<Vec<StackOutput>, CloudError> {
+        let template = self.template_of(stack).unwrap_or_default();
+        Ok(crate::app::authoring::declared_outputs(&template)
+            .into_iter()
+            .map(|(key, value)| StackOutput {
+                key,
+                value: value.as_str().unwrap_or_default().to_string(),
+            })
+            .collect())
+    }
+
+    async fn resources(&self, stack: &str) -> Result<Vec<ProvisionedResource>, CloudError> {
+        let template = self.template_of(stack).unwrap_or_default();
+        let parsed: yaml_serde::Value =
+            yaml_serde::from_str(&template).unwrap_or(yaml_serde::Value::Null);
+        let names = parsed
+            .get("Resources")
+            .and_then(|r| r.as_mapping())
+            .map(|m| {
+                m.keys()
+                    .filter_map(|k| k.as_str().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default();
+        Ok(names
+            .into_iter()
+            .map(|name| ProvisionedResource {
+                identifier: format!("{stack}-{name}"),
+                name,
+            })
+            .collect())
+    }
+
+    async fn delete(&self, stack: &str, _role_arn: &str) -> Result<(), CloudError> {
+        self.call(format!("delete {stack}"));
+        lock(&self.stacks).remove(stack);
+        Ok(())
+    }
+
+    async fn cancel_update(&self, stack: &str) -> Result<(), CloudError> {
+        self.call(format!("cancel_update {stack}"));
         Ok(())
     }
 }

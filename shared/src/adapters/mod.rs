@@ -1,7 +1,14 @@
-//! Implementations of the ports: AWS (DynamoDB, S3) and in-memory.
+//! Implementations of the ports: AWS (DynamoDB, S3, CloudFormation, Step Functions,
+//! EventBridge) and in-memory.
 
 #[cfg(feature = "aws")]
+pub mod cloudformation;
+#[cfg(feature = "aws")]
 pub mod dynamodb;
+#[cfg(feature = "aws")]
+pub mod eventbridge;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
+pub mod stepfunctions;

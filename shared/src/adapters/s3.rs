@@ -97,6 +97,10 @@ impl BundleStore for S3BundleStore {
         Ok(())
     }
 
+    async fn read_kept(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        self.fetch(&self.own_bucket, key, u64::MAX).await
+    }
+
     #[tracing::instrument(skip(self))]
     async fn discard(&self, key: &str) -> Result<(), BlobError> {
         self.client

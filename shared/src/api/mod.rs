@@ -3,6 +3,7 @@
 //! One router serves both the Lambda function (through `lambda_http`) and `paved dev`.
 
 mod catalog;
+mod environments;
 mod operations;
 mod wire;
 
@@ -17,22 +18,26 @@ use axum::routing::post;
 use tracing::Instrument;
 
 use crate::app::catalog::Catalog;
+use crate::app::environments::Environments;
 pub use operations::PROTON_OPERATIONS;
 pub use wire::ApiError;
 
 /// Everything a request needs: the use cases and what ARNs are made of.
 pub struct App {
     pub catalog: Catalog,
+    pub environments: Environments,
     pub region: String,
     pub account_id: String,
 }
 
 impl App {
-    pub fn new(catalog: Catalog, region: String, account_id: String) -> Self {
+    pub fn new(catalog: Catalog, environments: Environments) -> Self {
+        let arns = environments.arns().clone();
         Self {
             catalog,
-            region,
-            account_id,
+            environments,
+            region: arns.region,
+            account_id: arns.account_id,
         }
     }
 
@@ -65,6 +70,9 @@ async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
 
 async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
     if let Some(result) = catalog::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = environments::dispatch(app, operation, body).await {
         return result;
     }
     if PROTON_OPERATIONS.contains(&operation) {

@@ -8,8 +8,11 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{App, router};
-use crate::adapters::memory::{MemoryBundleStore, MemoryCatalogStore};
+use crate::adapters::memory::{
+    MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedStacks,
+};
 use crate::app::catalog::Catalog;
+use crate::app::environments::{ArnBuilder, Deployer, Environments};
 use crate::domain::bundle::tests::{ENV_SCHEMA, MANIFEST, env_bundle, pack};
 
 struct Harness {
@@ -51,8 +54,21 @@ impl Harness {
         let bundles = Arc::new(MemoryBundleStore::new("paved-bundles"));
         bundles.put("src", "env.tar.gz", env_bundle());
         bundles.put("src", "svc.tar.gz", service_bundle());
-        let catalog = Catalog::new(Arc::new(MemoryCatalogStore::default()), bundles.clone());
-        let app = Arc::new(App::new(catalog, "us-east-1".into(), "123456789012".into()));
+        let store = Arc::new(MemoryStore::default());
+        let catalog = Catalog::new(store.clone(), bundles.clone());
+        let deployer = Deployer {
+            catalog: store.clone(),
+            store,
+            bundles: bundles.clone(),
+            workflows: Arc::new(RecordingWorkflows::default()),
+            events: Arc::new(RecordingEvents::default()),
+            stacks: Arc::new(ScriptedStacks::default()),
+            arns: ArnBuilder {
+                region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+            },
+        };
+        let app = Arc::new(App::new(catalog, Environments::new(deployer)));
         Self { app, bundles }
     }
 

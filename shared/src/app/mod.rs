@@ -2,3 +2,8 @@
 
 pub mod authoring;
 pub mod catalog;
+pub mod engine;
+pub mod environments;
+
+#[cfg(test)]
+mod deploy_tests;

@@ -1,6 +1,7 @@
 //! The pure rules of paved: values, templates, bundles, schemas. No I/O.
 
 pub mod bundle;
+pub mod environment;
 pub mod error;
 pub mod names;
 pub mod render;

@@ -153,4 +153,172 @@ pub trait BundleStore: Send + Sync {
 
     /// Removes an object from paved's own bucket; absent objects are not an error.
     async fn discard(&self, key: &str) -> Result<(), BlobError>;
+
+    /// Reads an object from paved's own bucket (a kept bundle).
+    async fn read_kept(&self, key: &str) -> Result<Vec<u8>, BlobError>;
+}
+
+// --- Environments and the deployment engine -------------------------------------------------
+
+use crate::domain::environment::{Deployment, Environment, ProvisionedResource, StackOutput};
+use crate::domain::template::TemplateVersion as Version;
+
+pub enum EnvironmentWrite {
+    Create(Environment),
+    Replace {
+        environment: Environment,
+        expected_rev: u64,
+    },
+    Delete {
+        name: ResourceName,
+        expected_rev: u64,
+    },
+}
+
+pub enum DeploymentWrite {
+    Create(Deployment),
+    Replace {
+        deployment: Deployment,
+        expected_rev: u64,
+    },
+    Delete {
+        id: String,
+        expected_rev: u64,
+    },
+}
+
+/// A change of how many deployed resources run on a template version. Taking a version into
+/// use requires it to be published; its revision moves too, so a concurrent delete of the
+/// version (conditional on the revision it read) fails.
+pub struct VersionUsage {
+    pub version: Version,
+    pub delta: i64,
+}
+
+/// Writes applied together or not at all.
+#[derive(Default)]
+pub struct EnvironmentChange {
+    pub environment: Option<EnvironmentWrite>,
+    pub deployment: Option<DeploymentWrite>,
+    pub usage: Vec<VersionUsage>,
+}
+
+#[async_trait]
+pub trait EnvironmentStore: Send + Sync {
+    async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError>;
+    async fn environments(&self, page: PageRequest) -> Result<Page<Environment>, StoreError>;
+    async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError>;
+    /// Deployments, newest first: of one environment, or all.
+    async fn deployments(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Deployment>, StoreError>;
+    async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CloudError {
+    /// CloudFormation refused the request itself (a bad template, a missing role).
+    #[error("{0}")]
+    Rejected(String),
+    #[error("CloudFormation throttled the request")]
+    Throttled(#[source] BoxError),
+    #[error("the CloudFormation request failed")]
+    Backend(#[source] BoxError),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeSetState {
+    Pending,
+    Ready,
+    /// The template and parameters equal the stack's: nothing to do.
+    NoChanges,
+    Failed(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StackState {
+    Missing,
+    /// Still moving; the status name says where.
+    InProgress(String),
+    Complete,
+    /// Ended without reaching the wanted state: rolled back, failed, or stuck in
+    /// `UPDATE_ROLLBACK_FAILED`; the reason comes from the stack's events.
+    Failed {
+        status: String,
+        reason: String,
+    },
+}
+
+/// The CloudFormation operations a deployment needs.
+#[async_trait]
+pub trait Stacks: Send + Sync {
+    /// The template body of a stack, `None` if there is no stack.
+    async fn template(&self, stack: &str) -> Result<Option<String>, CloudError>;
+    /// Creates a change set (CREATE when `exists` is false), returning its id.
+    async fn create_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        template: &str,
+        role_arn: &str,
+        exists: bool,
+    ) -> Result<String, CloudError>;
+    async fn change_set(&self, id: &str) -> Result<ChangeSetState, CloudError>;
+    async fn execute_change_set(&self, id: &str) -> Result<(), CloudError>;
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError>;
+    /// The state of the stack; `deleting` reads a missing stack as the goal reached.
+    async fn state(&self, stack: &str) -> Result<StackState, CloudError>;
+    async fn outputs(&self, stack: &str) -> Result<Vec<StackOutput>, CloudError>;
+    async fn resources(&self, stack: &str) -> Result<Vec<ProvisionedResource>, CloudError>;
+    async fn delete(&self, stack: &str, role_arn: &str) -> Result<(), CloudError>;
+    async fn cancel_update(&self, stack: &str) -> Result<(), CloudError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Workflow {
+    Deploy,
+    Delete,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExecutionState {
+    Running,
+    Succeeded,
+    /// Failed, timed out or aborted.
+    Ended,
+}
+
+/// Starts and observes the state machines that run deployments.
+#[async_trait]
+pub trait Workflows: Send + Sync {
+    /// Starts an execution named after the deployment; starting it again is not an error.
+    async fn start(
+        &self,
+        workflow: Workflow,
+        execution: &str,
+        input: serde_json::Value,
+    ) -> Result<(), BoxError>;
+    /// The state of an execution, `None` if it never started.
+    async fn state(
+        &self,
+        workflow: Workflow,
+        execution: &str,
+    ) -> Result<Option<ExecutionState>, BoxError>;
+}
+
+/// A status change, published as Proton did (`source: aws.proton`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub resource: &'static str,
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub previous_status: Option<String>,
+}
+
+#[async_trait]
+pub trait Events: Send + Sync {
+    async fn publish(&self, change: StatusChange) -> Result<(), BoxError>;
 }

@@ -1,0 +1,299 @@
+//! Stacks in CloudFormation, deployed through change sets with the capabilities Proton
+//! templates need (IAM, NAMED_IAM and AUTO_EXPAND for the SAM transform).
+
+use async_trait::async_trait;
+use aws_sdk_cloudformation::Client;
+use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackStatus};
+
+use crate::domain::environment::{ProvisionedResource, StackOutput};
+use crate::ports::{ChangeSetState, CloudError, StackState, Stacks};
+
+/// Templates larger than this go through S3 (`TemplateURL`), as CloudFormation requires.
+const MAX_INLINE_TEMPLATE: usize = 51_200;
+
+pub struct CloudFormationStacks {
+    client: Client,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+impl CloudFormationStacks {
+    pub fn new(client: Client, s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
+        Self {
+            client,
+            s3,
+            bucket: bucket.into(),
+        }
+    }
+}
+
+fn classify<E>(error: SdkError<E, aws_sdk_cloudformation::config::http::HttpResponse>) -> CloudError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match error.code() {
+        Some("Throttling" | "ThrottlingException" | "RequestLimitExceeded") => {
+            CloudError::Throttled(Box::new(error))
+        }
+        Some(_)
+            if error
+                .raw_response()
+                .is_some_and(|r| r.status().is_client_error()) =>
+        {
+            CloudError::Rejected(
+                error
+                    .message()
+                    .unwrap_or("CloudFormation refused the request")
+                    .to_string(),
+            )
+        }
+        _ => CloudError::Backend(Box::new(error)),
+    }
+}
+
+fn is_missing<E: ProvideErrorMetadata>(
+    error: &SdkError<E, aws_sdk_cloudformation::config::http::HttpResponse>,
+) -> bool {
+    error.code() == Some("ValidationError")
+        && error
+            .message()
+            .is_some_and(|m| m.contains("does not exist"))
+}
+
+#[async_trait]
+impl Stacks for CloudFormationStacks {
+    async fn template(&self, stack: &str) -> Result<Option<String>, CloudError> {
+        match self.client.get_template().stack_name(stack).send().await {
+            Ok(output) => Ok(output.template_body),
+            Err(error) if is_missing(&error) => Ok(None),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
+    #[tracing::instrument(skip(self, template))]
+    async fn create_change_set(
+        &self,
+        stack: &str,
+        change_set: &str,
+        template: &str,
+        role_arn: &str,
+        exists: bool,
+    ) -> Result<String, CloudError> {
+        let mut request = self
+            .client
+            .create_change_set()
+            .stack_name(stack)
+            .change_set_name(change_set)
+            .change_set_type(if exists {
+                ChangeSetType::Update
+            } else {
+                ChangeSetType::Create
+            })
+            .capabilities(Capability::CapabilityIam)
+            .capabilities(Capability::CapabilityNamedIam)
+            .capabilities(Capability::CapabilityAutoExpand)
+            .role_arn(role_arn);
+        if template.len() > MAX_INLINE_TEMPLATE {
+            let key = format!("rendered/{stack}/{change_set}.yaml");
+            self.s3
+                .put_object()
+                .bucket(&self.bucket)
+                .key(&key)
+                .body(template.as_bytes().to_vec().into())
+                .send()
+                .await
+                .map_err(|e| CloudError::Backend(Box::new(e)))?;
+            request =
+                request.template_url(format!("https://{}.s3.amazonaws.com/{key}", self.bucket));
+        } else {
+            request = request.template_body(template);
+        }
+        let output = request.send().await.map_err(classify)?;
+        output
+            .id
+            .ok_or_else(|| CloudError::Rejected("CloudFormation returned no change set id".into()))
+    }
+
+    async fn change_set(&self, id: &str) -> Result<ChangeSetState, CloudError> {
+        let output = self
+            .client
+            .describe_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let reason = output.status_reason.unwrap_or_default();
+        Ok(match output.status {
+            Some(ChangeSetStatus::CreateComplete) => ChangeSetState::Ready,
+            Some(ChangeSetStatus::Failed)
+                if reason.contains("didn't contain changes")
+                    || reason.contains("No updates are to be performed") =>
+            {
+                ChangeSetState::NoChanges
+            }
+            Some(ChangeSetStatus::Failed) => ChangeSetState::Failed(reason),
+            _ => ChangeSetState::Pending,
+        })
+    }
+
+    async fn execute_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.client
+            .execute_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn delete_change_set(&self, id: &str) -> Result<(), CloudError> {
+        match self
+            .client
+            .delete_change_set()
+            .change_set_name(id)
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error) if error.code() == Some("ChangeSetNotFound") => Ok(()),
+            Err(error) => Err(classify(error)),
+        }
+    }
+
+    async fn state(&self, stack: &str) -> Result<StackState, CloudError> {
+        let output = match self.client.describe_stacks().stack_name(stack).send().await {
+            Ok(output) => output,
+            Err(error) if is_missing(&error) => return Ok(StackState::Missing),
+            Err(error) => return Err(classify(error)),
+        };
+        let Some(found) = output.stacks.unwrap_or_default().into_iter().next() else {
+            return Ok(StackState::Missing);
+        };
+        let status = found.stack_status.unwrap_or(StackStatus::ReviewInProgress);
+        let name = status.as_str().to_string();
+        Ok(match status {
+            StackStatus::ReviewInProgress | StackStatus::DeleteComplete => StackState::Missing,
+            StackStatus::CreateComplete
+            | StackStatus::UpdateComplete
+            | StackStatus::ImportComplete => StackState::Complete,
+            _ if name.ends_with("_IN_PROGRESS") => StackState::InProgress(name),
+            _ => {
+                let reason = match found.stack_status_reason {
+                    Some(reason) if !reason.is_empty() => reason,
+                    _ => self.failure_reason(stack).await,
+                };
+                StackState::Failed {
+                    status: name,
+                    reason,
+                }
+            }
+        })
+    }
+
+    async fn outputs(&self, stack: &str) -> Result<Vec<StackOutput>, CloudError> {
+        let output = self
+            .client
+            .describe_stacks()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(output
+            .stacks
+            .unwrap_or_default()
+            .into_iter()
+            .flat_map(|s| s.outputs.unwrap_or_default())
+            .filter_map(|o| {
+                Some(StackOutput {
+                    key: o.output_key?,
+                    value: o.output_value?,
+                })
+            })
+            .collect())
+    }
+
+    async fn resources(&self, stack: &str) -> Result<Vec<ProvisionedResource>, CloudError> {
+        let mut resources = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .list_stack_resources()
+                .stack_name(stack)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(classify)?;
+            resources.extend(
+                output
+                    .stack_resource_summaries
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|r| {
+                        Some(ProvisionedResource {
+                            name: r.logical_resource_id?,
+                            identifier: r.physical_resource_id.unwrap_or_default(),
+                        })
+                    }),
+            );
+            token = output.next_token;
+            if token.is_none() {
+                return Ok(resources);
+            }
+        }
+    }
+
+    async fn delete(&self, stack: &str, role_arn: &str) -> Result<(), CloudError> {
+        self.client
+            .delete_stack()
+            .stack_name(stack)
+            .role_arn(role_arn)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn cancel_update(&self, stack: &str) -> Result<(), CloudError> {
+        self.client
+            .cancel_update_stack()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+}
+
+impl CloudFormationStacks {
+    /// The reason of the first resource that failed, from the stack's events.
+    async fn failure_reason(&self, stack: &str) -> String {
+        let Ok(output) = self
+            .client
+            .describe_stack_events()
+            .stack_name(stack)
+            .send()
+            .await
+        else {
+            return "no reason recorded".into();
+        };
+        output
+            .stack_events
+            .unwrap_or_default()
+            .into_iter()
+            .rev()
+            .find(|e| {
+                e.resource_status
+                    .as_ref()
+                    .is_some_and(|s| s.as_str().ends_with("_FAILED"))
+            })
+            .and_then(|e| {
+                Some(format!(
+                    "{}: {}",
+                    e.logical_resource_id?, e.resource_status_reason?
+                ))
+            })
+            .unwrap_or_else(|| "no reason recorded".into())
+    }
+}

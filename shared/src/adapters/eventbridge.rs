@@ -1,0 +1,53 @@
+//! Status changes on an EventBridge bus, shaped like Proton's. The source is `paved.proton`:
+//! EventBridge reserves sources starting with `aws.` for AWS itself.
+
+use async_trait::async_trait;
+use aws_sdk_eventbridge::Client;
+use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+
+use crate::ports::{BoxError, Events, StatusChange};
+
+pub const SOURCE: &str = "paved.proton";
+
+pub struct EventBridgeEvents {
+    client: Client,
+    bus: String,
+}
+
+impl EventBridgeEvents {
+    pub fn new(client: Client, bus: impl Into<String>) -> Self {
+        Self {
+            client,
+            bus: bus.into(),
+        }
+    }
+}
+
+#[async_trait]
+impl Events for EventBridgeEvents {
+    async fn publish(&self, change: StatusChange) -> Result<(), BoxError> {
+        let detail = serde_json::json!({
+            "name": change.name,
+            "status": change.status,
+            "previousStatus": change.previous_status,
+        });
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(SOURCE)
+            .detail_type(format!("AWS Proton {} Status Change", change.resource))
+            .resources(change.arn)
+            .detail(detail.to_string())
+            .build();
+        let output = self.client.put_events().entries(entry).send().await?;
+        if output.failed_entry_count > 0 {
+            let reason = output
+                .entries
+                .unwrap_or_default()
+                .into_iter()
+                .find_map(|e| e.error_message)
+                .unwrap_or_else(|| "rejected".into());
+            return Err(format!("event not accepted: {reason}").into());
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,229 @@
+//! Environments (8 operations) and deployments (3).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+use super::wire::{ApiError, compact, next_token, page, parse};
+use crate::app::environments::{EnvironmentUpdate, NewEnvironment, status_name};
+use crate::domain::Error;
+use crate::domain::environment::{DeployedState, Deployment, Environment};
+use crate::domain::names::{ResourceName, VersionPart};
+
+#[derive(Deserialize)]
+struct ByName {
+    name: ResourceName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ByEnvironmentName {
+    environment_name: ResourceName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TemplateFilter {
+    template_name: ResourceName,
+    major_version: VersionPart,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct EnvironmentListing {
+    max_results: Option<i64>,
+    next_token: Option<String>,
+    #[serde(default)]
+    environment_templates: Vec<TemplateFilter>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OutputsRequest {
+    environment_name: ResourceName,
+    deployment_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentListing {
+    environment_name: Option<ResourceName>,
+    service_name: Option<ResourceName>,
+    component_name: Option<ResourceName>,
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentKey {
+    id: String,
+}
+
+pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<Value, ApiError>> {
+    let environments = &app.environments;
+    let result = async {
+        Ok(match operation {
+            "CreateEnvironment" => {
+                let new: NewEnvironment = parse(body)?;
+                json!({ "environment": environment_json(app, &environments.create(new).await?, false) })
+            }
+            "GetEnvironment" => {
+                let ByName { name } = parse(body)?;
+                json!({ "environment": environment_json(app, &environments.get(&name).await?, false) })
+            }
+            "ListEnvironments" => {
+                let listing: EnvironmentListing = parse(body)?;
+                let listed = environments.list(page(listing.max_results, listing.next_token)?).await?;
+                let items: Vec<Value> = listed
+                    .items
+                    .iter()
+                    .filter(|e| {
+                        listing.environment_templates.is_empty()
+                            || listing.environment_templates.iter().any(|f| {
+                                f.template_name == e.state.template_name && f.major_version.0 == e.state.major
+                            })
+                    })
+                    .map(|e| environment_json(app, e, true))
+                    .collect();
+                compact(json!({ "environments": items, "nextToken": next_token(listed.cursor) }))
+            }
+            "UpdateEnvironment" => {
+                let update: EnvironmentUpdate = parse(body)?;
+                json!({ "environment": environment_json(app, &environments.update(update).await?, false) })
+            }
+            "DeleteEnvironment" => {
+                let ByName { name } = parse(body)?;
+                json!({ "environment": environment_json(app, &environments.delete(&name).await?, false) })
+            }
+            "CancelEnvironmentDeployment" => {
+                let ByEnvironmentName { environment_name } = parse(body)?;
+                json!({ "environment": environment_json(app, &environments.cancel(&environment_name).await?, false) })
+            }
+            "ListEnvironmentOutputs" => {
+                let request: OutputsRequest = parse(body)?;
+                let environment = environments.get(&request.environment_name).await?;
+                check_deployment_id(&environment, request.deployment_id.as_deref())?;
+                let outputs: Vec<Value> =
+                    environment.outputs.iter().map(|o| json!({ "key": o.key, "valueString": o.value })).collect();
+                json!({ "outputs": outputs })
+            }
+            "ListEnvironmentProvisionedResources" => {
+                let ByEnvironmentName { environment_name } = parse(body)?;
+                let environment = environments.get(&environment_name).await?;
+                let resources: Vec<Value> = environment
+                    .resources
+                    .iter()
+                    .map(|r| json!({ "name": r.name, "identifier": r.identifier, "provisioningEngine": "CLOUDFORMATION" }))
+                    .collect();
+                json!({ "provisionedResources": resources })
+            }
+            "ListDeployments" => {
+                let listing: DeploymentListing = parse(body)?;
+                if listing.service_name.is_some() || listing.component_name.is_some() {
+                    // paved deploys environments only so far: nothing else has deployments.
+                    json!({ "deployments": [] })
+                } else {
+                    let request = page(listing.max_results, listing.next_token)?;
+                    let listed = environments.deployments(listing.environment_name.as_ref(), request).await?;
+                    let items: Vec<Value> = listed.items.iter().map(|d| deployment_json(app, d, true)).collect();
+                    compact(json!({ "deployments": items, "nextToken": next_token(listed.cursor) }))
+                }
+            }
+            "GetDeployment" => {
+                let DeploymentKey { id } = parse(body)?;
+                json!({ "deployment": deployment_json(app, &environments.deployment(&id).await?, false) })
+            }
+            "DeleteDeployment" => {
+                let DeploymentKey { id } = parse(body)?;
+                json!({ "deployment": deployment_json(app, &environments.delete_deployment(&id).await?, false) })
+            }
+            _ => return Err(None),
+        })
+    }
+    .await;
+    match result {
+        Ok(value) => Some(Ok(value)),
+        Err(Some(error)) => Some(Err(error)),
+        Err(None) => None,
+    }
+}
+
+/// Lets `?` work on use-case errors inside `dispatch`, where `None` means "not mine".
+impl From<Error> for Option<ApiError> {
+    fn from(error: Error) -> Self {
+        Some(error.into())
+    }
+}
+
+fn check_deployment_id(environment: &Environment, id: Option<&str>) -> Result<(), ApiError> {
+    match id {
+        Some(id) if environment.last_succeeded_deployment_id.as_deref() != Some(id) => Err(Error::validation(format!(
+            "deploymentId: paved keeps the outputs of the environment's last successful deployment only ({})",
+            environment.last_succeeded_deployment_id.as_deref().unwrap_or("none yet")
+        ))
+        .into()),
+        _ => Ok(()),
+    }
+}
+
+fn environment_json(app: &App, environment: &Environment, summary: bool) -> Value {
+    let state = &environment.state;
+    let mut value = compact(json!({
+        "arn": app.environments.arns().environment(environment.name.as_str()),
+        "name": environment.name,
+        "description": environment.description,
+        "templateName": state.template_name,
+        "templateMajorVersion": state.major.to_string(),
+        "templateMinorVersion": state.minor.to_string(),
+        "deploymentStatus": status_name(environment.deployment_status),
+        "deploymentStatusMessage": environment.deployment_status_message,
+        "protonServiceRoleArn": environment.proton_service_role_arn,
+        "createdAt": environment.created_at,
+        "lastDeploymentAttemptedAt": environment.last_deployment_attempted_at,
+        "lastDeploymentSucceededAt": environment.last_deployment_succeeded_at,
+        "lastAttemptedDeploymentId": environment.last_attempted_deployment_id,
+        "lastSucceededDeploymentId": environment.last_succeeded_deployment_id,
+    }));
+    if let (false, Value::Object(map)) = (summary, &mut value) {
+        map.insert("spec".into(), json!(state.spec));
+    }
+    value
+}
+
+fn state_json(state: &DeployedState) -> Value {
+    json!({ "environment": {
+        "spec": state.spec,
+        "templateName": state.template_name,
+        "templateMajorVersion": state.major.to_string(),
+        "templateMinorVersion": state.minor.to_string(),
+    }})
+}
+
+fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
+    let arns = app.environments.arns();
+    let mut value = compact(json!({
+        "arn": arns.deployment(&deployment.id),
+        "id": deployment.id,
+        "environmentName": deployment.environment_name,
+        "targetArn": arns.environment(deployment.environment_name.as_str()),
+        "targetResourceType": "ENVIRONMENT",
+        "targetResourceCreatedAt": deployment.target_created_at,
+        "deploymentStatus": status_name(deployment.status),
+        "createdAt": deployment.created_at,
+        "lastModifiedAt": deployment.last_modified_at,
+        "completedAt": deployment.completed_at,
+        "lastAttemptedDeploymentId": deployment.id,
+        "lastSucceededDeploymentId": deployment.previous_succeeded_id,
+    }));
+    if let (false, Value::Object(map)) = (summary, &mut value) {
+        if let Some(message) = &deployment.status_message {
+            map.insert("deploymentStatusMessage".into(), json!(message));
+        }
+        if let Some(initial) = &deployment.initial_state {
+            map.insert("initialState".into(), state_json(initial));
+        }
+        map.insert("targetState".into(), state_json(&deployment.target_state));
+    }
+    value
+}

@@ -1,0 +1,789 @@
+//! The deployment engine against scripted fakes: every way a deployment can end, including the
+//! ones moto cannot show (progress, rollbacks, failed change sets, throttling, lost workflows).
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+
+use super::catalog::{Catalog, NewTemplate, NewVersion, S3Source, VersionChange, VersionSource};
+use super::engine::{Engine, TaskError};
+use super::environments::{ArnBuilder, Deployer, EnvironmentUpdate, Environments, NewEnvironment};
+use crate::adapters::memory::{
+    MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedStacks,
+};
+use crate::domain::Error;
+use crate::domain::bundle::tests::{MANIFEST, pack};
+use crate::domain::environment::{DeploymentStatus, DeploymentType};
+use crate::domain::names::{Arn, ResourceName, S3Bucket, S3Key, VersionPart};
+use crate::domain::template::{TemplateKind, VersionNumber, VersionStatus};
+use crate::ports::{ChangeSetState, CloudError, ExecutionState, StackState};
+
+const SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_input_type: In\n  types:\n    In:\n      type: object\n      properties:\n        cidr:\n          type: string\n          default: 10.0.0.0/16\n";
+const TEMPLATE: &str = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: '{{ environment.inputs.cidr }}'\nOutputs:\n  VpcCidr:\n    Value: '{{ environment.inputs.cidr }}'\n";
+
+struct World {
+    catalog: Catalog,
+    environments: Environments,
+    engine: Engine,
+    stacks: Arc<ScriptedStacks>,
+    workflows: Arc<RecordingWorkflows>,
+    events: Arc<RecordingEvents>,
+    store: Arc<MemoryStore>,
+}
+
+fn name(text: &str) -> ResourceName {
+    ResourceName::parse(text).unwrap()
+}
+
+impl World {
+    async fn new() -> Self {
+        let store = Arc::new(MemoryStore::default());
+        let bundles = Arc::new(MemoryBundleStore::new("paved"));
+        let file = tar::EntryType::Regular;
+        let archive = pack(&[
+            ("schema/schema.yaml", SCHEMA.as_bytes(), file),
+            ("infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
+            (
+                "infrastructure/cloudformation.yaml",
+                TEMPLATE.as_bytes(),
+                file,
+            ),
+        ]);
+        bundles.put("src", "env.tar.gz", archive);
+        let stacks = Arc::new(ScriptedStacks::default());
+        let workflows = Arc::new(RecordingWorkflows::default());
+        let events = Arc::new(RecordingEvents::default());
+        let deployer = Deployer {
+            catalog: store.clone(),
+            store: store.clone(),
+            bundles: bundles.clone(),
+            workflows: workflows.clone(),
+            events: events.clone(),
+            stacks: stacks.clone(),
+            arns: ArnBuilder {
+                region: "us-east-1".into(),
+                account_id: "123456789012".into(),
+            },
+        };
+        let catalog = Catalog::new(store.clone(), bundles);
+        let world = Self {
+            catalog,
+            environments: Environments::new(deployer.clone()),
+            engine: Engine::new(deployer),
+            stacks,
+            workflows,
+            events,
+            store,
+        };
+        world
+            .catalog
+            .create_template(
+                TemplateKind::Environment,
+                NewTemplate {
+                    name: name("vpc"),
+                    display_name: None,
+                    description: None,
+                    encryption_key: None,
+                    provisioning: None,
+                    tags: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        world.add_version(None).await;
+        world
+    }
+
+    async fn add_version(&self, major: Option<u64>) -> VersionNumber {
+        let (_, version) = self
+            .catalog
+            .create_version(
+                TemplateKind::Environment,
+                NewVersion {
+                    client_token: None,
+                    template_name: name("vpc"),
+                    description: None,
+                    major_version: major.map(VersionPart),
+                    source: VersionSource {
+                        s3: Some(S3Source {
+                            bucket: S3Bucket::parse("src").unwrap(),
+                            key: S3Key::parse("env.tar.gz").unwrap(),
+                        }),
+                    },
+                    tags: vec![],
+                    compatible_environment_templates: None,
+                    supported_component_sources: None,
+                },
+            )
+            .await
+            .unwrap();
+        self.catalog
+            .update_version(
+                TemplateKind::Environment,
+                VersionChange {
+                    template_name: name("vpc"),
+                    major_version: VersionPart(version.number.major),
+                    minor_version: VersionPart(version.number.minor),
+                    description: None,
+                    status: Some(VersionStatus::Published),
+                    compatible_environment_templates: None,
+                    supported_component_sources: None,
+                },
+            )
+            .await
+            .unwrap();
+        version.number
+    }
+
+    async fn create(
+        &self,
+        env: &str,
+        spec: &str,
+    ) -> Result<crate::domain::environment::Environment, Error> {
+        self.environments
+            .create(NewEnvironment {
+                name: name(env),
+                template_name: name("vpc"),
+                template_major_version: VersionPart(1),
+                template_minor_version: None,
+                spec: spec.into(),
+                proton_service_role_arn: Some(
+                    Arn::parse("arn:aws:iam::123456789012:role/proton").unwrap(),
+                ),
+                description: None,
+            })
+            .await
+    }
+
+    async fn update(
+        &self,
+        env: &str,
+        kind: DeploymentType,
+        spec: Option<&str>,
+    ) -> Result<crate::domain::environment::Environment, Error> {
+        self.environments
+            .update(EnvironmentUpdate {
+                name: name(env),
+                deployment_type: kind,
+                spec: spec.map(str::to_string),
+                template_major_version: None,
+                template_minor_version: None,
+                proton_service_role_arn: None,
+                description: None,
+            })
+            .await
+    }
+
+    fn last_started(&self) -> String {
+        self.workflows
+            .started
+            .lock()
+            .unwrap()
+            .last()
+            .unwrap()
+            .1
+            .clone()
+    }
+
+    /// Runs the deploy state machine's steps as `statemachines/deploy.asl.json` orders them,
+    /// retrying `Retryable` a few times and recording any other failure as the Catch does.
+    async fn run_deploy(&self, id: &str) {
+        let result = self.deploy_steps(id).await;
+        if let Err(error) = result {
+            let caught = json!({"Error": error.name(), "Cause": json!({"errorType": error.name(), "errorMessage": error.to_string()}).to_string()});
+            self.engine
+                .run(json!({"task": "fail", "deploymentId": id, "error": caught}))
+                .await
+                .unwrap();
+        }
+        self.workflows
+            .states
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), ExecutionState::Succeeded);
+    }
+
+    async fn step(&self, task: serde_json::Value) -> Result<serde_json::Value, TaskError> {
+        let mut attempts = 0;
+        loop {
+            match self.engine.run(task.clone()).await {
+                Err(TaskError::Retryable(_)) if attempts < 3 => attempts += 1,
+                other => return other,
+            }
+        }
+    }
+
+    async fn deploy_steps(&self, id: &str) -> Result<(), TaskError> {
+        let mut prepared = self
+            .step(json!({"task": "prepare", "deploymentId": id}))
+            .await?;
+        while prepared["wait"] == true {
+            prepared = self
+                .step(json!({"task": "prepare", "deploymentId": id}))
+                .await?;
+        }
+        if prepared["cancelled"] == true {
+            return self
+                .step(json!({"task": "finish", "deploymentId": id, "cancelled": true}))
+                .await
+                .map(drop);
+        }
+        if prepared["changes"] == false {
+            return self
+                .step(json!({"task": "finish", "deploymentId": id}))
+                .await
+                .map(drop);
+        }
+        let change_set = prepared["changeSetId"].clone();
+        loop {
+            let checked = self.step(json!({"task": "checkChangeSet", "deploymentId": id, "changeSetId": change_set})).await?;
+            if checked["ready"] == true {
+                if checked["changes"] == false {
+                    return self
+                        .step(json!({"task": "finish", "deploymentId": id}))
+                        .await
+                        .map(drop);
+                }
+                break;
+            }
+        }
+        let executed = self
+            .step(json!({"task": "execute", "deploymentId": id, "changeSetId": change_set}))
+            .await?;
+        if executed["cancelled"] == true {
+            return self
+                .step(json!({"task": "finish", "deploymentId": id, "cancelled": true}))
+                .await
+                .map(drop);
+        }
+        loop {
+            let stack = self
+                .step(json!({"task": "checkStack", "deploymentId": id}))
+                .await?;
+            if stack["done"] == true {
+                let cancelled = stack["cancelled"] == true;
+                return self
+                    .step(json!({"task": "finish", "deploymentId": id, "cancelled": cancelled}))
+                    .await
+                    .map(drop);
+            }
+        }
+    }
+
+    async fn status(&self, env: &str) -> DeploymentStatus {
+        self.environments
+            .get(&name(env))
+            .await
+            .unwrap()
+            .deployment_status
+    }
+}
+
+const SPEC: &str = "proton: EnvironmentSpec\nspec:\n  cidr: 10.1.0.0/16\n";
+
+#[tokio::test]
+async fn a_created_environment_deploys_its_rendered_template_and_records_outputs() {
+    let w = World::new().await;
+    let env = w.create("dev", SPEC).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::InProgress);
+    let id = w.last_started();
+    w.run_deploy(&id).await;
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(
+        env.deployment_status,
+        DeploymentStatus::Succeeded,
+        "{:?}",
+        env.deployment_status_message
+    );
+    assert_eq!(
+        env.last_succeeded_deployment_id.as_deref(),
+        Some(id.as_str())
+    );
+    let template = w.stacks.template_of("paved-environment-dev").unwrap();
+    assert!(template.contains("CidrBlock: '10.1.0.0/16'"), "{template}");
+    assert_eq!(env.outputs[0].key, "VpcCidr");
+    assert_eq!(env.outputs[0].value, "10.1.0.0/16");
+    assert_eq!(env.resources[0].name, "Vpc");
+    let statuses: Vec<String> = w
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|e| e.status.clone())
+        .collect();
+    assert_eq!(statuses, ["IN_PROGRESS", "SUCCEEDED"]);
+    let deployment = w.environments.deployment(&id).await.unwrap();
+    assert_eq!(deployment.status, DeploymentStatus::Succeeded);
+    assert!(deployment.initial_state.is_none() && deployment.completed_at.is_some());
+    // The version is in use now: it cannot be deleted.
+    let err = w
+        .catalog
+        .delete_version(
+            TemplateKind::Environment,
+            &name("vpc"),
+            VersionNumber { major: 1, minor: 0 },
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(ref m) if m.contains("used by 1")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_no_op_update_succeeds_without_touching_the_stack() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    w.update("dev", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap();
+    w.run_deploy(&w.last_started()).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+    let creates = w
+        .stacks
+        .calls()
+        .iter()
+        .filter(|c| c.starts_with("create_change_set"))
+        .count();
+    assert_eq!(creates, 1, "{:?}", w.stacks.calls());
+    // CloudFormation's own verdict on an unchanged template is honoured too.
+    w.update(
+        "dev",
+        DeploymentType::CurrentVersion,
+        Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.2.0.0/16\n"),
+    )
+    .await
+    .unwrap();
+    w.stacks
+        .change_set_script
+        .lock()
+        .unwrap()
+        .push_back(ChangeSetState::NoChanges);
+    w.run_deploy(&w.last_started()).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+    assert!(
+        w.stacks
+            .calls()
+            .iter()
+            .any(|c| c.starts_with("delete_change_set"))
+    );
+}
+
+#[tokio::test]
+async fn a_minor_version_update_moves_the_environment_and_the_version_in_use() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    let minor = w.add_version(Some(1)).await;
+    let env = w
+        .update("dev", DeploymentType::MinorVersion, None)
+        .await
+        .unwrap();
+    assert_eq!(env.state.version(), minor);
+    w.run_deploy(&w.last_started()).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+    let (_, old) = w
+        .catalog
+        .version(
+            TemplateKind::Environment,
+            &name("vpc"),
+            VersionNumber { major: 1, minor: 0 },
+        )
+        .await
+        .unwrap();
+    let (_, new) = w
+        .catalog
+        .version(TemplateKind::Environment, &name("vpc"), minor)
+        .await
+        .unwrap();
+    assert_eq!((old.in_use, new.in_use), (0, 1));
+    let listed = w
+        .environments
+        .deployments(Some(&name("dev")), Default::default())
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 2);
+    assert_eq!(
+        listed.items[0].initial_state.as_ref().unwrap().minor,
+        0,
+        "newest first"
+    );
+}
+
+#[tokio::test]
+async fn a_refused_change_set_fails_the_deployment_and_a_later_one_succeeds() {
+    let w = World::new().await;
+    w.stacks
+        .create_errors
+        .lock()
+        .unwrap()
+        .push_back(CloudError::Rejected("Template format error: bad".into()));
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployment_status_message
+            .as_deref()
+            .unwrap()
+            .contains("Template format error"),
+        "{env:?}"
+    );
+    w.update("dev", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap();
+    w.run_deploy(&w.last_started()).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_failed_change_set_and_a_rolled_back_stack_are_reported_with_their_reasons() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+
+    w.update(
+        "dev",
+        DeploymentType::CurrentVersion,
+        Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.3.0.0/16\n"),
+    )
+    .await
+    .unwrap();
+    w.stacks.change_set_script.lock().unwrap().extend([
+        ChangeSetState::Pending,
+        ChangeSetState::Failed("Role is invalid".into()),
+    ]);
+    w.run_deploy(&w.last_started()).await;
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployment_status_message
+            .as_deref()
+            .unwrap()
+            .contains("Role is invalid")
+    );
+
+    w.update(
+        "dev",
+        DeploymentType::CurrentVersion,
+        Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.4.0.0/16\n"),
+    )
+    .await
+    .unwrap();
+    *w.stacks.execute_result.lock().unwrap() = Some(StackState::Failed {
+        status: "UPDATE_ROLLBACK_COMPLETE".into(),
+        reason: "Vpc: The CIDR '10.4.0.0/16' conflicts".into(),
+    });
+    w.stacks.state_script.lock().unwrap().extend([
+        StackState::Complete,
+        StackState::InProgress("UPDATE_IN_PROGRESS".into()),
+    ]);
+    w.run_deploy(&w.last_started()).await;
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    let message = env.deployment_status_message.unwrap();
+    assert!(
+        message.contains("UPDATE_ROLLBACK_COMPLETE") && message.contains("conflicts"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
+async fn a_stack_stuck_in_update_rollback_failed_is_named_and_the_environment_stays_deployable() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    w.update(
+        "dev",
+        DeploymentType::CurrentVersion,
+        Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.5.0.0/16\n"),
+    )
+    .await
+    .unwrap();
+    w.stacks
+        .state_script
+        .lock()
+        .unwrap()
+        .push_back(StackState::Failed {
+            status: "UPDATE_ROLLBACK_FAILED".into(),
+            reason: "Vpc: cannot delete".into(),
+        });
+    w.run_deploy(&w.last_started()).await;
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployment_status_message
+            .unwrap()
+            .contains("ContinueUpdateRollback")
+    );
+    w.update("dev", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap();
+    w.run_deploy(&w.last_started()).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn throttling_is_retried_to_success() {
+    let w = World::new().await;
+    w.stacks
+        .create_errors
+        .lock()
+        .unwrap()
+        .push_back(CloudError::Throttled("Rate exceeded".into()));
+    w.create("dev", SPEC).await.unwrap();
+    let id = w.last_started();
+    let first = w
+        .engine
+        .run(json!({"task": "prepare", "deploymentId": id}))
+        .await
+        .unwrap_err();
+    assert_eq!(first.name(), "Retryable");
+    w.run_deploy(&id).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn one_deployment_at_a_time() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let err = w
+        .update("dev", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(ref m) if m.contains("in progress")),
+        "{err:?}"
+    );
+    let err = w.environments.delete(&name("dev")).await.unwrap_err();
+    assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_state() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    w.update(
+        "dev",
+        DeploymentType::CurrentVersion,
+        Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.6.0.0/16\n"),
+    )
+    .await
+    .unwrap();
+    let id = w.last_started();
+    let prepared = w
+        .engine
+        .run(json!({"task": "prepare", "deploymentId": id}))
+        .await
+        .unwrap();
+    let change_set = prepared["changeSetId"].clone();
+    w.engine
+        .run(json!({"task": "execute", "deploymentId": id, "changeSetId": change_set}))
+        .await
+        .unwrap();
+    let env = w.environments.cancel(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Cancelling);
+    w.stacks.state_script.lock().unwrap().extend([
+        StackState::InProgress("UPDATE_IN_PROGRESS".into()),
+        StackState::Failed {
+            status: "UPDATE_ROLLBACK_COMPLETE".into(),
+            reason: "cancelled".into(),
+        },
+    ]);
+    let still = w
+        .engine
+        .run(json!({"task": "checkStack", "deploymentId": id}))
+        .await
+        .unwrap();
+    assert_eq!(still["done"], false);
+    assert!(
+        w.stacks
+            .calls()
+            .contains(&"cancel_update paved-environment-dev".to_string())
+    );
+    let done = w
+        .engine
+        .run(json!({"task": "checkStack", "deploymentId": id}))
+        .await
+        .unwrap();
+    assert_eq!(done["cancelled"], true);
+    w.engine
+        .run(json!({"task": "finish", "deploymentId": id, "cancelled": true}))
+        .await
+        .unwrap();
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Cancelled);
+    assert_eq!(
+        env.state.inputs["cidr"], "10.1.0.0/16",
+        "back to the previous spec"
+    );
+    assert_eq!(
+        w.environments.deployment(&id).await.unwrap().status,
+        DeploymentStatus::Cancelled
+    );
+    let err = w.environments.cancel(&name("dev")).await.unwrap_err();
+    assert!(matches!(err, Error::Validation(_)));
+}
+
+#[tokio::test]
+async fn a_cancel_before_the_change_set_runs_stops_without_touching_the_stack() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let id = w.last_started();
+    w.environments.cancel(&name("dev")).await.unwrap();
+    w.run_deploy(&id).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Cancelled);
+    assert!(w.stacks.calls().is_empty(), "{:?}", w.stacks.calls());
+}
+
+#[tokio::test]
+async fn a_workflow_that_never_starts_fails_the_deployment_at_once() {
+    let w = World::new().await;
+    w.workflows.refuse_starts.store(true, Ordering::SeqCst);
+    let env = w.create("dev", SPEC).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployment_status_message
+            .unwrap()
+            .contains("could not start")
+    );
+    w.workflows.refuse_starts.store(false, Ordering::SeqCst);
+    w.update("dev", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap();
+    w.run_deploy(&w.last_started()).await;
+    assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+}
+
+#[tokio::test]
+async fn a_workflow_that_ended_without_a_result_is_recorded_as_failed_on_the_next_read() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let id = w.last_started();
+    w.workflows
+        .states
+        .lock()
+        .unwrap()
+        .insert(id.clone(), ExecutionState::Ended);
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(env.deployment_status_message.unwrap().contains("timed out"));
+    assert_eq!(
+        w.environments.deployment(&id).await.unwrap().status,
+        DeploymentStatus::Failed
+    );
+}
+
+#[tokio::test]
+async fn a_render_error_in_the_workflow_fails_with_the_file_and_line() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let id = w.last_started();
+    // The template version is gone by the time the workflow runs (a broken store, say).
+    let mut deployment = w.environments.deployment(&id).await.unwrap();
+    deployment.target_state.minor = 9;
+    use crate::ports::{DeploymentWrite, EnvironmentChange, EnvironmentStore};
+    let rev = deployment.rev;
+    deployment.rev += 1;
+    w.store
+        .change(EnvironmentChange {
+            deployment: Some(DeploymentWrite::Replace {
+                deployment,
+                expected_rev: rev,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    w.run_deploy(&id).await;
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployment_status_message
+            .unwrap()
+            .contains("has no version 1.9")
+    );
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_before_anything_is_written() {
+    let w = World::new().await;
+    for (spec, expected) in [
+        (
+            "proton: EnvironmentSpec\nspec:\n  cidr: 5\n",
+            "spec.cidr: must be of type string",
+        ),
+        ("proton: ServiceSpec\n", "EnvironmentSpec"),
+        (
+            "proton: EnvironmentSpec\nspec:\n  cidr: \"x'\\n  Evil: 'y\"\n",
+            "structure",
+        ),
+    ] {
+        let err = w.create("dev", spec).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Validation(ref m) if m.contains(expected)),
+            "{spec}: {err:?}"
+        );
+    }
+    assert!(
+        w.environments
+            .list(Default::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    assert!(w.workflows.started.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn deleting_an_environment_removes_its_stack_and_frees_its_version() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    let env = w.environments.delete(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::DeleteInProgress);
+    let again = w.environments.delete(&name("dev")).await.unwrap();
+    assert_eq!(
+        again.deployment_status,
+        DeploymentStatus::DeleteInProgress,
+        "a retried delete returns it"
+    );
+    let id = w.last_started();
+    w.engine
+        .run(json!({"task": "deleteStack", "deploymentId": id}))
+        .await
+        .unwrap();
+    let checked = w
+        .engine
+        .run(json!({"task": "checkDeleted", "deploymentId": id}))
+        .await
+        .unwrap();
+    assert_eq!(checked["done"], true);
+    w.engine
+        .run(json!({"task": "finishDelete", "deploymentId": id}))
+        .await
+        .unwrap();
+    assert!(matches!(
+        w.environments.get(&name("dev")).await,
+        Err(Error::NotFound(_))
+    ));
+    assert!(w.stacks.template_of("paved-environment-dev").is_none());
+    assert_eq!(
+        w.environments.deployment(&id).await.unwrap().status,
+        DeploymentStatus::DeleteComplete
+    );
+    w.catalog
+        .delete_version(
+            TemplateKind::Environment,
+            &name("vpc"),
+            VersionNumber { major: 1, minor: 0 },
+        )
+        .await
+        .unwrap();
+}

@@ -1,0 +1,502 @@
+//! The deployment engine: the task steps the deploy and delete state machines run. Every step
+//! is safe to run again (Step Functions retries them), and every way a deployment can end is
+//! recorded: SUCCEEDED, CANCELLED, FAILED, DELETE_COMPLETE or DELETE_FAILED.
+
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use super::environments::{Deployer, status_name};
+use crate::domain::Error;
+use crate::domain::environment::{Deployment, DeploymentStatus, Environment, Operation};
+use crate::domain::names::Timestamp;
+use crate::ports::{
+    ChangeSetState, CloudError, DeploymentWrite, EnvironmentChange, EnvironmentWrite, StackState,
+    StoreError, VersionUsage,
+};
+
+/// A task's failure, named so that the state machines' Retry and Catch can match it.
+#[derive(Debug, thiserror::Error)]
+pub enum TaskError {
+    /// Worth retrying: throttling, a transient AWS error, a concurrent write.
+    #[error("{0}")]
+    Retryable(String),
+    #[error("{0}")]
+    RenderFailed(String),
+    #[error("{0}")]
+    ChangeSetFailed(String),
+    #[error("{0}")]
+    StackFailed(String),
+    /// The task's input names nothing paved knows.
+    #[error("{0}")]
+    InvalidTask(String),
+}
+
+impl TaskError {
+    /// The stable name Step Functions matches on (`errorType`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Retryable(_) => "Retryable",
+            Self::RenderFailed(_) => "RenderFailed",
+            Self::ChangeSetFailed(_) => "ChangeSetFailed",
+            Self::StackFailed(_) => "StackFailed",
+            Self::InvalidTask(_) => "InvalidTask",
+        }
+    }
+}
+
+impl From<Error> for TaskError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Validation(message) => Self::RenderFailed(message),
+            Error::NotFound(message) => Self::InvalidTask(message),
+            Error::Store(StoreError::ConditionFailed) | Error::Conflict(_) => {
+                Self::Retryable("the deployment changed while this step ran".into())
+            }
+            other => Self::Retryable(chain(&other)),
+        }
+    }
+}
+
+impl From<StoreError> for TaskError {
+    fn from(error: StoreError) -> Self {
+        Error::from(error).into()
+    }
+}
+
+impl From<CloudError> for TaskError {
+    fn from(error: CloudError) -> Self {
+        match error {
+            CloudError::Rejected(message) => Self::ChangeSetFailed(message),
+            other => Self::Retryable(chain(&other)),
+        }
+    }
+}
+
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TaskInput {
+    task: String,
+    deployment_id: String,
+    change_set_id: Option<String>,
+    #[serde(default)]
+    cancelled: bool,
+    /// What a Catch caught: `{Error, Cause}`.
+    error: Option<Json>,
+}
+
+pub struct Engine {
+    d: Deployer,
+}
+
+impl Engine {
+    pub fn new(deployer: Deployer) -> Self {
+        Self { d: deployer }
+    }
+
+    /// Runs one task step of a state machine.
+    #[tracing::instrument(skip_all, fields(task, deployment))]
+    pub async fn run(&self, payload: Json) -> Result<Json, TaskError> {
+        let input: TaskInput = serde_json::from_value(payload)
+            .map_err(|e| TaskError::InvalidTask(format!("task input: {e}")))?;
+        tracing::Span::current().record("task", input.task.as_str());
+        tracing::Span::current().record("deployment", input.deployment_id.as_str());
+        let id = input.deployment_id.as_str();
+        let change_set = || {
+            input
+                .change_set_id
+                .clone()
+                .ok_or_else(|| TaskError::InvalidTask("changeSetId is missing".into()))
+        };
+        match input.task.as_str() {
+            "prepare" => self.prepare(id).await,
+            "checkChangeSet" => self.check_change_set(id, &change_set()?).await,
+            "execute" => self.execute(id, &change_set()?).await,
+            "checkStack" => self.check_stack(id).await,
+            "finish" => self.finish(id, input.cancelled).await.map(|()| json!({})),
+            "fail" => {
+                let message = caught_message(input.error.as_ref());
+                self.fail(id, &message).await?;
+                Ok(json!({}))
+            }
+            "deleteStack" => self.delete_stack(id).await,
+            "checkDeleted" => self.check_deleted(id).await,
+            "finishDelete" => self.finish_delete(id).await.map(|()| json!({})),
+            other => Err(TaskError::InvalidTask(format!("unknown task {other:?}"))),
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<(Deployment, Environment), TaskError> {
+        let deployment = self
+            .d
+            .store
+            .deployment(id)
+            .await?
+            .ok_or_else(|| TaskError::InvalidTask(format!("deployment {id} does not exist")))?;
+        let environment = self
+            .d
+            .store
+            .environment(&deployment.environment_name)
+            .await?
+            .ok_or_else(|| {
+                TaskError::InvalidTask(format!(
+                    "environment {} does not exist",
+                    deployment.environment_name
+                ))
+            })?;
+        Ok((deployment, environment))
+    }
+
+    /// Renders the template and creates a change set, unless there is nothing to change or the
+    /// stack must first settle (`wait`).
+    async fn prepare(&self, id: &str) -> Result<Json, TaskError> {
+        let (deployment, environment) = self.load(id).await?;
+        if deployment.cancel_requested {
+            return Ok(json!({ "cancelled": true, "changes": false, "wait": false }));
+        }
+        let stack = &environment.stack_name;
+        let exists = match self.d.stacks.state(stack).await? {
+            StackState::Missing => false,
+            StackState::InProgress(_) => {
+                return Ok(json!({ "wait": true, "changes": false, "cancelled": false }));
+            }
+            StackState::Complete => true,
+            StackState::Failed { status, .. }
+                if status == "ROLLBACK_COMPLETE" || status == "ROLLBACK_FAILED" =>
+            {
+                // A stack whose creation failed cannot be updated: remove it, then create again.
+                self.d
+                    .stacks
+                    .delete(stack, &environment.proton_service_role_arn)
+                    .await?;
+                return Ok(json!({ "wait": true, "changes": false, "cancelled": false }));
+            }
+            StackState::Failed { status, reason } if status == "UPDATE_ROLLBACK_FAILED" => {
+                return Err(TaskError::StackFailed(format!(
+                    "stack {stack} is in UPDATE_ROLLBACK_FAILED ({reason}); continue its rollback in CloudFormation (ContinueUpdateRollback), then deploy again"
+                )));
+            }
+            StackState::Failed { .. } => true,
+        };
+        let template = self
+            .d
+            .render(&environment.name, &deployment.target_state)
+            .await?;
+        if exists && self.d.stacks.template(stack).await?.as_deref() == Some(template.as_str()) {
+            return Ok(json!({ "changes": false, "wait": false, "cancelled": false }));
+        }
+        let name = format!("paved-{id}");
+        let change_set = self
+            .d
+            .stacks
+            .create_change_set(
+                stack,
+                &name,
+                &template,
+                &environment.proton_service_role_arn,
+                exists,
+            )
+            .await?;
+        Ok(json!({ "changes": true, "wait": false, "cancelled": false, "changeSetId": change_set }))
+    }
+
+    async fn check_change_set(&self, _id: &str, change_set: &str) -> Result<Json, TaskError> {
+        match self.d.stacks.change_set(change_set).await? {
+            ChangeSetState::Pending => Ok(json!({ "ready": false, "changes": true })),
+            ChangeSetState::Ready => Ok(json!({ "ready": true, "changes": true })),
+            ChangeSetState::NoChanges => {
+                self.d.stacks.delete_change_set(change_set).await?;
+                Ok(json!({ "ready": true, "changes": false }))
+            }
+            ChangeSetState::Failed(reason) => Err(TaskError::ChangeSetFailed(format!(
+                "the change set failed: {reason}"
+            ))),
+        }
+    }
+
+    async fn execute(&self, id: &str, change_set: &str) -> Result<Json, TaskError> {
+        let (deployment, _) = self.load(id).await?;
+        if deployment.cancel_requested {
+            self.d.stacks.delete_change_set(change_set).await?;
+            return Ok(json!({ "cancelled": true }));
+        }
+        self.d.stacks.execute_change_set(change_set).await?;
+        Ok(json!({ "cancelled": false }))
+    }
+
+    async fn check_stack(&self, id: &str) -> Result<Json, TaskError> {
+        let (deployment, environment) = self.load(id).await?;
+        let stack = &environment.stack_name;
+        match self.d.stacks.state(stack).await? {
+            StackState::InProgress(status) => {
+                if deployment.cancel_requested
+                    && status == "UPDATE_IN_PROGRESS"
+                    && let Err(error) = self.d.stacks.cancel_update(stack).await
+                {
+                    // Already cancelling, or finished in between: the next check tells.
+                    tracing::info!(error = %error, "cancel update not accepted");
+                }
+                Ok(json!({ "done": false, "cancelled": false }))
+            }
+            StackState::Complete => Ok(json!({ "done": true, "cancelled": false })),
+            StackState::Failed { status, .. }
+                if deployment.cancel_requested && status == "UPDATE_ROLLBACK_COMPLETE" =>
+            {
+                Ok(json!({ "done": true, "cancelled": true }))
+            }
+            StackState::Failed { status, reason } => Err(TaskError::StackFailed(format!(
+                "stack {stack} ended in {status}: {reason}"
+            ))),
+            StackState::Missing => Err(TaskError::StackFailed(format!(
+                "stack {stack} does not exist"
+            ))),
+        }
+    }
+
+    /// Records a deployment's success (or its cancellation), with the stack's outputs.
+    pub async fn finish(&self, id: &str, cancelled: bool) -> Result<(), TaskError> {
+        let (deployment, environment) = self.load(id).await?;
+        if !deployment.status.is_active() {
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        let mut next = environment.clone();
+        let mut done = deployment.clone();
+        let mut usage = Vec::new();
+        let stack_exists = !matches!(
+            self.d.stacks.state(&environment.stack_name).await?,
+            StackState::Missing
+        );
+        if stack_exists {
+            next.outputs = self.d.stacks.outputs(&environment.stack_name).await?;
+            next.resources = self.d.stacks.resources(&environment.stack_name).await?;
+        }
+        if cancelled {
+            done.status = DeploymentStatus::Cancelled;
+            done.status_message = Some("the deployment was cancelled".into());
+            next.deployment_status = DeploymentStatus::Cancelled;
+            next.deployment_status_message = done.status_message.clone();
+            if let Some(initial) = &deployment.initial_state {
+                if initial.version() != deployment.target_state.version() {
+                    usage.push(VersionUsage {
+                        version: self
+                            .d
+                            .version(&initial.template_name, initial.version())
+                            .await?,
+                        delta: 1,
+                    });
+                    usage.push(VersionUsage {
+                        version: self
+                            .d
+                            .version(
+                                &deployment.target_state.template_name,
+                                deployment.target_state.version(),
+                            )
+                            .await?,
+                        delta: -1,
+                    });
+                }
+                next.state = initial.clone();
+            }
+        } else {
+            done.status = DeploymentStatus::Succeeded;
+            next.deployment_status = DeploymentStatus::Succeeded;
+            next.deployment_status_message = None;
+            next.last_deployment_succeeded_at = now;
+            next.last_succeeded_deployment_id = Some(id.to_string());
+        }
+        done.completed_at = Some(now);
+        done.last_modified_at = now;
+        done.rev = deployment.rev + 1;
+        next.rev = environment.rev + 1;
+        self.d
+            .store
+            .change(EnvironmentChange {
+                environment: Some(EnvironmentWrite::Replace {
+                    environment: next.clone(),
+                    expected_rev: environment.rev,
+                }),
+                deployment: Some(DeploymentWrite::Replace {
+                    deployment: done,
+                    expected_rev: deployment.rev,
+                }),
+                usage,
+            })
+            .await?;
+        self.d
+            .publish(&next, Some(environment.deployment_status))
+            .await;
+        Ok(())
+    }
+
+    /// Records a deployment's failure with its reason. Safe to call for a finished deployment.
+    pub async fn fail(&self, id: &str, message: &str) -> Result<(), TaskError> {
+        let (deployment, environment) = self.load(id).await?;
+        if !deployment.status.is_active() {
+            return Ok(());
+        }
+        let status = match deployment.operation {
+            Operation::Deploy => DeploymentStatus::Failed,
+            Operation::Delete => DeploymentStatus::DeleteFailed,
+        };
+        let now = Timestamp::now();
+        let message: String = message.chars().take(4000).collect();
+        let mut done = deployment.clone();
+        done.status = status;
+        done.status_message = Some(message.clone());
+        done.completed_at = Some(now);
+        done.last_modified_at = now;
+        done.rev = deployment.rev + 1;
+        let mut next = environment.clone();
+        let current_attempt = environment.last_attempted_deployment_id.as_deref() == Some(id);
+        let environment_write = current_attempt.then(|| {
+            next.deployment_status = status;
+            next.deployment_status_message = Some(message.clone());
+            next.rev = environment.rev + 1;
+            EnvironmentWrite::Replace {
+                environment: next.clone(),
+                expected_rev: environment.rev,
+            }
+        });
+        self.d
+            .store
+            .change(EnvironmentChange {
+                environment: environment_write,
+                deployment: Some(DeploymentWrite::Replace {
+                    deployment: done,
+                    expected_rev: deployment.rev,
+                }),
+                usage: vec![],
+            })
+            .await?;
+        tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
+        if current_attempt {
+            self.d
+                .publish(&next, Some(environment.deployment_status))
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn delete_stack(&self, id: &str) -> Result<Json, TaskError> {
+        let (_, environment) = self.load(id).await?;
+        if self.d.stacks.state(&environment.stack_name).await? != StackState::Missing {
+            self.d
+                .stacks
+                .delete(
+                    &environment.stack_name,
+                    &environment.proton_service_role_arn,
+                )
+                .await?;
+        }
+        Ok(json!({}))
+    }
+
+    async fn check_deleted(&self, id: &str) -> Result<Json, TaskError> {
+        let (_, environment) = self.load(id).await?;
+        match self.d.stacks.state(&environment.stack_name).await? {
+            StackState::Missing => Ok(json!({ "done": true })),
+            StackState::InProgress(_) => Ok(json!({ "done": false })),
+            StackState::Failed { status, reason } => Err(TaskError::StackFailed(format!(
+                "stack {} could not be deleted ({status}): {reason}",
+                environment.stack_name
+            ))),
+            StackState::Complete => Ok(json!({ "done": false })),
+        }
+    }
+
+    async fn finish_delete(&self, id: &str) -> Result<(), TaskError> {
+        let Some(deployment) = self.d.store.deployment(id).await? else {
+            return Err(TaskError::InvalidTask(format!(
+                "deployment {id} does not exist"
+            )));
+        };
+        if !deployment.status.is_active() {
+            return Ok(());
+        }
+        let Some(environment) = self
+            .d
+            .store
+            .environment(&deployment.environment_name)
+            .await?
+        else {
+            return Ok(());
+        };
+        let now = Timestamp::now();
+        let mut done = deployment.clone();
+        done.status = DeploymentStatus::DeleteComplete;
+        done.completed_at = Some(now);
+        done.last_modified_at = now;
+        done.rev = deployment.rev + 1;
+        let version = self
+            .d
+            .version(
+                &environment.state.template_name,
+                environment.state.version(),
+            )
+            .await;
+        let usage = match version {
+            Ok(version) => vec![VersionUsage { version, delta: -1 }],
+            Err(_) => vec![],
+        };
+        self.d
+            .store
+            .change(EnvironmentChange {
+                environment: Some(EnvironmentWrite::Delete {
+                    name: environment.name.clone(),
+                    expected_rev: environment.rev,
+                }),
+                deployment: Some(DeploymentWrite::Replace {
+                    deployment: done,
+                    expected_rev: deployment.rev,
+                }),
+                usage,
+            })
+            .await?;
+        let mut gone = environment.clone();
+        gone.deployment_status = DeploymentStatus::DeleteComplete;
+        self.d
+            .publish(&gone, Some(environment.deployment_status))
+            .await;
+        Ok(())
+    }
+}
+
+/// The message of what a Catch caught: a task's `errorMessage`, or Step Functions' own cause.
+fn caught_message(error: Option<&Json>) -> String {
+    let Some(error) = error else {
+        return "the deployment failed".into();
+    };
+    let name = error.get("Error").and_then(Json::as_str).unwrap_or("Error");
+    let cause = error.get("Cause").and_then(Json::as_str).unwrap_or("");
+    let message = serde_json::from_str::<Json>(cause)
+        .ok()
+        .and_then(|c| {
+            c.get("errorMessage")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| cause.to_string());
+    match name {
+        "States.Timeout" => format!(
+            "a deployment step timed out{}",
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            }
+        ),
+        _ if message.is_empty() => format!("the deployment failed ({name})"),
+        _ => message,
+    }
+}

@@ -1,0 +1,676 @@
+//! Environments: the API's use cases. Each deployment is recorded, then handed to the deploy or
+//! delete workflow (see `engine`), which does the CloudFormation work.
+
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::domain::bundle::{self, Bundle, BundleLayout};
+use crate::domain::environment::{
+    DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
+    target_version,
+};
+use crate::domain::names::{Arn, Description, ResourceName, Timestamp, VersionPart};
+use crate::domain::render;
+use crate::domain::schema::InputRole;
+use crate::domain::spec::{Spec, keep_current_values, resolve_inputs};
+use crate::domain::template::{TemplateKind, TemplateVersion, VersionNumber, VersionStatus};
+use crate::domain::{Error, Result};
+use crate::ports::{
+    BundleStore, CatalogStore, DeploymentWrite, EnvironmentChange, EnvironmentStore,
+    EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Stacks, StatusChange, StoreError,
+    VersionUsage, Workflow, Workflows,
+};
+
+/// A deployment whose workflow has not been seen running this long after it was recorded is
+/// taken as never started.
+const START_GRACE_SECONDS: f64 = 120.0;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewEnvironment {
+    pub name: ResourceName,
+    pub template_name: ResourceName,
+    pub template_major_version: VersionPart,
+    pub template_minor_version: Option<VersionPart>,
+    pub spec: String,
+    pub proton_service_role_arn: Option<Arn>,
+    pub description: Option<Description>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct EnvironmentUpdate {
+    pub name: ResourceName,
+    pub deployment_type: DeploymentType,
+    pub spec: Option<String>,
+    pub template_major_version: Option<VersionPart>,
+    pub template_minor_version: Option<VersionPart>,
+    pub proton_service_role_arn: Option<Arn>,
+    pub description: Option<Description>,
+}
+
+/// Everything a deployment reads and writes.
+#[derive(Clone)]
+pub struct Deployer {
+    pub catalog: Arc<dyn CatalogStore>,
+    pub store: Arc<dyn EnvironmentStore>,
+    pub bundles: Arc<dyn BundleStore>,
+    pub workflows: Arc<dyn Workflows>,
+    pub events: Arc<dyn Events>,
+    pub stacks: Arc<dyn Stacks>,
+    pub arns: ArnBuilder,
+}
+
+#[derive(Debug, Clone)]
+pub struct ArnBuilder {
+    pub region: String,
+    pub account_id: String,
+}
+
+impl ArnBuilder {
+    pub fn proton(&self, resource: &str) -> String {
+        format!(
+            "arn:aws:proton:{}:{}:{resource}",
+            self.region, self.account_id
+        )
+    }
+
+    pub fn environment(&self, name: &str) -> String {
+        self.proton(&format!("environment/{name}"))
+    }
+
+    pub fn deployment(&self, id: &str) -> String {
+        self.proton(&format!("deployment/{id}"))
+    }
+}
+
+pub fn stack_name(environment: &ResourceName) -> String {
+    format!("paved-environment-{environment}")
+}
+
+impl Deployer {
+    pub async fn version(
+        &self,
+        name: &ResourceName,
+        number: VersionNumber,
+    ) -> Result<TemplateVersion> {
+        self.catalog
+            .version(TemplateKind::Environment, name, number)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "environment template {name} has no version {number}"
+                ))
+            })
+    }
+
+    /// Renders an environment's template for a state: the one CloudFormation file of its bundle.
+    pub async fn render(
+        &self,
+        environment: &ResourceName,
+        state: &DeployedState,
+    ) -> Result<String> {
+        let version = self.version(&state.template_name, state.version()).await?;
+        let archive = self.bundles.read_kept(&version.bundle_key).await?;
+        let bundle =
+            Bundle::unpack(&archive).map_err(|e| Error::validation(format!("kept bundle: {e}")))?;
+        let checked =
+            bundle::check(&bundle, BundleLayout::Environment).map_err(Error::Validation)?;
+        let files: Vec<&String> = checked.parts.iter().flat_map(|p| &p.files).collect();
+        let [file] = files.as_slice() else {
+            return Err(Error::validation(format!(
+                "infrastructure/manifest.yaml lists {} template files; a CloudFormation environment has exactly one",
+                files.len()
+            )));
+        };
+        let source = bundle
+            .text(file)
+            .map_err(Error::Validation)?
+            .unwrap_or_default();
+        let context = render::environment_context(environment.as_str(), &state.inputs);
+        render::render(file, source, context).map_err(|e| Error::validation(e.to_string()))
+    }
+
+    /// The state a spec asks for on a version, checked against its schema.
+    async fn resolve_state(
+        &self,
+        template: &ResourceName,
+        number: VersionNumber,
+        spec_text: &str,
+        current: Option<&DeployedState>,
+    ) -> Result<(DeployedState, TemplateVersion)> {
+        let version = self.version(template, number).await?;
+        if version.status != VersionStatus::Published {
+            return Err(Error::validation(format!(
+                "version {number} of environment template {template} is not published"
+            )));
+        }
+        let Spec::Environment { inputs } = Spec::parse(spec_text).map_err(Error::Validation)?
+        else {
+            return Err(Error::validation(
+                "spec: an environment takes `proton: EnvironmentSpec`",
+            ));
+        };
+        let inputs = match current {
+            Some(current) => {
+                keep_current_values(&inputs, &current.inputs, "spec").map_err(Error::Validation)?
+            }
+            None => inputs,
+        };
+        let schema = BundleLayout::Environment
+            .parse_schema(&version.schema)
+            .map_err(Error::Validation)?;
+        let inputs = resolve_inputs(schema.input(InputRole::Environment), &inputs, "spec")
+            .map_err(Error::Validation)?;
+        let state = DeployedState {
+            template_name: template.clone(),
+            major: number.major,
+            minor: number.minor,
+            spec: spec_text.to_string(),
+            inputs,
+        };
+        Ok((state, version))
+    }
+
+    pub async fn publish(&self, environment: &Environment, previous: Option<DeploymentStatus>) {
+        let change = StatusChange {
+            resource: "Environment",
+            name: environment.name.to_string(),
+            arn: self.arns.environment(environment.name.as_str()),
+            status: status_name(environment.deployment_status),
+            previous_status: previous.map(status_name),
+        };
+        if let Err(error) = self.events.publish(change).await {
+            // The status is recorded; the event is a notification on top of it.
+            tracing::warn!(environment = %environment.name, error = %error, "status change event not published");
+        }
+    }
+}
+
+pub fn status_name(status: DeploymentStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+pub struct Environments {
+    deployer: Deployer,
+}
+
+impl Environments {
+    pub fn new(deployer: Deployer) -> Self {
+        Self { deployer }
+    }
+
+    pub fn arns(&self) -> &ArnBuilder {
+        &self.deployer.arns
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %new.name))]
+    pub async fn create(&self, new: NewEnvironment) -> Result<Environment> {
+        let d = &self.deployer;
+        let template = d
+            .catalog
+            .template(TemplateKind::Environment, &new.template_name)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "templateName: environment template {} does not exist",
+                    new.template_name
+                ))
+            })?;
+        let major = new.template_major_version.0;
+        let minor = match new.template_minor_version {
+            Some(minor) => minor.0,
+            None => template.versions.recommended_minor(major).ok_or_else(|| {
+                Error::validation(format!(
+                    "templateMajorVersion: environment template {} has no published minor version in major {major}",
+                    new.template_name
+                ))
+            })?,
+        };
+        let number = VersionNumber { major, minor };
+        let Some(role) = new.proton_service_role_arn.clone() else {
+            return Err(Error::validation(
+                "protonServiceRoleArn is required: paved provisions environments with CloudFormation under that role",
+            ));
+        };
+        if let Some(existing) = d.store.environment(&new.name).await? {
+            return if existing.state.template_name == new.template_name
+                && existing.state.version() == number
+                && existing.state.spec == new.spec
+            {
+                Ok(existing)
+            } else {
+                Err(Error::conflict(format!(
+                    "environment {} already exists",
+                    new.name
+                )))
+            };
+        }
+        let (state, version) = d
+            .resolve_state(&new.template_name, number, &new.spec, None)
+            .await?;
+        d.render(&new.name, &state).await?;
+
+        let now = Timestamp::now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let environment = Environment {
+            name: new.name.clone(),
+            description: new.description,
+            state: state.clone(),
+            proton_service_role_arn: role.as_str().to_string(),
+            stack_name: stack_name(&new.name),
+            deployment_status: DeploymentStatus::InProgress,
+            deployment_status_message: None,
+            created_at: now,
+            last_deployment_attempted_at: now,
+            last_deployment_succeeded_at: now,
+            last_attempted_deployment_id: Some(id.clone()),
+            last_succeeded_deployment_id: None,
+            outputs: vec![],
+            resources: vec![],
+            rev: 1,
+        };
+        let deployment =
+            new_deployment(&id, &environment, Operation::Deploy, None, state, now, None);
+        let change = EnvironmentChange {
+            environment: Some(EnvironmentWrite::Create(environment.clone())),
+            deployment: Some(DeploymentWrite::Create(deployment)),
+            usage: vec![VersionUsage { version, delta: 1 }],
+        };
+        match d.store.change(change).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                return Err(Error::conflict(format!(
+                    "environment {} was created, or its template version changed, by another request",
+                    new.name
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        d.publish(&environment, None).await;
+        self.start(Workflow::Deploy, environment, &id).await
+    }
+
+    /// Hands a recorded deployment to its workflow; if that fails, the deployment fails now
+    /// rather than waiting for a workflow that will never run.
+    async fn start(
+        &self,
+        workflow: Workflow,
+        environment: Environment,
+        id: &str,
+    ) -> Result<Environment> {
+        let input = serde_json::json!({ "deploymentId": id });
+        match self.deployer.workflows.start(workflow, id, input).await {
+            Ok(()) => Ok(environment),
+            Err(error) => {
+                tracing::error!(deployment = id, error = %error, "workflow not started");
+                let engine = super::engine::Engine::new(self.deployer.clone());
+                if let Err(error) = engine
+                    .fail(
+                        id,
+                        "paved could not start the deployment workflow; retry the request",
+                    )
+                    .await
+                {
+                    // Left as it is, the next read finds no workflow and records the failure.
+                    tracing::error!(deployment = id, error = %error, "failure not recorded");
+                }
+                self.load(&environment.name).await
+            }
+        }
+    }
+
+    pub async fn get(&self, name: &ResourceName) -> Result<Environment> {
+        let environment = self.load(name).await?;
+        self.reconcile(environment).await
+    }
+
+    async fn load(&self, name: &ResourceName) -> Result<Environment> {
+        self.deployer
+            .store
+            .environment(name)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("environment {name} does not exist")))
+    }
+
+    /// A deployment still marked running whose workflow ended (timed out, aborted, failed
+    /// without recording) or never started is recorded as failed, so nothing stays in progress.
+    async fn reconcile(&self, environment: Environment) -> Result<Environment> {
+        let Some(id) = environment.last_attempted_deployment_id.clone() else {
+            return Ok(environment);
+        };
+        if !environment.deployment_status.is_active() {
+            return Ok(environment);
+        }
+        let Some(deployment) = self.deployer.store.deployment(&id).await? else {
+            return Ok(environment);
+        };
+        let workflow = match deployment.operation {
+            Operation::Deploy => Workflow::Deploy,
+            Operation::Delete => Workflow::Delete,
+        };
+        let state = match self.deployer.workflows.state(workflow, &id).await {
+            Ok(state) => state,
+            Err(error) => {
+                tracing::warn!(deployment = %id, error = %error, "workflow state unknown");
+                return Ok(environment);
+            }
+        };
+        let stale = match state {
+            Some(ExecutionState::Running) | Some(ExecutionState::Succeeded) => false,
+            Some(ExecutionState::Ended) => true,
+            None => Timestamp::now().0 - deployment.created_at.0 > START_GRACE_SECONDS,
+        };
+        if !stale {
+            return Ok(environment);
+        }
+        let engine = super::engine::Engine::new(self.deployer.clone());
+        let message = "the deployment workflow ended without recording a result (it timed out, was stopped or never started); deploy again";
+        if let Err(error) = engine.fail(&id, message).await {
+            tracing::warn!(deployment = %id, error = %error, "stale deployment not recorded as failed yet");
+            return Ok(environment);
+        }
+        match self.deployer.store.environment(&environment.name).await? {
+            Some(updated) => Ok(updated),
+            None => Err(Error::not_found(format!(
+                "environment {} does not exist",
+                environment.name
+            ))),
+        }
+    }
+
+    pub async fn list(&self, page: PageRequest) -> Result<Page<Environment>> {
+        Ok(self.deployer.store.environments(page).await?)
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %update.name))]
+    pub async fn update(&self, update: EnvironmentUpdate) -> Result<Environment> {
+        let d = &self.deployer;
+        let current = self.get(&update.name).await?;
+        if current.deployment_status.is_active() {
+            return Err(Error::conflict(format!(
+                "environment {} has a deployment in progress ({}); wait for it or cancel it",
+                update.name,
+                current
+                    .last_attempted_deployment_id
+                    .as_deref()
+                    .unwrap_or("unknown")
+            )));
+        }
+        let mut next = current.clone();
+        if let Some(description) = update.description.clone() {
+            next.description = Some(description);
+        }
+        if let Some(role) = &update.proton_service_role_arn {
+            next.proton_service_role_arn = role.as_str().to_string();
+        }
+        next.rev = current.rev + 1;
+        if update.deployment_type == DeploymentType::None {
+            if update.spec.is_some()
+                || update.template_major_version.is_some()
+                || update.template_minor_version.is_some()
+            {
+                return Err(Error::validation(
+                    "deploymentType NONE changes metadata only; use CURRENT_VERSION, MINOR_VERSION or MAJOR_VERSION to deploy a spec or version",
+                ));
+            }
+            d.store
+                .change(EnvironmentChange {
+                    environment: Some(EnvironmentWrite::Replace {
+                        environment: next.clone(),
+                        expected_rev: current.rev,
+                    }),
+                    ..Default::default()
+                })
+                .await?;
+            return Ok(next);
+        }
+        let template = d
+            .catalog
+            .template(TemplateKind::Environment, &current.state.template_name)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "environment template {} no longer exists",
+                    current.state.template_name
+                ))
+            })?;
+        let number = target_version(
+            current.state.version(),
+            update.deployment_type,
+            update.template_major_version.map(|v| v.0),
+            update.template_minor_version.map(|v| v.0),
+            &template.versions,
+        )
+        .map_err(Error::Validation)?;
+        let spec = update
+            .spec
+            .clone()
+            .unwrap_or_else(|| current.state.spec.clone());
+        let (state, version) = d
+            .resolve_state(
+                &current.state.template_name,
+                number,
+                &spec,
+                Some(&current.state),
+            )
+            .await?;
+        d.render(&update.name, &state).await?;
+
+        let now = Timestamp::now();
+        let id = uuid::Uuid::new_v4().to_string();
+        next.state = state.clone();
+        next.deployment_status = DeploymentStatus::InProgress;
+        next.deployment_status_message = None;
+        next.last_deployment_attempted_at = now;
+        next.last_attempted_deployment_id = Some(id.clone());
+        let deployment = new_deployment(
+            &id,
+            &next,
+            Operation::Deploy,
+            Some(current.state.clone()),
+            state,
+            now,
+            current.last_succeeded_deployment_id.clone(),
+        );
+        let mut usage = Vec::new();
+        if number != current.state.version() {
+            let old = d
+                .version(&current.state.template_name, current.state.version())
+                .await?;
+            usage.push(VersionUsage { version, delta: 1 });
+            usage.push(VersionUsage {
+                version: old,
+                delta: -1,
+            });
+        }
+        d.store
+            .change(EnvironmentChange {
+                environment: Some(EnvironmentWrite::Replace {
+                    environment: next.clone(),
+                    expected_rev: current.rev,
+                }),
+                deployment: Some(DeploymentWrite::Create(deployment)),
+                usage,
+            })
+            .await?;
+        d.publish(&next, Some(current.deployment_status)).await;
+        self.start(Workflow::Deploy, next, &id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %name))]
+    pub async fn delete(&self, name: &ResourceName) -> Result<Environment> {
+        let d = &self.deployer;
+        let current = self.get(name).await?;
+        match current.deployment_status {
+            DeploymentStatus::DeleteInProgress => return Ok(current),
+            status if status.is_active() => {
+                return Err(Error::conflict(format!(
+                    "environment {name} has a deployment in progress; wait for it or cancel it first"
+                )));
+            }
+            _ => {}
+        }
+        let now = Timestamp::now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let mut next = current.clone();
+        next.deployment_status = DeploymentStatus::DeleteInProgress;
+        next.deployment_status_message = None;
+        next.last_deployment_attempted_at = now;
+        next.last_attempted_deployment_id = Some(id.clone());
+        next.rev = current.rev + 1;
+        let mut deployment = new_deployment(
+            &id,
+            &next,
+            Operation::Delete,
+            Some(current.state.clone()),
+            current.state.clone(),
+            now,
+            current.last_succeeded_deployment_id.clone(),
+        );
+        deployment.status = DeploymentStatus::DeleteInProgress;
+        d.store
+            .change(EnvironmentChange {
+                environment: Some(EnvironmentWrite::Replace {
+                    environment: next.clone(),
+                    expected_rev: current.rev,
+                }),
+                deployment: Some(DeploymentWrite::Create(deployment)),
+                usage: vec![],
+            })
+            .await?;
+        d.publish(&next, Some(current.deployment_status)).await;
+        self.start(Workflow::Delete, next, &id).await
+    }
+
+    #[tracing::instrument(skip_all, fields(environment = %name))]
+    pub async fn cancel(&self, name: &ResourceName) -> Result<Environment> {
+        let d = &self.deployer;
+        let current = self.get(name).await?;
+        if current.deployment_status == DeploymentStatus::Cancelling {
+            return Ok(current);
+        }
+        if current.deployment_status != DeploymentStatus::InProgress {
+            return Err(Error::validation(format!(
+                "environment {name} has no deployment in progress to cancel (it is {})",
+                status_name(current.deployment_status)
+            )));
+        }
+        let id = current
+            .last_attempted_deployment_id
+            .clone()
+            .unwrap_or_default();
+        let deployment = d
+            .store
+            .deployment(&id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("deployment {id} does not exist")))?;
+        let mut cancelled = deployment.clone();
+        cancelled.cancel_requested = true;
+        cancelled.status = DeploymentStatus::Cancelling;
+        cancelled.last_modified_at = Timestamp::now();
+        cancelled.rev = deployment.rev + 1;
+        let mut next = current.clone();
+        next.deployment_status = DeploymentStatus::Cancelling;
+        next.rev = current.rev + 1;
+        d.store
+            .change(EnvironmentChange {
+                environment: Some(EnvironmentWrite::Replace {
+                    environment: next.clone(),
+                    expected_rev: current.rev,
+                }),
+                deployment: Some(DeploymentWrite::Replace {
+                    deployment: cancelled,
+                    expected_rev: deployment.rev,
+                }),
+                usage: vec![],
+            })
+            .await?;
+        d.publish(&next, Some(current.deployment_status)).await;
+        Ok(next)
+    }
+
+    pub async fn deployment(&self, id: &str) -> Result<Deployment> {
+        let deployment = self
+            .deployer
+            .store
+            .deployment(id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("deployment {id} does not exist")))?;
+        if deployment.status.is_active()
+            && let Ok(environment) = self.load(&deployment.environment_name).await
+        {
+            self.reconcile(environment).await?;
+            if let Some(fresh) = self.deployer.store.deployment(id).await? {
+                return Ok(fresh);
+            }
+        }
+        Ok(deployment)
+    }
+
+    pub async fn deployments(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Deployment>> {
+        Ok(self.deployer.store.deployments(environment, page).await?)
+    }
+
+    pub async fn delete_deployment(&self, id: &str) -> Result<Deployment> {
+        let deployment = self.deployment(id).await?;
+        if deployment.status.is_active() {
+            return Err(Error::conflict(format!("deployment {id} is still running")));
+        }
+        if let Ok(environment) = self.load(&deployment.environment_name).await
+            && (environment.last_attempted_deployment_id.as_deref() == Some(id)
+                || environment.last_succeeded_deployment_id.as_deref() == Some(id))
+        {
+            return Err(Error::conflict(format!(
+                "deployment {id} is the latest of environment {}; only older deployments can be deleted",
+                environment.name
+            )));
+        }
+        self.deployer
+            .store
+            .change(EnvironmentChange {
+                deployment: Some(DeploymentWrite::Delete {
+                    id: id.to_string(),
+                    expected_rev: deployment.rev,
+                }),
+                ..Default::default()
+            })
+            .await?;
+        Ok(deployment)
+    }
+}
+
+fn new_deployment(
+    id: &str,
+    environment: &Environment,
+    operation: Operation,
+    initial: Option<DeployedState>,
+    target: DeployedState,
+    now: Timestamp,
+    previous_succeeded_id: Option<String>,
+) -> Deployment {
+    Deployment {
+        id: id.to_string(),
+        environment_name: environment.name.clone(),
+        operation,
+        status: DeploymentStatus::InProgress,
+        status_message: None,
+        initial_state: initial,
+        target_state: target,
+        target_created_at: environment.created_at,
+        created_at: now,
+        last_modified_at: now,
+        completed_at: None,
+        cancel_requested: false,
+        previous_succeeded_id,
+        rev: 1,
+    }
+}

@@ -1,0 +1,293 @@
+//! Environments and their deployments: the records, the status rules, and which template
+//! version an update deploys.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+
+use super::names::{Description, ResourceName, Timestamp};
+use super::template::{VersionIndex, VersionNumber, VersionStatus};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentStatus {
+    InProgress,
+    Failed,
+    Succeeded,
+    DeleteInProgress,
+    DeleteFailed,
+    DeleteComplete,
+    Cancelling,
+    Cancelled,
+}
+
+impl DeploymentStatus {
+    /// A deployment in one of these states is still running: nothing else may start.
+    pub fn is_active(self) -> bool {
+        matches!(
+            self,
+            Self::InProgress | Self::DeleteInProgress | Self::Cancelling
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DeploymentType {
+    None,
+    CurrentVersion,
+    MinorVersion,
+    MajorVersion,
+}
+
+/// What a deployment does to its target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Operation {
+    Deploy,
+    Delete,
+}
+
+/// A template version and the spec deployed with it (Proton's `EnvironmentState`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeployedState {
+    pub template_name: ResourceName,
+    pub major: u64,
+    pub minor: u64,
+    pub spec: String,
+    /// The spec's inputs with the schema's defaults filled in.
+    pub inputs: Map<String, Json>,
+}
+
+impl DeployedState {
+    pub fn version(&self) -> VersionNumber {
+        VersionNumber {
+            major: self.major,
+            minor: self.minor,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StackOutput {
+    pub key: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ProvisionedResource {
+    pub name: String,
+    pub identifier: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub name: ResourceName,
+    pub description: Option<Description>,
+    /// What is deployed (or being deployed, while the first deployment runs).
+    pub state: DeployedState,
+    pub proton_service_role_arn: String,
+    pub stack_name: String,
+    pub deployment_status: DeploymentStatus,
+    pub deployment_status_message: Option<String>,
+    pub created_at: Timestamp,
+    pub last_deployment_attempted_at: Timestamp,
+    pub last_deployment_succeeded_at: Timestamp,
+    pub last_attempted_deployment_id: Option<String>,
+    pub last_succeeded_deployment_id: Option<String>,
+    #[serde(default)]
+    pub outputs: Vec<StackOutput>,
+    #[serde(default)]
+    pub resources: Vec<ProvisionedResource>,
+    pub rev: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Deployment {
+    pub id: String,
+    pub environment_name: ResourceName,
+    pub operation: Operation,
+    pub status: DeploymentStatus,
+    pub status_message: Option<String>,
+    pub initial_state: Option<DeployedState>,
+    pub target_state: DeployedState,
+    pub target_created_at: Timestamp,
+    pub created_at: Timestamp,
+    pub last_modified_at: Timestamp,
+    pub completed_at: Option<Timestamp>,
+    /// Set by a cancel request; the running workflow acts on it.
+    #[serde(default)]
+    pub cancel_requested: bool,
+    /// The last deployment before this one that succeeded, for Proton's summary fields.
+    pub previous_succeeded_id: Option<String>,
+    pub rev: u64,
+}
+
+/// Which version an update deploys, from Proton's `deploymentType` rules.
+pub fn target_version(
+    current: VersionNumber,
+    deployment_type: DeploymentType,
+    major: Option<u64>,
+    minor: Option<u64>,
+    index: &VersionIndex,
+) -> Result<VersionNumber, String> {
+    let published = |n: VersionNumber| index.statuses.get(&n) == Some(&VersionStatus::Published);
+    match deployment_type {
+        DeploymentType::None | DeploymentType::CurrentVersion => {
+            if major.is_some_and(|m| m != current.major)
+                || minor.is_some_and(|m| m != current.minor)
+            {
+                return Err(format!(
+                    "templateMajorVersion/templateMinorVersion: {deployment_type:?} keeps version {current}; use MINOR_VERSION or MAJOR_VERSION to change it"
+                ));
+            }
+            Ok(current)
+        }
+        DeploymentType::MinorVersion => {
+            if major.is_some_and(|m| m != current.major) {
+                return Err(format!(
+                    "templateMajorVersion: MINOR_VERSION stays on major {}; use MAJOR_VERSION to change majors",
+                    current.major
+                ));
+            }
+            let target = match minor {
+                Some(minor) => VersionNumber {
+                    major: current.major,
+                    minor,
+                },
+                None => VersionNumber {
+                    major: current.major,
+                    minor: index.recommended_minor(current.major).ok_or_else(|| {
+                        format!(
+                            "major version {} has no published minor version",
+                            current.major
+                        )
+                    })?,
+                },
+            };
+            if !published(target) {
+                return Err(format!(
+                    "version {target} is not a published version of the template"
+                ));
+            }
+            if target.minor < current.minor {
+                return Err(format!(
+                    "version {target} is older than the deployed {current}"
+                ));
+            }
+            Ok(target)
+        }
+        DeploymentType::MajorVersion => {
+            let target = match (major, minor) {
+                (Some(major), Some(minor)) => VersionNumber { major, minor },
+                (Some(major), None) => VersionNumber {
+                    major,
+                    minor: index.recommended_minor(major).ok_or_else(|| {
+                        format!("major version {major} has no published minor version")
+                    })?,
+                },
+                (None, _) => index
+                    .recommended()
+                    .ok_or_else(|| "the template has no published version".to_string())?,
+            };
+            if target.major <= current.major {
+                return Err(format!(
+                    "MAJOR_VERSION must move to a higher major than {}, got {target}",
+                    current.major
+                ));
+            }
+            if !published(target) {
+                return Err(format!(
+                    "version {target} is not a published version of the template"
+                ));
+            }
+            Ok(target)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(major: u64, minor: u64) -> VersionNumber {
+        VersionNumber { major, minor }
+    }
+
+    fn index() -> VersionIndex {
+        let mut index = VersionIndex::default();
+        for (n, s) in [
+            (v(1, 0), VersionStatus::Published),
+            (v(1, 1), VersionStatus::Published),
+            (v(1, 2), VersionStatus::Draft),
+            (v(2, 0), VersionStatus::Published),
+            (v(3, 0), VersionStatus::Draft),
+        ] {
+            index.insert(n, s);
+        }
+        index
+    }
+
+    #[test]
+    fn minor_updates_go_to_the_recommended_or_named_minor_of_the_same_major() {
+        let index = index();
+        assert_eq!(
+            target_version(v(1, 0), DeploymentType::MinorVersion, None, None, &index),
+            Ok(v(1, 1))
+        );
+        assert_eq!(
+            target_version(v(1, 0), DeploymentType::MinorVersion, None, Some(1), &index),
+            Ok(v(1, 1))
+        );
+        assert!(
+            target_version(v(1, 0), DeploymentType::MinorVersion, None, Some(2), &index)
+                .unwrap_err()
+                .contains("not a published")
+        );
+        assert!(
+            target_version(v(1, 0), DeploymentType::MinorVersion, Some(2), None, &index).is_err()
+        );
+    }
+
+    #[test]
+    fn major_updates_go_up_to_a_published_major() {
+        let index = index();
+        assert_eq!(
+            target_version(v(1, 1), DeploymentType::MajorVersion, None, None, &index),
+            Ok(v(2, 0))
+        );
+        assert_eq!(
+            target_version(v(1, 1), DeploymentType::MajorVersion, Some(2), None, &index),
+            Ok(v(2, 0))
+        );
+        assert!(
+            target_version(v(1, 1), DeploymentType::MajorVersion, Some(3), None, &index).is_err()
+        );
+        assert!(
+            target_version(v(2, 0), DeploymentType::MajorVersion, Some(1), None, &index).is_err()
+        );
+    }
+
+    #[test]
+    fn current_version_keeps_the_version() {
+        let index = index();
+        assert_eq!(
+            target_version(v(1, 0), DeploymentType::CurrentVersion, None, None, &index),
+            Ok(v(1, 0))
+        );
+        assert!(
+            target_version(
+                v(1, 0),
+                DeploymentType::CurrentVersion,
+                None,
+                Some(1),
+                &index
+            )
+            .is_err()
+        );
+    }
+}
