@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements-dev.txt
 
 ## Run the whole platform locally: moto as AWS, the Proton API on 127.0.0.1:$(PAVED_PORT).
 dev: setup
-	cargo run --quiet -p paved-cli -- dev --moto-server $(VENV)/bin/moto_server
+	cargo run --quiet -p paved-cli -- dev --moto-server "$(VENV)/bin/python scripts/moto_server.py"
 
 ## Run every test: format, lints, unit tests, emulator tests, end-to-end tests with the aws CLI.
 test: setup

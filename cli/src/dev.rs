@@ -7,6 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use paved_core::config::{self, Config};
+
+use crate::local_aws::{self, LocalAws, TASKS_FUNCTION};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -19,13 +21,14 @@ pub struct DevArgs {
     /// Port of the local AWS (moto).
     #[arg(long, env = "PAVED_AWS_PORT", default_value_t = 5000)]
     aws_port: u16,
-    /// The moto_server executable (the project's setup installs it in .venv).
+    /// The command that runs moto's server (the project's setup installs moto in .venv;
+    /// scripts/moto_server.py adds the fixes paved needs).
     #[arg(
         long,
         env = "PAVED_MOTO_SERVER",
-        default_value = ".venv/bin/moto_server"
+        default_value = ".venv/bin/python scripts/moto_server.py"
     )]
-    moto_server: PathBuf,
+    moto_server: String,
     /// Folder for logs of the processes paved starts.
     #[arg(long, env = "PAVED_STATE_DIR", default_value = ".paved")]
     state_dir: PathBuf,
@@ -35,6 +38,12 @@ pub struct DevArgs {
     bucket: String,
     #[arg(long, default_value = "us-east-1")]
     region: String,
+    /// The folder of the state machine definitions.
+    #[arg(long, env = "PAVED_STATEMACHINES", default_value = "statemachines")]
+    statemachines: PathBuf,
+    /// Seconds the state machines wait between checks of CloudFormation.
+    #[arg(long, env = "PAVED_POLL_SECONDS", default_value_t = 1)]
+    poll_seconds: u64,
 }
 
 /// moto's default account: role ARNs in local templates must use it.
@@ -79,20 +88,34 @@ fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> DevError {
 pub async fn run(args: DevArgs) -> Result<(), Box<dyn std::error::Error>> {
     std::fs::create_dir_all(&args.state_dir).map_err(io("creating the state folder"))?;
     let log_path = args.state_dir.join("moto.log");
-    let mut moto = start_moto(&args, &log_path)?;
-    let outcome = serve(&args, &mut moto, &log_path).await;
+    let moto_port = free_port().map_err(io("finding a free port for moto"))?;
+    let mut moto = start_moto(&args, moto_port, &log_path)?;
+    let outcome = serve(&args, moto_port, &mut moto, &log_path).await;
     // Whatever happened, moto goes down with paved.
     let _ = moto.start_kill();
     let _ = moto.wait().await;
     outcome
 }
 
-fn start_moto(args: &DevArgs, log_path: &std::path::Path) -> Result<Child, DevError> {
+fn free_port() -> std::io::Result<u16> {
+    Ok(std::net::TcpListener::bind(("127.0.0.1", 0))?
+        .local_addr()?
+        .port())
+}
+
+fn start_moto(
+    args: &DevArgs,
+    moto_port: u16,
+    log_path: &std::path::Path,
+) -> Result<Child, DevError> {
     let log = std::fs::File::create(log_path).map_err(io("creating the moto log"))?;
     let err_log = log.try_clone().map_err(io("opening the moto log"))?;
-    Command::new(&args.moto_server)
-        .args(["-H", "127.0.0.1", "-p", &args.aws_port.to_string()])
-        // Step Functions inside moto call AWS back on this port.
+    let mut words = args.moto_server.split_whitespace();
+    let program = words.next().unwrap_or("moto_server");
+    Command::new(program)
+        .args(words)
+        .args(["-H", "127.0.0.1", "-p", &moto_port.to_string()])
+        // Step Functions inside moto call AWS back on this port: paved's local AWS endpoint.
         .env("MOTO_PORT", args.aws_port.to_string())
         .stdin(Stdio::null())
         .stdout(log)
@@ -100,20 +123,21 @@ fn start_moto(args: &DevArgs, log_path: &std::path::Path) -> Result<Child, DevEr
         .kill_on_drop(true)
         .spawn()
         .map_err(|source| DevError::MotoMissing {
-            path: args.moto_server.display().to_string(),
+            path: args.moto_server.clone(),
             source,
         })
 }
 
 async fn serve(
     args: &DevArgs,
+    moto_port: u16,
     moto: &mut Child,
     log_path: &std::path::Path,
 ) -> Result<(), Box<dyn std::error::Error>> {
     let log = log_path.display().to_string();
-    wait_healthy(args.aws_port, moto, &log).await?;
+    wait_healthy(moto_port, moto, &log).await?;
     let (status, body) = http(
-        args.aws_port,
+        moto_port,
         "POST",
         "/moto-api/config",
         r#"{"stepfunctions":{"execute_state_machine":true},"lambda":{"use_docker":false}}"#,
@@ -124,21 +148,46 @@ async fn serve(
         return Err(DevError::MotoConfig(format!("HTTP {status}: {body}")).into());
     }
 
-    let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
+    let state_machine = |name: &str| {
+        format!(
+            "arn:aws:states:{}:{LOCAL_ACCOUNT}:stateMachine:{name}",
+            args.region
+        )
+    };
     let settings = Config {
         table: args.table.clone(),
         bucket: args.bucket.clone(),
         region: args.region.clone(),
         account_id: LOCAL_ACCOUNT.into(),
+        deploy_state_machine_arn: state_machine("paved-deploy"),
+        delete_state_machine_arn: state_machine("paved-delete"),
+        poll_seconds: args.poll_seconds,
+        event_bus: "default".into(),
     };
+    let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
     let sdk = config::local_sdk_config(&aws_endpoint, &args.region).await;
-    config::ensure_local_resources(&settings, &sdk)
-        .await
-        .map_err(DevError::Resources)?;
-    let app = Arc::new(config::app(&settings, &sdk));
 
     // Listen for Ctrl-C and SIGTERM before announcing readiness, so an early stop is graceful.
     let stop = stop_signal().map_err(io("installing signal handlers"))?;
+    let (stopped, _) = tokio::sync::watch::channel(false);
+    let aws_listener = TcpListener::bind(("127.0.0.1", args.aws_port))
+        .await
+        .map_err(io(format!("listening on 127.0.0.1:{}", args.aws_port)))?;
+    let local_aws = Arc::new(LocalAws::new(moto_port, config::engine(&settings, &sdk)));
+    let mut aws_stop = stopped.subscribe();
+    let aws_server = tokio::spawn(
+        axum::serve(aws_listener, local_aws::router(local_aws))
+            .with_graceful_shutdown(async move {
+                let _ = aws_stop.changed().await;
+            })
+            .into_future(),
+    );
+
+    config::ensure_local_resources(&settings, &sdk)
+        .await
+        .map_err(DevError::Resources)?;
+    create_state_machines(&args.statemachines, &settings, &sdk).await?;
+    let app = Arc::new(config::app(&settings, &sdk));
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(io(format!("listening on 127.0.0.1:{}", args.port)))?;
@@ -152,14 +201,72 @@ async fn serve(
     let _ = std::io::stdout().flush();
 
     let server = axum::serve(listener, paved_core::api::router(app)).with_graceful_shutdown(stop);
-    tokio::select! {
-        served = server => served.map_err(io("serving the Proton API"))?,
-        exited = moto.wait() => {
-            let status = exited.map_err(io("watching moto"))?;
-            return Err(DevError::MotoExited { status, log }.into());
+    let outcome = tokio::select! {
+        served = server => served.map_err(|e| io("serving the Proton API")(e).into()),
+        exited = moto.wait() => match exited {
+            Ok(status) => Err(DevError::MotoExited { status, log }.into()),
+            Err(error) => Err(io("watching moto")(error).into()),
+        },
+    };
+    let _ = stopped.send(true);
+    let _ = aws_server.await;
+    if outcome.is_ok() {
+        println!("paved stopped");
+    }
+    outcome
+}
+
+/// Creates (or updates) the deploy and delete state machines from `statemachines/`, with the
+/// substitutions the SAM template makes in AWS.
+async fn create_state_machines(
+    folder: &std::path::Path,
+    settings: &Config,
+    sdk: &aws_config::SdkConfig,
+) -> Result<(), Box<dyn std::error::Error>> {
+    let client = aws_sdk_sfn::Client::new(sdk);
+    let role = format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-state-machines");
+    let tasks = format!(
+        "arn:aws:lambda:{}:{LOCAL_ACCOUNT}:function:{TASKS_FUNCTION}",
+        settings.region
+    );
+    for (file, arn) in [
+        ("deploy.asl.json", &settings.deploy_state_machine_arn),
+        ("delete.asl.json", &settings.delete_state_machine_arn),
+    ] {
+        let path = folder.join(file);
+        let definition = std::fs::read_to_string(&path)
+            .map_err(|e| {
+                format!(
+                    "{}: {e} (run paved dev from the repository, or pass --statemachines)",
+                    path.display()
+                )
+            })?
+            .replace("${TasksFunctionArn}", &tasks);
+        let name = arn.rsplit(':').next().unwrap_or_default();
+        let created = client
+            .create_state_machine()
+            .name(name)
+            .definition(&definition)
+            .role_arn(&role)
+            .send()
+            .await;
+        match created {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_state_machine_already_exists()) =>
+            {
+                client
+                    .update_state_machine()
+                    .state_machine_arn(arn)
+                    .definition(&definition)
+                    .send()
+                    .await?;
+            }
+            Err(error) => return Err(Box::new(error)),
         }
     }
-    println!("paved stopped");
     Ok(())
 }
 

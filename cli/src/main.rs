@@ -1,6 +1,7 @@
 //! `paved`: the local platform and, later, tools for template authors.
 
 mod dev;
+mod local_aws;
 mod template;
 
 use clap::{Parser, Subcommand};

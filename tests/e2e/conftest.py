@@ -45,7 +45,8 @@ class Platform:
         env = dict(os.environ, **CREDENTIALS, PAVED_LOG="warn")
         self.process = subprocess.Popen(
             [str(PAVED_BIN), "dev", "--port", str(self.port), "--aws-port", str(self.aws_port),
-             "--moto-server", str(VENV / "bin" / "moto_server"), "--state-dir", str(tmp)],
+             "--moto-server", f"{VENV / 'bin' / 'python'} {REPO / 'scripts' / 'moto_server.py'}",
+             "--state-dir", str(tmp), "--statemachines", str(REPO / "statemachines")],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
         )
         self.banner = []

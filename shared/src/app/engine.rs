@@ -162,13 +162,17 @@ impl Engine {
     async fn prepare(&self, id: &str) -> Result<Json, TaskError> {
         let (deployment, environment) = self.load(id).await?;
         if deployment.cancel_requested {
-            return Ok(json!({ "cancelled": true, "changes": false, "wait": false }));
+            return Ok(
+                json!({ "cancelled": true, "changes": false, "wait": false, "changeSetId": null }),
+            );
         }
         let stack = &environment.stack_name;
         let exists = match self.d.stacks.state(stack).await? {
             StackState::Missing => false,
             StackState::InProgress(_) => {
-                return Ok(json!({ "wait": true, "changes": false, "cancelled": false }));
+                return Ok(
+                    json!({ "wait": true, "changes": false, "cancelled": false, "changeSetId": null }),
+                );
             }
             StackState::Complete => true,
             StackState::Failed { status, .. }
@@ -179,7 +183,9 @@ impl Engine {
                     .stacks
                     .delete(stack, &environment.proton_service_role_arn)
                     .await?;
-                return Ok(json!({ "wait": true, "changes": false, "cancelled": false }));
+                return Ok(
+                    json!({ "wait": true, "changes": false, "cancelled": false, "changeSetId": null }),
+                );
             }
             StackState::Failed { status, reason } if status == "UPDATE_ROLLBACK_FAILED" => {
                 return Err(TaskError::StackFailed(format!(
@@ -193,7 +199,9 @@ impl Engine {
             .render(&environment.name, &deployment.target_state)
             .await?;
         if exists && self.d.stacks.template(stack).await?.as_deref() == Some(template.as_str()) {
-            return Ok(json!({ "changes": false, "wait": false, "cancelled": false }));
+            return Ok(
+                json!({ "changes": false, "wait": false, "cancelled": false, "changeSetId": null }),
+            );
         }
         let name = format!("paved-{id}");
         let change_set = self

@@ -1,0 +1,116 @@
+//! The local AWS endpoint of `paved dev`: requests go to moto, except Lambda invocations of the
+//! task function, which run paved's own task handlers in-process, answering as Lambda does
+//! (a failed task is HTTP 200 with `X-Amz-Function-Error: Unhandled` and its `errorType`), so
+//! the state machines' Retry and Catch behave as on AWS.
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use paved_core::app::engine::Engine;
+use serde_json::json;
+
+/// The name the state machines invoke (`${TasksFunctionArn}` locally).
+pub const TASKS_FUNCTION: &str = "paved-tasks";
+
+pub struct LocalAws {
+    moto_port: u16,
+    client: Client<HttpConnector, Body>,
+    engine: Engine,
+}
+
+impl LocalAws {
+    pub fn new(moto_port: u16, engine: Engine) -> Self {
+        Self {
+            moto_port,
+            client: Client::builder(TokioExecutor::new()).build_http(),
+            engine,
+        }
+    }
+}
+
+pub fn router(local: Arc<LocalAws>) -> axum::Router {
+    axum::Router::new().fallback(handle).with_state(local)
+}
+
+/// `/2015-03-31/functions/{name or ARN}/invocations` → the function's name.
+fn invoked_function(uri: &Uri) -> Option<String> {
+    let rest = uri.path().strip_prefix("/2015-03-31/functions/")?;
+    let name = rest.strip_suffix("/invocations")?;
+    let name = name.replace("%3A", ":").replace("%3a", ":");
+    Some(name.rsplit(':').next().unwrap_or(&name).to_string())
+}
+
+async fn handle(State(local): State<Arc<LocalAws>>, request: Request) -> Response {
+    if let Some(function) = invoked_function(request.uri()) {
+        let body = axum::body::to_bytes(request.into_body(), 6 * 1024 * 1024)
+            .await
+            .unwrap_or_default();
+        return invoke(&local, &function, body).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    parts.uri = match format!("http://127.0.0.1:{}{path}", local.moto_port).parse() {
+        Ok(uri) => uri,
+        Err(_) => return (StatusCode::BAD_REQUEST, "bad request path").into_response(),
+    };
+    match local.client.request(Request::from_parts(parts, body)).await {
+        Ok(response) => response.map(Body::new).into_response(),
+        Err(error) => (
+            StatusCode::BAD_GATEWAY,
+            format!("moto did not answer: {error}"),
+        )
+            .into_response(),
+    }
+}
+
+async fn invoke(local: &LocalAws, function: &str, body: Bytes) -> Response {
+    if function != TASKS_FUNCTION {
+        let error = json!({ "Type": "User", "Message": format!("Function not found: {function}") });
+        let mut response = (StatusCode::NOT_FOUND, error.to_string()).into_response();
+        response.headers_mut().insert(
+            "x-amzn-errortype",
+            HeaderValue::from_static("ResourceNotFoundException"),
+        );
+        return response;
+    }
+    let payload = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    match local.engine.run(payload).await {
+        Ok(result) => (StatusCode::OK, result.to_string()).into_response(),
+        Err(error) => {
+            let body = json!({ "errorType": error.name(), "errorMessage": error.to_string() });
+            let mut response = (StatusCode::OK, body.to_string()).into_response();
+            response.headers_mut().insert(
+                "x-amz-function-error",
+                HeaderValue::from_static("Unhandled"),
+            );
+            response
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invocations_are_told_by_name_or_arn() {
+        let by_arn: Uri = "/2015-03-31/functions/arn%3Aaws%3Alambda%3Aus-east-1%3A123456789012%3Afunction%3Apaved-tasks/invocations".parse().unwrap();
+        assert_eq!(invoked_function(&by_arn).as_deref(), Some("paved-tasks"));
+        let by_name: Uri = "/2015-03-31/functions/paved-tasks/invocations"
+            .parse()
+            .unwrap();
+        assert_eq!(invoked_function(&by_name).as_deref(), Some("paved-tasks"));
+        let other: Uri = "/2015-03-31/functions/paved-tasks".parse().unwrap();
+        assert_eq!(invoked_function(&other), None);
+    }
+}

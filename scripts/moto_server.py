@@ -1,0 +1,66 @@
+"""moto_server, with the fixes paved's local platform needs. Each fix names the moto behaviour
+it corrects; everything else is moto as released. Run with the project's venv Python."""
+
+import moto.cloudformation.models as models
+import moto.cloudformation.parsing as parsing
+import moto.cloudformation.responses as responses
+import yaml
+
+_clean_json = parsing.clean_json
+
+
+def clean_json(resource_json, resources_map):
+    # moto 5.2.5 does not resolve the argument of Fn::GetAZs, so the common
+    # `Fn::GetAZs: {Ref: AWS::Region}` yields zones named after a dict and subnets fail.
+    if isinstance(resource_json, dict) and isinstance(resource_json.get("Fn::GetAZs"), dict):
+        resource_json = {"Fn::GetAZs": _clean_json(resource_json["Fn::GetAZs"], resources_map)}
+    # moto skips resource types it does not emulate (AppRunner, CodeBuild, ...); an attribute
+    # of one then fails the whole template. Give it a value that says what it is.
+    if isinstance(resource_json, dict) and isinstance(resource_json.get("Fn::GetAtt"), list):
+        name, attribute = resource_json["Fn::GetAtt"][0], resource_json["Fn::GetAtt"][1]
+        declared = getattr(resources_map, "_resource_json_map", {})
+        if name in declared and resources_map.get(name) is None:
+            return f"{name}.{attribute}.not-emulated-by-moto"
+    return _clean_json(resource_json, resources_map)
+
+
+parsing.clean_json = clean_json
+
+_validate_outputs = parsing.ResourceMap.validate_outputs
+
+
+def validate_outputs(self):
+    # moto 5.2.5 raises AttributeError validating an output that reads an attribute of a
+    # resource type it does not emulate, and the stack then reports no outputs at all.
+    try:
+        _validate_outputs(self)
+    except AttributeError:
+        pass
+
+
+parsing.ResourceMap.validate_outputs = validate_outputs
+
+
+def yaml_tag_constructor(loader, tag, node):
+    # moto 5.2.5 returns the raw YAML nodes of a short-form function written as a block
+    # sequence or mapping (`!GetAtt` followed by `- Resource` and `- Attribute` lines), so the
+    # stack fails with "references undefined resource ScalarNode(...)". Construct them.
+    key = "Ref" if tag == "!Ref" else f"Fn::{tag[1:]}"
+    if isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    elif isinstance(node, yaml.MappingNode):
+        value = loader.construct_mapping(node, deep=True)
+    elif tag == "!GetAtt":
+        value = node.value.split(".")
+    else:
+        value = node.value
+    return {key: value}
+
+
+for module in (responses, models):
+    module.yaml_tag_constructor = yaml_tag_constructor
+
+if __name__ == "__main__":
+    from moto.server import main
+
+    main()
