@@ -60,6 +60,24 @@ def yaml_tag_constructor(loader, tag, node):
 for module in (responses, models):
     module.yaml_tag_constructor = yaml_tag_constructor
 
+_execute_change_set = models.CloudFormationBackend.execute_change_set
+
+
+def execute_change_set(self, change_set_name, stack_name=None):
+    # moto 5.2.5 applies a change set's resources but keeps the stack's old template for its
+    # outputs, so a stack created or updated through a change set reports none (or stale ones).
+    _execute_change_set(self, change_set_name, stack_name)
+    change_set = self.change_sets.get(change_set_name) or next(
+        (c for c in self.change_sets.values() if c.change_set_name == change_set_name), None
+    )
+    if change_set is not None:
+        stack = self.stacks[change_set.stack_id]
+        stack._parse_template()
+        stack.output_map = stack._create_output_map()
+
+
+models.CloudFormationBackend.execute_change_set = execute_change_set
+
 if __name__ == "__main__":
     from moto.server import main
 

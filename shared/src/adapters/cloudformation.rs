@@ -173,7 +173,12 @@ impl Stacks for CloudFormationStacks {
         let status = found.stack_status.unwrap_or(StackStatus::ReviewInProgress);
         let name = status.as_str().to_string();
         Ok(match status {
-            StackStatus::ReviewInProgress | StackStatus::DeleteComplete => StackState::Missing,
+            StackStatus::DeleteComplete => StackState::Missing,
+            // A stack whose first change set was never executed (it failed, or was dropped).
+            StackStatus::ReviewInProgress => StackState::Failed {
+                status: name,
+                reason: "an empty stack left by a change set that was never executed".into(),
+            },
             StackStatus::CreateComplete
             | StackStatus::UpdateComplete
             | StackStatus::ImportComplete => StackState::Complete,
