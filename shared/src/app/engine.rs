@@ -525,3 +525,102 @@ fn caught_message(error: Option<&Json>) -> String {
         _ => message,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn machine(name: &str) -> Json {
+        let path = format!(
+            "{}/../statemachines/{name}.asl.json",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("state machine file"))
+            .expect("valid JSON")
+    }
+
+    /// Every transition lands on a state, every Retry and Catch names an error that exists,
+    /// and every task step is one the engine runs.
+    #[test]
+    fn the_state_machines_are_consistent_with_the_engine() {
+        let names = [
+            "Retryable",
+            "RenderFailed",
+            "ChangeSetFailed",
+            "StackFailed",
+            "InvalidTask",
+        ];
+        let tasks = [
+            "prepare",
+            "checkChangeSet",
+            "execute",
+            "checkStack",
+            "finish",
+            "fail",
+            "deleteStack",
+            "checkDeleted",
+            "finishDelete",
+        ];
+        for name in ["deploy", "delete"] {
+            let definition = machine(name);
+            let states = definition["States"].as_object().unwrap();
+            assert!(states.contains_key(definition["StartAt"].as_str().unwrap()));
+            for (state_name, state) in states {
+                let mut targets: Vec<&str> = vec![];
+                targets.extend(state.get("Next").and_then(Json::as_str));
+                targets.extend(state.get("Default").and_then(Json::as_str));
+                for list in ["Choices", "Catch"] {
+                    for item in state
+                        .get(list)
+                        .and_then(Json::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        targets.extend(item.get("Next").and_then(Json::as_str));
+                    }
+                }
+                for target in targets {
+                    assert!(
+                        states.contains_key(target),
+                        "{name}: {state_name} goes to missing {target}"
+                    );
+                }
+                for list in ["Retry", "Catch"] {
+                    for item in state
+                        .get(list)
+                        .and_then(Json::as_array)
+                        .into_iter()
+                        .flatten()
+                    {
+                        for error in item["ErrorEquals"].as_array().unwrap() {
+                            let error = error.as_str().unwrap();
+                            assert!(
+                                names.contains(&error)
+                                    || error.starts_with("States.")
+                                    || error.starts_with("Lambda."),
+                                "{name}: {state_name} matches unknown error {error}"
+                            );
+                        }
+                    }
+                }
+                if state["Type"] == "Task" {
+                    let task = state["Parameters"]["Payload"]["task"].as_str().unwrap();
+                    assert!(
+                        tasks.contains(&task),
+                        "{name}: {state_name} runs unknown task {task}"
+                    );
+                    assert!(
+                        state.get("Retry").is_some(),
+                        "{name}: {state_name} has no Retry"
+                    );
+                    let is_failure_recorder = task == "fail";
+                    assert_eq!(
+                        state.get("Catch").is_none(),
+                        is_failure_recorder,
+                        "{name}: {state_name} Catch"
+                    );
+                }
+            }
+        }
+    }
+}
