@@ -6,7 +6,7 @@ PYTHON ?= python3
 export PAVED_PORT ?= 4000
 export PAVED_AWS_PORT ?= 5000
 
-.PHONY: setup dev test lint build bench clean
+.PHONY: setup dev test lint build bench bench-deploy clean
 
 setup: $(VENV)/.installed
 
@@ -26,6 +26,11 @@ test: setup
 ## Render the sample corpus with paved and with Jinja2; print per-template times and the ratio.
 bench: setup
 	cargo bench -p paved-core --no-default-features --bench render
+
+## Time create-environment → SUCCEEDED locally, split into paved's own time and the rest.
+bench-deploy: setup
+	cargo build --quiet -p paved-cli
+	PAVED_BIN=$${CARGO_TARGET_DIR:-target}/debug/paved $(VENV)/bin/python scripts/bench_deploy.py
 
 lint:
 	cargo fmt --all -- --check

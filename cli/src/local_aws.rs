@@ -3,7 +3,9 @@
 //! (a failed task is HTTP 200 with `X-Amz-Function-Error: Unhandled` and its `errorType`), so
 //! the state machines' Retry and Catch behave as on AWS.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -22,6 +24,18 @@ pub struct LocalAws {
     moto_port: u16,
     client: Client<HttpConnector, Body>,
     engine: Engine,
+    stats: Mutex<Stats>,
+}
+
+/// What went through the local endpoint, for `scripts/bench_deploy.py`: AWS calls by service
+/// and the time moto took, task steps and the time they took (their AWS calls included).
+#[derive(Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Stats {
+    aws_calls: BTreeMap<String, u64>,
+    aws_seconds: f64,
+    task_steps: BTreeMap<String, u64>,
+    task_seconds: f64,
 }
 
 impl LocalAws {
@@ -30,12 +44,45 @@ impl LocalAws {
             moto_port,
             client: Client::builder(TokioExecutor::new()).build_http(),
             engine,
+            stats: Mutex::default(),
         }
+    }
+
+    fn stats(&self) -> std::sync::MutexGuard<'_, Stats> {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 pub fn router(local: Arc<LocalAws>) -> axum::Router {
-    axum::Router::new().fallback(handle).with_state(local)
+    axum::Router::new()
+        .route(
+            "/paved/local-stats",
+            axum::routing::get(read_stats).delete(reset_stats),
+        )
+        .fallback(handle)
+        .with_state(local)
+}
+
+async fn read_stats(State(local): State<Arc<LocalAws>>) -> Response {
+    let mut value = serde_json::to_value(&*local.stats()).unwrap_or_default();
+    value["motoPort"] = local.moto_port.into();
+    (StatusCode::OK, value.to_string()).into_response()
+}
+
+async fn reset_stats(State(local): State<Arc<LocalAws>>) -> StatusCode {
+    *local.stats() = Stats::default();
+    StatusCode::NO_CONTENT
+}
+
+/// The service a signed request is for, from its credential scope (`.../REGION/SERVICE/aws4_request`).
+fn service_of(headers: &axum::http::HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|auth| auth.split("Credential=").nth(1))
+        .and_then(|credential| credential.split('/').nth(3))
+        .unwrap_or("unsigned")
+        .to_string()
 }
 
 /// `/2015-03-31/functions/{name or ARN}/invocations` → the function's name.
@@ -54,6 +101,7 @@ async fn handle(State(local): State<Arc<LocalAws>>, request: Request) -> Respons
         return invoke(&local, &function, body).await;
     }
     let (mut parts, body) = request.into_parts();
+    let service = service_of(&parts.headers);
     let path = parts
         .uri
         .path_and_query()
@@ -63,7 +111,14 @@ async fn handle(State(local): State<Arc<LocalAws>>, request: Request) -> Respons
         Ok(uri) => uri,
         Err(_) => return (StatusCode::BAD_REQUEST, "bad request path").into_response(),
     };
-    match local.client.request(Request::from_parts(parts, body)).await {
+    let started = Instant::now();
+    let answer = local.client.request(Request::from_parts(parts, body)).await;
+    {
+        let mut stats = local.stats();
+        *stats.aws_calls.entry(service).or_default() += 1;
+        stats.aws_seconds += started.elapsed().as_secs_f64();
+    }
+    match answer {
         Ok(response) => response.map(Body::new).into_response(),
         Err(error) => (
             StatusCode::BAD_GATEWAY,
@@ -83,8 +138,17 @@ async fn invoke(local: &LocalAws, function: &str, body: Bytes) -> Response {
         );
         return response;
     }
-    let payload = serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
-    match local.engine.run(payload).await {
+    let payload: serde_json::Value =
+        serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
+    let task = payload["task"].as_str().unwrap_or("unknown").to_string();
+    let started = Instant::now();
+    let result = local.engine.run(payload).await;
+    {
+        let mut stats = local.stats();
+        *stats.task_steps.entry(task).or_default() += 1;
+        stats.task_seconds += started.elapsed().as_secs_f64();
+    }
+    match result {
         Ok(result) => (StatusCode::OK, result.to_string()).into_response(),
         Err(error) => {
             let body = json!({ "errorType": error.name(), "errorMessage": error.to_string() });
