@@ -604,30 +604,7 @@ impl CatalogStore for DynamoStore {
             };
             items.push(self.put(to_item(&item)?, Condition::Absent));
         }
-        if items.is_empty() {
-            return Ok(());
-        }
-        let result = self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                // Cancelled by a failed condition or by a concurrent transaction on the same
-                // items: either way another writer got there first.
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception())
-                {
-                    Err(StoreError::ConditionFailed)
-                } else {
-                    Err(backend(error))
-                }
-            }
-        }
+        self.transact(items).await
     }
 }
 
@@ -757,6 +734,8 @@ impl DynamoStore {
             .build()
     }
 
+    /// Applies the writes in one transaction. Cancelled by a failed condition or by a
+    /// concurrent transaction on the same items: either way another writer got there first.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
 use crate::domain::Error;
+use crate::domain::error::chain;
 use crate::ports::PageRequest;
 
 /// Everything a call can fail with: a use-case error, or a request the protocol refuses.
@@ -59,18 +60,6 @@ pub fn respond(result: Result<Value, ApiError>, operation: &str, request_id: &st
         headers.insert("x-amzn-requestid", id);
     }
     response
-}
-
-/// An error and all its causes, for the log.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// Parses a request body; the error names the member that is wrong and why.

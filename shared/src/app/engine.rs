@@ -8,6 +8,7 @@ use serde_json::{Value as Json, json};
 use super::environments::{Deployer, status_name};
 use crate::domain::Error;
 use crate::domain::environment::{Deployment, DeploymentStatus, Environment, Operation};
+use crate::domain::error::chain;
 use crate::domain::names::Timestamp;
 use crate::ports::{
     ChangeSetState, CloudError, DeploymentWrite, EnvironmentChange, EnvironmentWrite, StackState,
@@ -70,17 +71,6 @@ impl From<CloudError> for TaskError {
             other => Self::Retryable(chain(&other)),
         }
     }
-}
-
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 #[derive(Debug, Deserialize)]

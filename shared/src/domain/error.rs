@@ -106,3 +106,15 @@ impl From<BlobError> for Error {
         }
     }
 }
+
+/// An error and all its causes on one line, for logs and recorded failure reasons.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
