@@ -6,6 +6,7 @@ pub mod error;
 pub mod names;
 pub mod render;
 pub mod schema;
+pub mod service;
 pub mod spec;
 pub mod template;
 pub mod yaml;
