@@ -206,3 +206,31 @@ def test_status_changes_reach_eventbridge_and_executions_are_visible_in_step_fun
                if "stateEnteredEventDetails" in e]
     assert entered[0] == "Render the template and create a change set"
     assert "Execute the change set" in entered and entered[-1] == "Record the outputs and the result"
+
+
+def test_listing_filtering_cancelling_and_retrying_with_the_cli(platform, proton):
+    template, env = unique("lst"), unique("env")
+    publish(platform, proton, template, platform.upload(simple_bundle(b"Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n")))
+    request = dict(name=env, templateName=template, templateMajorVersion="1", protonServiceRoleArn=ROLE,
+                   spec="proton: EnvironmentSpec\nspec: {}\n")
+    first = proton.create_environment(**request)["environment"]
+    # A retried create is answered with the same environment and deployment.
+    again = proton.create_environment(**request)["environment"]
+    assert again["lastAttemptedDeploymentId"] == first["lastAttemptedDeploymentId"]
+    assert settle(proton, env)["deploymentStatus"] == "SUCCEEDED"
+
+    listed = platform.cli_json("proton", "list-environments", "--environment-templates",
+                               f"templateName={template},majorVersion=1")["environments"]
+    assert [e["name"] for e in listed] == [env]
+    assert "spec" not in listed[0]
+    other = platform.cli_json("proton", "list-environments", "--environment-templates",
+                              f"templateName={template},majorVersion=2")["environments"]
+    assert other == []
+
+    result = platform.cli("proton", "cancel-environment-deployment", "--environment-name", env, check=False)
+    assert result.returncode != 0 and "ValidationException" in result.stderr and "no deployment in progress" in result.stderr
+    result = platform.cli("proton", "update-environment", "--name", env, "--deployment-type", "NONE",
+                          "--description", "shared dev", check=False)
+    assert result.returncode == 0, result.stderr
+    assert proton.get_environment(name=env)["environment"]["description"] == "shared dev"
+    assert len(proton.list_deployments(environmentName=env)["deployments"]) == 1, "NONE deploys nothing"

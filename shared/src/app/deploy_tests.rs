@@ -787,3 +787,83 @@ async fn deleting_an_environment_removes_its_stack_and_frees_its_version() {
         .await
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_retried_create_returns_the_environment_and_starts_nothing_new() {
+    let w = World::new().await;
+    let first = w.create("dev", SPEC).await.unwrap();
+    let again = w.create("dev", SPEC).await.unwrap();
+    assert_eq!(
+        first.last_attempted_deployment_id,
+        again.last_attempted_deployment_id
+    );
+    assert_eq!(w.workflows.started.lock().unwrap().len(), 1);
+    let err = w
+        .create(
+            "dev",
+            "proton: EnvironmentSpec\nspec:\n  cidr: 10.9.0.0/16\n",
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Conflict(ref m) if m.contains("already exists")),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_change_set_that_cannot_be_executed_fails_the_deployment() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let id = w.last_started();
+    let result = w
+        .engine
+        .run(json!({"task": "execute", "deploymentId": id, "changeSetId": "arn:changeSet/never-created"}))
+        .await
+        .unwrap_err();
+    assert_eq!(result.name(), "ChangeSetFailed");
+    let caught = json!({"Error": "ChangeSetFailed", "Cause": json!({"errorType": "ChangeSetFailed", "errorMessage": result.to_string()}).to_string()});
+    w.engine
+        .run(json!({"task": "fail", "deploymentId": id, "error": caught}))
+        .await
+        .unwrap();
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployment_status_message
+            .unwrap()
+            .contains("never-created")
+    );
+    // Recording the failure twice (a retried Catch) changes nothing.
+    w.engine
+        .run(json!({"task": "fail", "deploymentId": id, "error": caught}))
+        .await
+        .unwrap();
+    assert_eq!(
+        w.events
+            .published
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| e.status == "FAILED")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_step_that_timed_out_is_recorded_with_what_happened() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let id = w.last_started();
+    let caught = json!({"Error": "States.Timeout", "Cause": "Task timed out after 120.00 seconds"});
+    w.engine
+        .run(json!({"task": "fail", "deploymentId": id, "error": caught}))
+        .await
+        .unwrap();
+    let env = w.environments.get(&name("dev")).await.unwrap();
+    assert_eq!(
+        env.deployment_status_message.as_deref(),
+        Some("a deployment step timed out: Task timed out after 120.00 seconds")
+    );
+}
