@@ -81,7 +81,7 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                     .filter(|e| {
                         listing.environment_templates.is_empty()
                             || listing.environment_templates.iter().any(|f| {
-                                f.template_name == e.state.template_name && f.major_version.0 == e.state.major
+                                f.template_name == e.deployed.state.template_name && f.major_version.0 == e.deployed.state.major
                             })
                     })
                     .map(|e| environment_json(app, e, true))
@@ -105,13 +105,14 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 let environment = environments.get(&request.environment_name).await?;
                 check_deployment_id(&environment, request.deployment_id.as_deref())?;
                 let outputs: Vec<Value> =
-                    environment.outputs.iter().map(|o| json!({ "key": o.key, "valueString": o.value })).collect();
+                    environment.deployed.outputs.iter().map(|o| json!({ "key": o.key, "valueString": o.value })).collect();
                 json!({ "outputs": outputs })
             }
             "ListEnvironmentProvisionedResources" => {
                 let ByEnvironmentName { environment_name } = parse(body)?;
                 let environment = environments.get(&environment_name).await?;
                 let resources: Vec<Value> = environment
+                    .deployed
                     .resources
                     .iter()
                     .map(|r| json!({ "name": r.name, "identifier": r.identifier, "provisioningEngine": "CLOUDFORMATION" }))
@@ -158,9 +159,9 @@ impl From<Error> for Option<ApiError> {
 
 fn check_deployment_id(environment: &Environment, id: Option<&str>) -> Result<(), ApiError> {
     match id {
-        Some(id) if environment.last_succeeded_deployment_id.as_deref() != Some(id) => Err(Error::validation(format!(
+        Some(id) if environment.deployed.last_succeeded_deployment_id.as_deref() != Some(id) => Err(Error::validation(format!(
             "deploymentId: paved keeps the outputs of the environment's last successful deployment only ({})",
-            environment.last_succeeded_deployment_id.as_deref().unwrap_or("none yet")
+            environment.deployed.last_succeeded_deployment_id.as_deref().unwrap_or("none yet")
         ))
         .into()),
         _ => Ok(()),
@@ -168,7 +169,7 @@ fn check_deployment_id(environment: &Environment, id: Option<&str>) -> Result<()
 }
 
 fn environment_json(app: &App, environment: &Environment, summary: bool) -> Value {
-    let state = &environment.state;
+    let state = &environment.deployed.state;
     let mut value = compact(json!({
         "arn": app.environments.arns().environment(environment.name.as_str()),
         "name": environment.name,
@@ -176,14 +177,14 @@ fn environment_json(app: &App, environment: &Environment, summary: bool) -> Valu
         "templateName": state.template_name,
         "templateMajorVersion": state.major.to_string(),
         "templateMinorVersion": state.minor.to_string(),
-        "deploymentStatus": status_name(environment.deployment_status),
-        "deploymentStatusMessage": environment.deployment_status_message,
-        "protonServiceRoleArn": environment.proton_service_role_arn,
+        "deploymentStatus": status_name(environment.deployed.deployment_status),
+        "deploymentStatusMessage": environment.deployed.deployment_status_message,
+        "protonServiceRoleArn": environment.deployed.role_arn,
         "createdAt": environment.created_at,
-        "lastDeploymentAttemptedAt": environment.last_deployment_attempted_at,
-        "lastDeploymentSucceededAt": environment.last_deployment_succeeded_at,
-        "lastAttemptedDeploymentId": environment.last_attempted_deployment_id,
-        "lastSucceededDeploymentId": environment.last_succeeded_deployment_id,
+        "lastDeploymentAttemptedAt": environment.deployed.last_deployment_attempted_at,
+        "lastDeploymentSucceededAt": environment.deployed.last_deployment_succeeded_at,
+        "lastAttemptedDeploymentId": environment.deployed.last_attempted_deployment_id,
+        "lastSucceededDeploymentId": environment.deployed.last_succeeded_deployment_id,
     }));
     if let (false, Value::Object(map)) = (summary, &mut value) {
         map.insert("spec".into(), json!(state.spec));
@@ -207,7 +208,7 @@ fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
         "id": deployment.id,
         "environmentName": deployment.environment_name,
         "targetArn": arns.environment(deployment.environment_name.as_str()),
-        "targetResourceType": "ENVIRONMENT",
+        "targetResourceType": deployment.target.resource_type(),
         "targetResourceCreatedAt": deployment.target_created_at,
         "deploymentStatus": status_name(deployment.status),
         "createdAt": deployment.created_at,

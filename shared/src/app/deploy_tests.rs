@@ -276,6 +276,7 @@ impl World {
             .get(&name(env))
             .await
             .unwrap()
+            .deployed
             .deployment_status
     }
 }
@@ -286,25 +287,25 @@ const SPEC: &str = "proton: EnvironmentSpec\nspec:\n  cidr: 10.1.0.0/16\n";
 async fn a_created_environment_deploys_its_rendered_template_and_records_outputs() {
     let w = World::new().await;
     let env = w.create("dev", SPEC).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::InProgress);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::InProgress);
     let id = w.last_started();
     w.run_deploy(&id).await;
     let env = w.environments.get(&name("dev")).await.unwrap();
     assert_eq!(
-        env.deployment_status,
+        env.deployed.deployment_status,
         DeploymentStatus::Succeeded,
         "{:?}",
-        env.deployment_status_message
+        env.deployed.deployment_status_message
     );
     assert_eq!(
-        env.last_succeeded_deployment_id.as_deref(),
+        env.deployed.last_succeeded_deployment_id.as_deref(),
         Some(id.as_str())
     );
     let template = w.stacks.template_of("paved-environment-dev").unwrap();
     assert!(template.contains("CidrBlock: '10.1.0.0/16'"), "{template}");
-    assert_eq!(env.outputs[0].key, "VpcCidr");
-    assert_eq!(env.outputs[0].value, "10.1.0.0/16");
-    assert_eq!(env.resources[0].name, "Vpc");
+    assert_eq!(env.deployed.outputs[0].key, "VpcCidr");
+    assert_eq!(env.deployed.outputs[0].value, "10.1.0.0/16");
+    assert_eq!(env.deployed.resources[0].name, "Vpc");
     let statuses: Vec<String> = w
         .events
         .published
@@ -383,7 +384,7 @@ async fn a_minor_version_update_moves_the_environment_and_the_version_in_use() {
         .update("dev", DeploymentType::MinorVersion, None)
         .await
         .unwrap();
-    assert_eq!(env.state.version(), minor);
+    assert_eq!(env.deployed.state.version(), minor);
     w.run_deploy(&w.last_started()).await;
     assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
     let (_, old) = w
@@ -425,9 +426,10 @@ async fn a_refused_change_set_fails_the_deployment_and_a_later_one_succeeds() {
     w.create("dev", SPEC).await.unwrap();
     w.run_deploy(&w.last_started()).await;
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
     assert!(
-        env.deployment_status_message
+        env.deployed
+            .deployment_status_message
             .as_deref()
             .unwrap()
             .contains("Template format error"),
@@ -459,9 +461,10 @@ async fn a_failed_change_set_and_a_rolled_back_stack_are_reported_with_their_rea
     ]);
     w.run_deploy(&w.last_started()).await;
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
     assert!(
-        env.deployment_status_message
+        env.deployed
+            .deployment_status_message
             .as_deref()
             .unwrap()
             .contains("Role is invalid")
@@ -484,8 +487,8 @@ async fn a_failed_change_set_and_a_rolled_back_stack_are_reported_with_their_rea
     ]);
     w.run_deploy(&w.last_started()).await;
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
-    let message = env.deployment_status_message.unwrap();
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
+    let message = env.deployed.deployment_status_message.unwrap();
     assert!(
         message.contains("UPDATE_ROLLBACK_COMPLETE") && message.contains("conflicts"),
         "{message}"
@@ -514,9 +517,10 @@ async fn a_stack_stuck_in_update_rollback_failed_is_named_and_the_environment_st
         });
     w.run_deploy(&w.last_started()).await;
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
     assert!(
-        env.deployment_status_message
+        env.deployed
+            .deployment_status_message
             .unwrap()
             .contains("ContinueUpdateRollback")
     );
@@ -587,7 +591,7 @@ async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_st
         .await
         .unwrap();
     let env = w.environments.cancel(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Cancelling);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Cancelling);
     w.stacks.state_script.lock().unwrap().extend([
         StackState::InProgress("UPDATE_IN_PROGRESS".into()),
         StackState::Failed {
@@ -617,9 +621,9 @@ async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_st
         .await
         .unwrap();
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Cancelled);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Cancelled);
     assert_eq!(
-        env.state.inputs["cidr"], "10.1.0.0/16",
+        env.deployed.state.inputs["cidr"], "10.1.0.0/16",
         "back to the previous spec"
     );
     assert_eq!(
@@ -646,9 +650,10 @@ async fn a_workflow_that_never_starts_fails_the_deployment_at_once() {
     let w = World::new().await;
     w.workflows.refuse_starts.store(true, Ordering::SeqCst);
     let env = w.create("dev", SPEC).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
     assert!(
-        env.deployment_status_message
+        env.deployed
+            .deployment_status_message
             .unwrap()
             .contains("could not start")
     );
@@ -671,8 +676,13 @@ async fn a_workflow_that_ended_without_a_result_is_recorded_as_failed_on_the_nex
         .unwrap()
         .insert(id.clone(), ExecutionState::Ended);
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
-    assert!(env.deployment_status_message.unwrap().contains("timed out"));
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
+    assert!(
+        env.deployed
+            .deployment_status_message
+            .unwrap()
+            .contains("timed out")
+    );
     assert_eq!(
         w.environments.deployment(&id).await.unwrap().status,
         DeploymentStatus::Failed
@@ -702,9 +712,10 @@ async fn a_render_error_in_the_workflow_fails_with_the_file_and_line() {
         .unwrap();
     w.run_deploy(&id).await;
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
     assert!(
-        env.deployment_status_message
+        env.deployed
+            .deployment_status_message
             .unwrap()
             .contains("has no version 1.9")
     );
@@ -747,10 +758,13 @@ async fn deleting_an_environment_removes_its_stack_and_frees_its_version() {
     w.create("dev", SPEC).await.unwrap();
     w.run_deploy(&w.last_started()).await;
     let env = w.environments.delete(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::DeleteInProgress);
+    assert_eq!(
+        env.deployed.deployment_status,
+        DeploymentStatus::DeleteInProgress
+    );
     let again = w.environments.delete(&name("dev")).await.unwrap();
     assert_eq!(
-        again.deployment_status,
+        again.deployed.deployment_status,
         DeploymentStatus::DeleteInProgress,
         "a retried delete returns it"
     );
@@ -794,8 +808,8 @@ async fn a_retried_create_returns_the_environment_and_starts_nothing_new() {
     let first = w.create("dev", SPEC).await.unwrap();
     let again = w.create("dev", SPEC).await.unwrap();
     assert_eq!(
-        first.last_attempted_deployment_id,
-        again.last_attempted_deployment_id
+        first.deployed.last_attempted_deployment_id,
+        again.deployed.last_attempted_deployment_id
     );
     assert_eq!(w.workflows.started.lock().unwrap().len(), 1);
     let err = w
@@ -828,9 +842,10 @@ async fn a_change_set_that_cannot_be_executed_fails_the_deployment() {
         .await
         .unwrap();
     let env = w.environments.get(&name("dev")).await.unwrap();
-    assert_eq!(env.deployment_status, DeploymentStatus::Failed);
+    assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
     assert!(
-        env.deployment_status_message
+        env.deployed
+            .deployment_status_message
             .unwrap()
             .contains("never-created")
     );
@@ -863,7 +878,7 @@ async fn a_step_that_timed_out_is_recorded_with_what_happened() {
         .unwrap();
     let env = w.environments.get(&name("dev")).await.unwrap();
     assert_eq!(
-        env.deployment_status_message.as_deref(),
+        env.deployed.deployment_status_message.as_deref(),
         Some("a deployment step timed out: Task timed out after 120.00 seconds")
     );
 }

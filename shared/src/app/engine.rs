@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 
 use super::environments::{Deployer, status_name};
 use crate::domain::Error;
-use crate::domain::environment::{Deployment, DeploymentStatus, Environment, Operation};
+use crate::domain::environment::{Deployment, DeploymentStatus, Environment, Operation, Target};
 use crate::domain::error::chain;
 use crate::domain::names::Timestamp;
 use crate::ports::{
@@ -133,6 +133,12 @@ impl Engine {
             .deployment(id)
             .await?
             .ok_or_else(|| TaskError::InvalidTask(format!("deployment {id} does not exist")))?;
+        if deployment.target != Target::Environment {
+            return Err(TaskError::InvalidTask(format!(
+                "deployment {id} targets a {}, which this engine does not deploy yet",
+                deployment.target.resource_type()
+            )));
+        }
         let environment = self
             .d
             .store
@@ -156,7 +162,7 @@ impl Engine {
                 json!({ "cancelled": true, "changes": false, "wait": false, "changeSetId": null }),
             );
         }
-        let stack = &environment.stack_name;
+        let stack = &environment.deployed.stack_name;
         let exists = match self.d.stacks.state(stack).await? {
             StackState::Missing => false,
             StackState::InProgress(_) => {
@@ -175,7 +181,7 @@ impl Engine {
                 // then create it again.
                 self.d
                     .stacks
-                    .delete(stack, &environment.proton_service_role_arn)
+                    .delete(stack, &environment.deployed.role_arn)
                     .await?;
                 return Ok(
                     json!({ "wait": true, "changes": false, "cancelled": false, "changeSetId": null }),
@@ -205,7 +211,7 @@ impl Engine {
                 stack,
                 &name,
                 &template,
-                &environment.proton_service_role_arn,
+                &environment.deployed.role_arn,
                 exists,
             )
             .await?;
@@ -238,7 +244,7 @@ impl Engine {
 
     async fn check_stack(&self, id: &str) -> Result<Json, TaskError> {
         let (deployment, environment) = self.load(id).await?;
-        let stack = &environment.stack_name;
+        let stack = &environment.deployed.stack_name;
         match self.d.stacks.state(stack).await? {
             StackState::InProgress(status) => {
                 if deployment.cancel_requested
@@ -276,18 +282,29 @@ impl Engine {
         let mut done = deployment.clone();
         let mut usage = Vec::new();
         let stack_exists = !matches!(
-            self.d.stacks.state(&environment.stack_name).await?,
+            self.d
+                .stacks
+                .state(&environment.deployed.stack_name)
+                .await?,
             StackState::Missing
         );
         if stack_exists {
-            next.outputs = self.d.stacks.outputs(&environment.stack_name).await?;
-            next.resources = self.d.stacks.resources(&environment.stack_name).await?;
+            next.deployed.outputs = self
+                .d
+                .stacks
+                .outputs(&environment.deployed.stack_name)
+                .await?;
+            next.deployed.resources = self
+                .d
+                .stacks
+                .resources(&environment.deployed.stack_name)
+                .await?;
         }
         if cancelled {
             done.status = DeploymentStatus::Cancelled;
             done.status_message = Some("the deployment was cancelled".into());
-            next.deployment_status = DeploymentStatus::Cancelled;
-            next.deployment_status_message = done.status_message.clone();
+            next.deployed.deployment_status = DeploymentStatus::Cancelled;
+            next.deployed.deployment_status_message = done.status_message.clone();
             if let Some(initial) = &deployment.initial_state {
                 if initial.version() != deployment.target_state.version() {
                     usage.push(VersionUsage {
@@ -308,14 +325,14 @@ impl Engine {
                         delta: -1,
                     });
                 }
-                next.state = initial.clone();
+                next.deployed.state = initial.clone();
             }
         } else {
             done.status = DeploymentStatus::Succeeded;
-            next.deployment_status = DeploymentStatus::Succeeded;
-            next.deployment_status_message = None;
-            next.last_deployment_succeeded_at = now;
-            next.last_succeeded_deployment_id = Some(id.to_string());
+            next.deployed.deployment_status = DeploymentStatus::Succeeded;
+            next.deployed.deployment_status_message = None;
+            next.deployed.last_deployment_succeeded_at = now;
+            next.deployed.last_succeeded_deployment_id = Some(id.to_string());
         }
         done.completed_at = Some(now);
         done.last_modified_at = now;
@@ -336,7 +353,7 @@ impl Engine {
             })
             .await?;
         self.d
-            .publish(&next, Some(environment.deployment_status))
+            .publish(&next, Some(environment.deployed.deployment_status))
             .await;
         Ok(())
     }
@@ -360,10 +377,11 @@ impl Engine {
         done.last_modified_at = now;
         done.rev = deployment.rev + 1;
         let mut next = environment.clone();
-        let current_attempt = environment.last_attempted_deployment_id.as_deref() == Some(id);
+        let current_attempt =
+            environment.deployed.last_attempted_deployment_id.as_deref() == Some(id);
         let environment_write = current_attempt.then(|| {
-            next.deployment_status = status;
-            next.deployment_status_message = Some(message.clone());
+            next.deployed.deployment_status = status;
+            next.deployed.deployment_status_message = Some(message.clone());
             next.rev = environment.rev + 1;
             EnvironmentWrite::Replace {
                 environment: next.clone(),
@@ -384,7 +402,7 @@ impl Engine {
         tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
         if current_attempt {
             self.d
-                .publish(&next, Some(environment.deployment_status))
+                .publish(&next, Some(environment.deployed.deployment_status))
                 .await;
         }
         Ok(())
@@ -392,14 +410,14 @@ impl Engine {
 
     async fn delete_stack(&self, id: &str) -> Result<Json, TaskError> {
         let (_, environment) = self.load(id).await?;
-        let stack = &environment.stack_name;
+        let stack = &environment.deployed.stack_name;
         if self.d.stacks.state(stack).await? == StackState::Missing {
             return Ok(json!({}));
         }
         if let Err(error) = self
             .d
             .stacks
-            .delete(stack, &environment.proton_service_role_arn)
+            .delete(stack, &environment.deployed.role_arn)
             .await
         {
             // What counts is whether the stack is gone: an error with the stack gone (emulators
@@ -419,12 +437,17 @@ impl Engine {
 
     async fn check_deleted(&self, id: &str) -> Result<Json, TaskError> {
         let (_, environment) = self.load(id).await?;
-        match self.d.stacks.state(&environment.stack_name).await? {
+        match self
+            .d
+            .stacks
+            .state(&environment.deployed.stack_name)
+            .await?
+        {
             StackState::Missing => Ok(json!({ "done": true })),
             StackState::InProgress(_) => Ok(json!({ "done": false })),
             StackState::Failed { status, reason } => Err(TaskError::StackFailed(format!(
                 "stack {} could not be deleted ({status}): {reason}",
-                environment.stack_name
+                environment.deployed.stack_name
             ))),
             StackState::Complete => Ok(json!({ "done": false })),
         }
@@ -456,8 +479,8 @@ impl Engine {
         let version = self
             .d
             .version(
-                &environment.state.template_name,
-                environment.state.version(),
+                &environment.deployed.state.template_name,
+                environment.deployed.state.version(),
             )
             .await;
         let usage = match version {
@@ -479,9 +502,9 @@ impl Engine {
             })
             .await?;
         let mut gone = environment.clone();
-        gone.deployment_status = DeploymentStatus::DeleteComplete;
+        gone.deployed.deployment_status = DeploymentStatus::DeleteComplete;
         self.d
-            .publish(&gone, Some(environment.deployment_status))
+            .publish(&gone, Some(environment.deployed.deployment_status))
             .await;
         Ok(())
     }

@@ -7,8 +7,8 @@ use serde::Deserialize;
 
 use crate::domain::bundle::{self, Bundle, BundleLayout};
 use crate::domain::environment::{
-    DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
-    target_version,
+    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
+    Target, target_version,
 };
 use crate::domain::names::{Arn, Description, ResourceName, Timestamp, VersionPart};
 use crate::domain::render;
@@ -178,7 +178,7 @@ impl Deployer {
             resource: "Environment",
             name: environment.name.to_string(),
             arn: self.arns.environment(environment.name.as_str()),
-            status: status_name(environment.deployment_status),
+            status: status_name(environment.deployed.deployment_status),
             previous_status: previous.map(status_name),
         };
         if let Err(error) = self.events.publish(change).await {
@@ -238,9 +238,9 @@ impl Environments {
             ));
         };
         if let Some(existing) = d.store.environment(&new.name).await? {
-            return if existing.state.template_name == new.template_name
-                && existing.state.version() == number
-                && existing.state.spec == new.spec
+            return if existing.deployed.state.template_name == new.template_name
+                && existing.deployed.state.version() == number
+                && existing.deployed.state.spec == new.spec
             {
                 Ok(existing)
             } else {
@@ -260,18 +260,20 @@ impl Environments {
         let environment = Environment {
             name: new.name.clone(),
             description: new.description,
-            state: state.clone(),
-            proton_service_role_arn: role.as_str().to_string(),
-            stack_name: stack_name(&new.name),
-            deployment_status: DeploymentStatus::InProgress,
-            deployment_status_message: None,
             created_at: now,
-            last_deployment_attempted_at: now,
-            last_deployment_succeeded_at: now,
-            last_attempted_deployment_id: Some(id.clone()),
-            last_succeeded_deployment_id: None,
-            outputs: vec![],
-            resources: vec![],
+            deployed: Deployed {
+                state: state.clone(),
+                role_arn: role.as_str().to_string(),
+                stack_name: stack_name(&new.name),
+                deployment_status: DeploymentStatus::InProgress,
+                deployment_status_message: None,
+                last_deployment_attempted_at: now,
+                last_deployment_succeeded_at: now,
+                last_attempted_deployment_id: Some(id.clone()),
+                last_succeeded_deployment_id: None,
+                outputs: vec![],
+                resources: vec![],
+            },
             rev: 1,
         };
         let deployment =
@@ -340,10 +342,10 @@ impl Environments {
     /// A deployment still marked running whose workflow ended (timed out, aborted, failed
     /// without recording) or never started is recorded as failed, so nothing stays in progress.
     async fn reconcile(&self, environment: Environment) -> Result<Environment> {
-        let Some(id) = environment.last_attempted_deployment_id.clone() else {
+        let Some(id) = environment.deployed.last_attempted_deployment_id.clone() else {
             return Ok(environment);
         };
-        if !environment.deployment_status.is_active() {
+        if !environment.deployed.deployment_status.is_active() {
             return Ok(environment);
         }
         let Some(deployment) = self.deployer.store.deployment(&id).await? else {
@@ -391,11 +393,12 @@ impl Environments {
     pub async fn update(&self, update: EnvironmentUpdate) -> Result<Environment> {
         let d = &self.deployer;
         let current = self.get(&update.name).await?;
-        if current.deployment_status.is_active() {
+        if current.deployed.deployment_status.is_active() {
             return Err(Error::conflict(format!(
                 "environment {} has a deployment in progress ({}); wait for it or cancel it",
                 update.name,
                 current
+                    .deployed
                     .last_attempted_deployment_id
                     .as_deref()
                     .unwrap_or("unknown")
@@ -406,7 +409,7 @@ impl Environments {
             next.description = Some(description);
         }
         if let Some(role) = &update.proton_service_role_arn {
-            next.proton_service_role_arn = role.as_str().to_string();
+            next.deployed.role_arn = role.as_str().to_string();
         }
         next.rev = current.rev + 1;
         if update.deployment_type == DeploymentType::None {
@@ -431,16 +434,19 @@ impl Environments {
         }
         let template = d
             .catalog
-            .template(TemplateKind::Environment, &current.state.template_name)
+            .template(
+                TemplateKind::Environment,
+                &current.deployed.state.template_name,
+            )
             .await?
             .ok_or_else(|| {
                 Error::validation(format!(
                     "environment template {} no longer exists",
-                    current.state.template_name
+                    current.deployed.state.template_name
                 ))
             })?;
         let number = target_version(
-            current.state.version(),
+            current.deployed.state.version(),
             update.deployment_type,
             update.template_major_version.map(|v| v.0),
             update.template_minor_version.map(|v| v.0),
@@ -450,37 +456,40 @@ impl Environments {
         let spec = update
             .spec
             .clone()
-            .unwrap_or_else(|| current.state.spec.clone());
+            .unwrap_or_else(|| current.deployed.state.spec.clone());
         let (state, version) = d
             .resolve_state(
-                &current.state.template_name,
+                &current.deployed.state.template_name,
                 number,
                 &spec,
-                Some(&current.state),
+                Some(&current.deployed.state),
             )
             .await?;
         d.render(&update.name, &state).await?;
 
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
-        next.state = state.clone();
-        next.deployment_status = DeploymentStatus::InProgress;
-        next.deployment_status_message = None;
-        next.last_deployment_attempted_at = now;
-        next.last_attempted_deployment_id = Some(id.clone());
+        next.deployed.state = state.clone();
+        next.deployed.deployment_status = DeploymentStatus::InProgress;
+        next.deployed.deployment_status_message = None;
+        next.deployed.last_deployment_attempted_at = now;
+        next.deployed.last_attempted_deployment_id = Some(id.clone());
         let deployment = new_deployment(
             &id,
             &next,
             Operation::Deploy,
-            Some(current.state.clone()),
+            Some(current.deployed.state.clone()),
             state,
             now,
-            current.last_succeeded_deployment_id.clone(),
+            current.deployed.last_succeeded_deployment_id.clone(),
         );
         let mut usage = Vec::new();
-        if number != current.state.version() {
+        if number != current.deployed.state.version() {
             let old = d
-                .version(&current.state.template_name, current.state.version())
+                .version(
+                    &current.deployed.state.template_name,
+                    current.deployed.state.version(),
+                )
                 .await?;
             usage.push(VersionUsage { version, delta: 1 });
             usage.push(VersionUsage {
@@ -498,7 +507,8 @@ impl Environments {
                 usage,
             })
             .await?;
-        d.publish(&next, Some(current.deployment_status)).await;
+        d.publish(&next, Some(current.deployed.deployment_status))
+            .await;
         self.start(Workflow::Deploy, next, &id).await
     }
 
@@ -506,7 +516,7 @@ impl Environments {
     pub async fn delete(&self, name: &ResourceName) -> Result<Environment> {
         let d = &self.deployer;
         let current = self.get(name).await?;
-        match current.deployment_status {
+        match current.deployed.deployment_status {
             DeploymentStatus::DeleteInProgress => return Ok(current),
             status if status.is_active() => {
                 return Err(Error::conflict(format!(
@@ -518,19 +528,19 @@ impl Environments {
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
         let mut next = current.clone();
-        next.deployment_status = DeploymentStatus::DeleteInProgress;
-        next.deployment_status_message = None;
-        next.last_deployment_attempted_at = now;
-        next.last_attempted_deployment_id = Some(id.clone());
+        next.deployed.deployment_status = DeploymentStatus::DeleteInProgress;
+        next.deployed.deployment_status_message = None;
+        next.deployed.last_deployment_attempted_at = now;
+        next.deployed.last_attempted_deployment_id = Some(id.clone());
         next.rev = current.rev + 1;
         let mut deployment = new_deployment(
             &id,
             &next,
             Operation::Delete,
-            Some(current.state.clone()),
-            current.state.clone(),
+            Some(current.deployed.state.clone()),
+            current.deployed.state.clone(),
             now,
-            current.last_succeeded_deployment_id.clone(),
+            current.deployed.last_succeeded_deployment_id.clone(),
         );
         deployment.status = DeploymentStatus::DeleteInProgress;
         d.store
@@ -543,7 +553,8 @@ impl Environments {
                 usage: vec![],
             })
             .await?;
-        d.publish(&next, Some(current.deployment_status)).await;
+        d.publish(&next, Some(current.deployed.deployment_status))
+            .await;
         self.start(Workflow::Delete, next, &id).await
     }
 
@@ -551,16 +562,17 @@ impl Environments {
     pub async fn cancel(&self, name: &ResourceName) -> Result<Environment> {
         let d = &self.deployer;
         let current = self.get(name).await?;
-        if current.deployment_status == DeploymentStatus::Cancelling {
+        if current.deployed.deployment_status == DeploymentStatus::Cancelling {
             return Ok(current);
         }
-        if current.deployment_status != DeploymentStatus::InProgress {
+        if current.deployed.deployment_status != DeploymentStatus::InProgress {
             return Err(Error::validation(format!(
                 "environment {name} has no deployment in progress to cancel (it is {})",
-                status_name(current.deployment_status)
+                status_name(current.deployed.deployment_status)
             )));
         }
         let id = current
+            .deployed
             .last_attempted_deployment_id
             .clone()
             .unwrap_or_default();
@@ -575,7 +587,7 @@ impl Environments {
         cancelled.last_modified_at = Timestamp::now();
         cancelled.rev = deployment.rev + 1;
         let mut next = current.clone();
-        next.deployment_status = DeploymentStatus::Cancelling;
+        next.deployed.deployment_status = DeploymentStatus::Cancelling;
         next.rev = current.rev + 1;
         d.store
             .change(EnvironmentChange {
@@ -590,7 +602,8 @@ impl Environments {
                 usage: vec![],
             })
             .await?;
-        d.publish(&next, Some(current.deployment_status)).await;
+        d.publish(&next, Some(current.deployed.deployment_status))
+            .await;
         Ok(next)
     }
 
@@ -626,8 +639,8 @@ impl Environments {
             return Err(Error::conflict(format!("deployment {id} is still running")));
         }
         if let Ok(environment) = self.load(&deployment.environment_name).await
-            && (environment.last_attempted_deployment_id.as_deref() == Some(id)
-                || environment.last_succeeded_deployment_id.as_deref() == Some(id))
+            && (environment.deployed.last_attempted_deployment_id.as_deref() == Some(id)
+                || environment.deployed.last_succeeded_deployment_id.as_deref() == Some(id))
         {
             return Err(Error::conflict(format!(
                 "deployment {id} is the latest of environment {}; only older deployments can be deleted",
@@ -660,6 +673,7 @@ fn new_deployment(
     Deployment {
         id: id.to_string(),
         environment_name: environment.name.clone(),
+        target: Target::Environment,
         operation,
         status: DeploymentStatus::InProgress,
         status_message: None,

@@ -82,18 +82,17 @@ pub struct ProvisionedResource {
     pub identifier: String,
 }
 
+/// The deployment bookkeeping of anything paved deploys as a stack: what is deployed (or being
+/// deployed), where, under which role, and how the last deployments went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Environment {
-    pub name: ResourceName,
-    pub description: Option<Description>,
-    /// What is deployed (or being deployed, while the first deployment runs).
+pub struct Deployed {
     pub state: DeployedState,
-    pub proton_service_role_arn: String,
     pub stack_name: String,
+    /// The role CloudFormation deploys the stack under.
+    pub role_arn: String,
     pub deployment_status: DeploymentStatus,
     pub deployment_status_message: Option<String>,
-    pub created_at: Timestamp,
     pub last_deployment_attempted_at: Timestamp,
     pub last_deployment_succeeded_at: Timestamp,
     pub last_attempted_deployment_id: Option<String>,
@@ -102,14 +101,55 @@ pub struct Environment {
     pub outputs: Vec<StackOutput>,
     #[serde(default)]
     pub resources: Vec<ProvisionedResource>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Environment {
+    pub name: ResourceName,
+    pub description: Option<Description>,
+    pub created_at: Timestamp,
+    #[serde(flatten)]
+    pub deployed: Deployed,
     pub rev: u64,
+}
+
+/// What a deployment deploys.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Target {
+    Environment,
+    ServiceInstance {
+        service: ResourceName,
+        instance: ResourceName,
+    },
+    ServicePipeline {
+        service: ResourceName,
+    },
+    Component {
+        component: ResourceName,
+    },
+}
+
+impl Target {
+    /// Proton's `targetResourceType`.
+    pub fn resource_type(&self) -> &'static str {
+        match self {
+            Self::Environment => "ENVIRONMENT",
+            Self::ServiceInstance { .. } => "SERVICE_INSTANCE",
+            Self::ServicePipeline { .. } => "SERVICE_PIPELINE",
+            Self::Component { .. } => "COMPONENT",
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Deployment {
     pub id: String,
+    /// The environment the target runs in (the target itself, for an environment).
     pub environment_name: ResourceName,
+    pub target: Target,
     pub operation: Operation,
     pub status: DeploymentStatus,
     pub status_message: Option<String>,
