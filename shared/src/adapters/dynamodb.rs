@@ -799,38 +799,36 @@ impl EnvironmentStore for DynamoStore {
 
     async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
         let mut items = Vec::new();
-        match change.environment {
-            Some(EnvironmentWrite::Create(e)) => {
-                items.push(self.put(environment_item(&e)?, Condition::Absent))
-            }
-            Some(EnvironmentWrite::Replace {
-                environment,
-                expected_rev,
-            }) => items.push(self.put(
-                environment_item(&environment)?,
-                Condition::Rev(expected_rev),
-            )),
-            Some(EnvironmentWrite::Delete { name, expected_rev }) => items.push(self.delete(
-                environment_pk(name.as_str()),
-                ENVIRONMENT_SK,
-                Condition::Rev(expected_rev),
-            )),
-            None => {}
+        for write in change.environments {
+            items.push(match write {
+                EnvironmentWrite::Create(e) => self.put(environment_item(&e)?, Condition::Absent),
+                EnvironmentWrite::Replace {
+                    environment,
+                    expected_rev,
+                } => self.put(
+                    environment_item(&environment)?,
+                    Condition::Rev(expected_rev),
+                ),
+                EnvironmentWrite::Delete { name, expected_rev } => self.delete(
+                    environment_pk(name.as_str()),
+                    ENVIRONMENT_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
         }
-        match change.deployment {
-            Some(DeploymentWrite::Create(d)) => {
-                items.push(self.put(deployment_item(&d)?, Condition::Absent))
-            }
-            Some(DeploymentWrite::Replace {
-                deployment,
-                expected_rev,
-            }) => items.push(self.put(deployment_item(&deployment)?, Condition::Rev(expected_rev))),
-            Some(DeploymentWrite::Delete { id, expected_rev }) => items.push(self.delete(
-                deployment_pk(&id),
-                DEPLOYMENT_SK,
-                Condition::Rev(expected_rev),
-            )),
-            None => {}
+        for write in change.deployments {
+            items.push(match write {
+                DeploymentWrite::Create(d) => self.put(deployment_item(&d)?, Condition::Absent),
+                DeploymentWrite::Replace {
+                    deployment,
+                    expected_rev,
+                } => self.put(deployment_item(&deployment)?, Condition::Rev(expected_rev)),
+                DeploymentWrite::Delete { id, expected_rev } => self.delete(
+                    deployment_pk(&id),
+                    DEPLOYMENT_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
         }
         for usage in &change.usage {
             items.push(self.usage_update(usage));

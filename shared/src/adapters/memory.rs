@@ -279,7 +279,7 @@ impl EnvironmentStore for MemoryStore {
 
     async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
         let mut tables = self.lock();
-        if let Some(write) = &change.environment {
+        for write in &change.environments {
             let (name, expected) = match write {
                 EnvironmentWrite::Create(e) => (e.name.to_string(), None),
                 EnvironmentWrite::Replace {
@@ -294,7 +294,7 @@ impl EnvironmentStore for MemoryStore {
                 return Err(StoreError::ConditionFailed);
             }
         }
-        if let Some(write) = &change.deployment {
+        for write in &change.deployments {
             let (id, expected) = match write {
                 DeploymentWrite::Create(d) => (d.id.clone(), None),
                 DeploymentWrite::Replace {
@@ -318,25 +318,25 @@ impl EnvironmentStore for MemoryStore {
                 _ => return Err(StoreError::ConditionFailed),
             }
         }
-        match change.environment {
-            Some(EnvironmentWrite::Create(e))
-            | Some(EnvironmentWrite::Replace { environment: e, .. }) => {
-                tables.environments.insert(e.name.to_string(), e);
+        for write in change.environments {
+            match write {
+                EnvironmentWrite::Create(e) | EnvironmentWrite::Replace { environment: e, .. } => {
+                    tables.environments.insert(e.name.to_string(), e);
+                }
+                EnvironmentWrite::Delete { name, .. } => {
+                    tables.environments.remove(name.as_str());
+                }
             }
-            Some(EnvironmentWrite::Delete { name, .. }) => {
-                tables.environments.remove(name.as_str());
-            }
-            None => {}
         }
-        match change.deployment {
-            Some(DeploymentWrite::Create(d))
-            | Some(DeploymentWrite::Replace { deployment: d, .. }) => {
-                tables.deployments.insert(d.id.clone(), d);
+        for write in change.deployments {
+            match write {
+                DeploymentWrite::Create(d) | DeploymentWrite::Replace { deployment: d, .. } => {
+                    tables.deployments.insert(d.id.clone(), d);
+                }
+                DeploymentWrite::Delete { id, .. } => {
+                    tables.deployments.remove(&id);
+                }
             }
-            Some(DeploymentWrite::Delete { id, .. }) => {
-                tables.deployments.remove(&id);
-            }
-            None => {}
         }
         for usage in change.usage {
             let key = (

@@ -702,10 +702,10 @@ async fn a_render_error_in_the_workflow_fails_with_the_file_and_line() {
     deployment.rev += 1;
     w.store
         .change(EnvironmentChange {
-            deployment: Some(DeploymentWrite::Replace {
+            deployments: vec![DeploymentWrite::Replace {
                 deployment,
                 expected_rev: rev,
-            }),
+            }],
             ..Default::default()
         })
         .await

@@ -341,14 +341,14 @@ impl Engine {
         self.d
             .store
             .change(EnvironmentChange {
-                environment: Some(EnvironmentWrite::Replace {
+                environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: environment.rev,
-                }),
-                deployment: Some(DeploymentWrite::Replace {
+                }],
+                deployments: vec![DeploymentWrite::Replace {
                     deployment: done,
                     expected_rev: deployment.rev,
-                }),
+                }],
                 usage,
             })
             .await?;
@@ -391,11 +391,11 @@ impl Engine {
         self.d
             .store
             .change(EnvironmentChange {
-                environment: environment_write,
-                deployment: Some(DeploymentWrite::Replace {
+                environments: environment_write.into_iter().collect(),
+                deployments: vec![DeploymentWrite::Replace {
                     deployment: done,
                     expected_rev: deployment.rev,
-                }),
+                }],
                 usage: vec![],
             })
             .await?;
@@ -490,14 +490,14 @@ impl Engine {
         self.d
             .store
             .change(EnvironmentChange {
-                environment: Some(EnvironmentWrite::Delete {
+                environments: vec![EnvironmentWrite::Delete {
                     name: environment.name.clone(),
                     expected_rev: environment.rev,
-                }),
-                deployment: Some(DeploymentWrite::Replace {
+                }],
+                deployments: vec![DeploymentWrite::Replace {
                     deployment: done,
                     expected_rev: deployment.rev,
-                }),
+                }],
                 usage,
             })
             .await?;

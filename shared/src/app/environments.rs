@@ -279,8 +279,8 @@ impl Environments {
         let deployment =
             new_deployment(&id, &environment, Operation::Deploy, None, state, now, None);
         let change = EnvironmentChange {
-            environment: Some(EnvironmentWrite::Create(environment.clone())),
-            deployment: Some(DeploymentWrite::Create(deployment)),
+            environments: vec![EnvironmentWrite::Create(environment.clone())],
+            deployments: vec![DeploymentWrite::Create(deployment)],
             usage: vec![VersionUsage { version, delta: 1 }],
         };
         match d.store.change(change).await {
@@ -423,10 +423,10 @@ impl Environments {
             }
             d.store
                 .change(EnvironmentChange {
-                    environment: Some(EnvironmentWrite::Replace {
+                    environments: vec![EnvironmentWrite::Replace {
                         environment: next.clone(),
                         expected_rev: current.rev,
-                    }),
+                    }],
                     ..Default::default()
                 })
                 .await?;
@@ -499,11 +499,11 @@ impl Environments {
         }
         d.store
             .change(EnvironmentChange {
-                environment: Some(EnvironmentWrite::Replace {
+                environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: current.rev,
-                }),
-                deployment: Some(DeploymentWrite::Create(deployment)),
+                }],
+                deployments: vec![DeploymentWrite::Create(deployment)],
                 usage,
             })
             .await?;
@@ -545,11 +545,11 @@ impl Environments {
         deployment.status = DeploymentStatus::DeleteInProgress;
         d.store
             .change(EnvironmentChange {
-                environment: Some(EnvironmentWrite::Replace {
+                environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: current.rev,
-                }),
-                deployment: Some(DeploymentWrite::Create(deployment)),
+                }],
+                deployments: vec![DeploymentWrite::Create(deployment)],
                 usage: vec![],
             })
             .await?;
@@ -591,14 +591,14 @@ impl Environments {
         next.rev = current.rev + 1;
         d.store
             .change(EnvironmentChange {
-                environment: Some(EnvironmentWrite::Replace {
+                environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: current.rev,
-                }),
-                deployment: Some(DeploymentWrite::Replace {
+                }],
+                deployments: vec![DeploymentWrite::Replace {
                     deployment: cancelled,
                     expected_rev: deployment.rev,
-                }),
+                }],
                 usage: vec![],
             })
             .await?;
@@ -650,10 +650,10 @@ impl Environments {
         self.deployer
             .store
             .change(EnvironmentChange {
-                deployment: Some(DeploymentWrite::Delete {
+                deployments: vec![DeploymentWrite::Delete {
                     id: id.to_string(),
                     expected_rev: deployment.rev,
-                }),
+                }],
                 ..Default::default()
             })
             .await?;

@@ -195,11 +195,11 @@ pub struct VersionUsage {
     pub delta: i64,
 }
 
-/// Writes applied together or not at all.
+/// Writes applied together or not at all (at most 100 items, DynamoDB's transaction limit).
 #[derive(Default)]
 pub struct EnvironmentChange {
-    pub environment: Option<EnvironmentWrite>,
-    pub deployment: Option<DeploymentWrite>,
+    pub environments: Vec<EnvironmentWrite>,
+    pub deployments: Vec<DeploymentWrite>,
     pub usage: Vec<VersionUsage>,
 }
 
