@@ -30,14 +30,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::environment::{Deployment, Environment};
 use crate::domain::names::{Arn, Description, DisplayName, ResourceName, Tag, Timestamp};
+use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::{
     CompatibleEnvironmentTemplate, ComponentSource, Provisioning, Template, TemplateKind,
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
 use crate::ports::{
     CatalogStore, CatalogWrite, DeploymentWrite, EnvironmentChange, EnvironmentStore,
-    EnvironmentWrite, IdempotencyRecord, Page, PageRequest, StoreError, TemplateWrite,
-    VersionUsage, VersionWrite,
+    EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest, ServiceWrite,
+    StoreError, TemplateWrite, VersionUsage, VersionWrite,
 };
 
 pub const GSI1: &str = "gsi1";
@@ -760,8 +761,93 @@ impl DynamoStore {
     }
 }
 
+const SERVICE_SK: &str = "#SERVICE";
+
+fn service_pk(name: &str) -> String {
+    format!("SERVICE#{name}")
+}
+
+fn instance_sk(name: &str) -> String {
+    format!("INSTANCE#{name}")
+}
+
+fn service_item(service: &Service) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: service_pk(service.name.as_str()),
+        sk: SERVICE_SK.into(),
+        gsi1pk: "SERVICES".into(),
+        gsi1sk: service.name.to_string(),
+        gsi2pk: None,
+        gsi2sk: None,
+        record: service,
+    })
+}
+
+fn instance_item(instance: &ServiceInstance) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: service_pk(instance.service.as_str()),
+        sk: instance_sk(instance.name.as_str()),
+        gsi1pk: format!("INSTANCES#ENVIRONMENT#{}", instance.environment),
+        gsi1sk: format!("{}#{}", instance.service, instance.name),
+        gsi2pk: None,
+        gsi2sk: None,
+        record: instance,
+    })
+}
+
 #[async_trait]
 impl EnvironmentStore for DynamoStore {
+    async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {
+        match self.get(service_pk(name.as_str()), SERVICE_SK).await? {
+            Some(item) => Ok(Some(from_item::<Keyed<Service>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn services(&self, page: PageRequest) -> Result<Page<Service>, StoreError> {
+        self.query_index(GSI1, "SERVICES".into(), page).await
+    }
+
+    async fn instance(
+        &self,
+        service: &ResourceName,
+        name: &ResourceName,
+    ) -> Result<Option<ServiceInstance>, StoreError> {
+        match self
+            .get(service_pk(service.as_str()), &instance_sk(name.as_str()))
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<Keyed<ServiceInstance>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {
+        let mut instances = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(service_pk(service.as_str())))
+                .expression_attribute_values(":prefix", AttributeValue::S("INSTANCE#".into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                instances.push(from_item::<Keyed<ServiceInstance>>(item)?.record);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(instances);
+            }
+        }
+    }
+
     async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
         match self
             .get(environment_pk(name.as_str()), ENVIRONMENT_SK)
@@ -812,6 +898,38 @@ impl EnvironmentStore for DynamoStore {
                 EnvironmentWrite::Delete { name, expected_rev } => self.delete(
                     environment_pk(name.as_str()),
                     ENVIRONMENT_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.services {
+            items.push(match write {
+                ServiceWrite::Create(s) => self.put(service_item(&s)?, Condition::Absent),
+                ServiceWrite::Replace {
+                    service,
+                    expected_rev,
+                } => self.put(service_item(&service)?, Condition::Rev(expected_rev)),
+                ServiceWrite::Delete { name, expected_rev } => self.delete(
+                    service_pk(name.as_str()),
+                    SERVICE_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.instances {
+            items.push(match write {
+                InstanceWrite::Create(i) => self.put(instance_item(&i)?, Condition::Absent),
+                InstanceWrite::Replace {
+                    instance,
+                    expected_rev,
+                } => self.put(instance_item(&instance)?, Condition::Rev(expected_rev)),
+                InstanceWrite::Delete {
+                    service,
+                    name,
+                    expected_rev,
+                } => self.delete(
+                    service_pk(service.as_str()),
+                    &instance_sk(name.as_str()),
                     Condition::Rev(expected_rev),
                 ),
             });

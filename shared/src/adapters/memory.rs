@@ -7,12 +7,13 @@ use async_trait::async_trait;
 
 use crate::domain::environment::{Deployment, Environment};
 use crate::domain::names::ResourceName;
+use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::VersionStatus;
 use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
 use crate::ports::{
     BlobError, BundleStore, CatalogStore, CatalogWrite, DeploymentWrite, EnvironmentChange,
-    EnvironmentStore, EnvironmentWrite, IdempotencyRecord, Page, PageRequest, StoreError,
-    TemplateWrite, VersionWrite,
+    EnvironmentStore, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest,
+    ServiceWrite, StoreError, TemplateWrite, VersionWrite,
 };
 
 type VersionKey = (TemplateKind, String, VersionNumber);
@@ -24,6 +25,8 @@ struct Tables {
     tokens: HashMap<(String, String), IdempotencyRecord>,
     environments: BTreeMap<String, Environment>,
     deployments: BTreeMap<String, Deployment>,
+    services: BTreeMap<String, Service>,
+    instances: BTreeMap<(String, String), ServiceInstance>,
 }
 
 #[derive(Default)]
@@ -277,8 +280,79 @@ impl EnvironmentStore for MemoryStore {
         page_of(items, &page)
     }
 
+    async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {
+        Ok(self.lock().services.get(name.as_str()).cloned())
+    }
+
+    async fn services(&self, page: PageRequest) -> Result<Page<Service>, StoreError> {
+        let items = self
+            .lock()
+            .services
+            .iter()
+            .map(|(n, s)| (format!("mem:{n}"), s.clone()))
+            .collect();
+        page_of(items, &page)
+    }
+
+    async fn instance(
+        &self,
+        service: &ResourceName,
+        name: &ResourceName,
+    ) -> Result<Option<ServiceInstance>, StoreError> {
+        Ok(self
+            .lock()
+            .instances
+            .get(&(service.to_string(), name.to_string()))
+            .cloned())
+    }
+
+    async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {
+        Ok(self
+            .lock()
+            .instances
+            .values()
+            .filter(|i| &i.service == service)
+            .cloned()
+            .collect())
+    }
+
     async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
         let mut tables = self.lock();
+        for write in &change.services {
+            let (name, expected) = match write {
+                ServiceWrite::Create(s) => (s.name.to_string(), None),
+                ServiceWrite::Replace {
+                    service,
+                    expected_rev,
+                } => (service.name.to_string(), Some(*expected_rev)),
+                ServiceWrite::Delete { name, expected_rev } => {
+                    (name.to_string(), Some(*expected_rev))
+                }
+            };
+            if tables.services.get(&name).map(|s| s.rev) != expected {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
+        for write in &change.instances {
+            let (key, expected) = match write {
+                InstanceWrite::Create(i) => ((i.service.to_string(), i.name.to_string()), None),
+                InstanceWrite::Replace {
+                    instance,
+                    expected_rev,
+                } => (
+                    (instance.service.to_string(), instance.name.to_string()),
+                    Some(*expected_rev),
+                ),
+                InstanceWrite::Delete {
+                    service,
+                    name,
+                    expected_rev,
+                } => ((service.to_string(), name.to_string()), Some(*expected_rev)),
+            };
+            if tables.instances.get(&key).map(|i| i.rev) != expected {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
         for write in &change.environments {
             let (name, expected) = match write {
                 EnvironmentWrite::Create(e) => (e.name.to_string(), None),
@@ -325,6 +399,30 @@ impl EnvironmentStore for MemoryStore {
                 }
                 EnvironmentWrite::Delete { name, .. } => {
                     tables.environments.remove(name.as_str());
+                }
+            }
+        }
+        for write in change.services {
+            match write {
+                ServiceWrite::Create(s) | ServiceWrite::Replace { service: s, .. } => {
+                    tables.services.insert(s.name.to_string(), s);
+                }
+                ServiceWrite::Delete { name, .. } => {
+                    tables.services.remove(name.as_str());
+                }
+            }
+        }
+        for write in change.instances {
+            match write {
+                InstanceWrite::Create(i) | InstanceWrite::Replace { instance: i, .. } => {
+                    tables
+                        .instances
+                        .insert((i.service.to_string(), i.name.to_string()), i);
+                }
+                InstanceWrite::Delete { service, name, .. } => {
+                    tables
+                        .instances
+                        .remove(&(service.to_string(), name.to_string()));
                 }
             }
         }

@@ -350,6 +350,7 @@ impl Engine {
                     expected_rev: deployment.rev,
                 }],
                 usage,
+                ..Default::default()
             })
             .await?;
         self.d
@@ -397,6 +398,7 @@ impl Engine {
                     expected_rev: deployment.rev,
                 }],
                 usage: vec![],
+                ..Default::default()
             })
             .await?;
         tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
@@ -499,6 +501,7 @@ impl Engine {
                     expected_rev: deployment.rev,
                 }],
                 usage,
+                ..Default::default()
             })
             .await?;
         let mut gone = environment.clone();

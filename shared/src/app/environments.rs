@@ -282,6 +282,7 @@ impl Environments {
             environments: vec![EnvironmentWrite::Create(environment.clone())],
             deployments: vec![DeploymentWrite::Create(deployment)],
             usage: vec![VersionUsage { version, delta: 1 }],
+            ..Default::default()
         };
         match d.store.change(change).await {
             Ok(()) => {}
@@ -505,6 +506,7 @@ impl Environments {
                 }],
                 deployments: vec![DeploymentWrite::Create(deployment)],
                 usage,
+                ..Default::default()
             })
             .await?;
         d.publish(&next, Some(current.deployed.deployment_status))
@@ -551,6 +553,7 @@ impl Environments {
                 }],
                 deployments: vec![DeploymentWrite::Create(deployment)],
                 usage: vec![],
+                ..Default::default()
             })
             .await?;
         d.publish(&next, Some(current.deployed.deployment_status))
@@ -600,6 +603,7 @@ impl Environments {
                     expected_rev: deployment.rev,
                 }],
                 usage: vec![],
+                ..Default::default()
             })
             .await?;
         d.publish(&next, Some(current.deployed.deployment_status))

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
+
+use super::environment::Deployed;
 use super::error::Error;
-use super::names::ResourceName;
+use super::names::{Description, ResourceName, Timestamp};
 use super::spec::{InstanceSpec, Spec};
 use super::template::CompatibleEnvironmentTemplate;
 
@@ -20,7 +23,8 @@ pub struct EnvironmentFacts {
 }
 
 /// The repository a service's pipeline builds from.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Repository {
     pub connection_arn: Option<String>,
     pub id: Option<String>,
@@ -35,6 +39,58 @@ pub struct TemplateOffer<'a> {
     pub compatible: &'a [CompatibleEnvironmentTemplate],
     /// The version has pipeline templates and paved provisions the pipeline.
     pub pipeline: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum ServiceStatus {
+    CreateInProgress,
+    CreateFailedCleanupInProgress,
+    CreateFailedCleanupComplete,
+    CreateFailedCleanupFailed,
+    CreateFailed,
+    Active,
+    DeleteInProgress,
+    DeleteFailed,
+    UpdateInProgress,
+    UpdateFailedCleanupInProgress,
+    UpdateFailedCleanupComplete,
+    UpdateFailedCleanupFailed,
+    UpdateFailed,
+    UpdateCompleteCleanupFailed,
+}
+
+/// A service: what its instances and pipeline are made from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Service {
+    pub name: ResourceName,
+    pub description: Option<Description>,
+    pub template_name: ResourceName,
+    pub major: u64,
+    pub minor: u64,
+    pub spec: String,
+    pub repository: Repository,
+    pub status: ServiceStatus,
+    pub status_message: Option<String>,
+    pub created_at: Timestamp,
+    pub last_modified_at: Timestamp,
+    /// The service's pipeline, when its template has one.
+    pub pipeline: Option<Deployed>,
+    pub rev: u64,
+}
+
+/// One instance of a service, deployed into an environment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceInstance {
+    pub service: ResourceName,
+    pub name: ResourceName,
+    pub environment: ResourceName,
+    pub created_at: Timestamp,
+    #[serde(flatten)]
+    pub deployed: Deployed,
+    pub rev: u64,
 }
 
 /// Checks a new service: its instances land in existing environments on compatible template

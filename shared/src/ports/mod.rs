@@ -161,6 +161,7 @@ pub trait BundleStore: Send + Sync {
 // --- Environments and the deployment engine -------------------------------------------------
 
 use crate::domain::environment::{Deployment, Environment, ProvisionedResource, StackOutput};
+use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateVersion as Version;
 
 pub enum EnvironmentWrite {
@@ -170,6 +171,31 @@ pub enum EnvironmentWrite {
         expected_rev: u64,
     },
     Delete {
+        name: ResourceName,
+        expected_rev: u64,
+    },
+}
+
+pub enum ServiceWrite {
+    Create(Service),
+    Replace {
+        service: Service,
+        expected_rev: u64,
+    },
+    Delete {
+        name: ResourceName,
+        expected_rev: u64,
+    },
+}
+
+pub enum InstanceWrite {
+    Create(ServiceInstance),
+    Replace {
+        instance: ServiceInstance,
+        expected_rev: u64,
+    },
+    Delete {
+        service: ResourceName,
         name: ResourceName,
         expected_rev: u64,
     },
@@ -199,6 +225,8 @@ pub struct VersionUsage {
 #[derive(Default)]
 pub struct EnvironmentChange {
     pub environments: Vec<EnvironmentWrite>,
+    pub services: Vec<ServiceWrite>,
+    pub instances: Vec<InstanceWrite>,
     pub deployments: Vec<DeploymentWrite>,
     pub usage: Vec<VersionUsage>,
 }
@@ -214,6 +242,15 @@ pub trait EnvironmentStore: Send + Sync {
         environment: Option<&ResourceName>,
         page: PageRequest,
     ) -> Result<Page<Deployment>, StoreError>;
+    async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError>;
+    async fn services(&self, page: PageRequest) -> Result<Page<Service>, StoreError>;
+    async fn instance(
+        &self,
+        service: &ResourceName,
+        name: &ResourceName,
+    ) -> Result<Option<ServiceInstance>, StoreError>;
+    /// All instances of a service, by name (a service has at most its quota of them).
+    async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError>;
     async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError>;
 }
 
