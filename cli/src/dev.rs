@@ -163,6 +163,8 @@ async fn serve(
         delete_state_machine_arn: state_machine("paved-delete"),
         poll_seconds: args.poll_seconds,
         event_bus: "default".into(),
+        pipeline_role_arn: Some(format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-pipeline")),
+        instance_quota: paved_core::domain::service::DEFAULT_INSTANCE_QUOTA,
     };
     let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
     let sdk = config::local_sdk_config(&aws_endpoint, &args.region).await;

@@ -31,6 +31,10 @@ pub struct Config {
     pub poll_seconds: u64,
     /// The EventBridge bus status changes go to (`PAVED_EVENT_BUS`, default `default`).
     pub event_bus: String,
+    /// The role service pipelines deploy under (`PAVED_PIPELINE_ROLE_ARN`, optional).
+    pub pipeline_role_arn: Option<String>,
+    /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
+    pub instance_quota: usize,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +56,13 @@ impl Config {
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(10),
             event_bus: std::env::var("PAVED_EVENT_BUS").unwrap_or_else(|_| "default".into()),
+            pipeline_role_arn: std::env::var("PAVED_PIPELINE_ROLE_ARN")
+                .ok()
+                .filter(|v| !v.is_empty()),
+            instance_quota: std::env::var("PAVED_INSTANCE_QUOTA")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(crate::domain::service::DEFAULT_INSTANCE_QUOTA),
         })
     }
 }
@@ -111,6 +122,8 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
         },
+        pipeline_role_arn: config.pipeline_role_arn.clone(),
+        instance_quota: config.instance_quota,
     }
 }
 

@@ -67,6 +67,8 @@ impl Harness {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),
             },
+            pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
+            instance_quota: 20,
         };
         let app = Arc::new(App::new(catalog, Environments::new(deployer)));
         Self { app, bundles }

@@ -65,6 +65,8 @@ impl World {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),
             },
+            pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
+            instance_quota: 20,
         };
         let catalog = Catalog::new(store.clone(), bundles);
         let world = Self {

@@ -6,8 +6,9 @@ use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
 use super::environments::{Deployer, status_name};
+use super::targets::Loaded;
 use crate::domain::Error;
-use crate::domain::environment::{Deployment, DeploymentStatus, Environment, Operation, Target};
+use crate::domain::environment::{Deployment, DeploymentStatus, Operation, Target};
 use crate::domain::error::chain;
 use crate::domain::names::Timestamp;
 use crate::ports::{
@@ -126,50 +127,42 @@ impl Engine {
         }
     }
 
-    async fn load(&self, id: &str) -> Result<(Deployment, Environment), TaskError> {
+    async fn load(&self, id: &str) -> Result<(Deployment, Loaded), TaskError> {
         let deployment = self
             .d
             .store
             .deployment(id)
             .await?
             .ok_or_else(|| TaskError::InvalidTask(format!("deployment {id} does not exist")))?;
-        if deployment.target != Target::Environment {
-            return Err(TaskError::InvalidTask(format!(
-                "deployment {id} targets a {}, which this engine does not deploy yet",
-                deployment.target.resource_type()
-            )));
-        }
-        let environment = self
-            .d
-            .store
-            .environment(&deployment.environment_name)
-            .await?
-            .ok_or_else(|| {
-                TaskError::InvalidTask(format!(
-                    "environment {} does not exist",
-                    deployment.environment_name
-                ))
-            })?;
-        Ok((deployment, environment))
+        let target = Loaded::load(&self.d, &deployment).await?.ok_or_else(|| {
+            TaskError::InvalidTask(format!(
+                "the {} of deployment {id} does not exist",
+                deployment
+                    .target
+                    .resource_type()
+                    .to_lowercase()
+                    .replace('_', " ")
+            ))
+        })?;
+        Ok((deployment, target))
     }
 
     /// Renders the template and creates a change set, unless there is nothing to change or the
     /// stack must first settle (`wait`).
     async fn prepare(&self, id: &str) -> Result<Json, TaskError> {
-        let (deployment, environment) = self.load(id).await?;
+        let (deployment, target) = self.load(id).await?;
+        let waiting =
+            json!({ "wait": true, "changes": false, "cancelled": false, "changeSetId": null });
         if deployment.cancel_requested {
             return Ok(
                 json!({ "cancelled": true, "changes": false, "wait": false, "changeSetId": null }),
             );
         }
-        let stack = &environment.deployed.stack_name;
+        let deployed = target.deployed();
+        let stack = &deployed.stack_name;
         let exists = match self.d.stacks.state(stack).await? {
             StackState::Missing => false,
-            StackState::InProgress(_) => {
-                return Ok(
-                    json!({ "wait": true, "changes": false, "cancelled": false, "changeSetId": null }),
-                );
-            }
+            StackState::InProgress(_) => return Ok(waiting),
             StackState::Complete => true,
             StackState::Failed { status, .. }
                 if matches!(
@@ -179,13 +172,8 @@ impl Engine {
             {
                 // A stack whose creation failed (or never ran) cannot be updated: remove it,
                 // then create it again.
-                self.d
-                    .stacks
-                    .delete(stack, &environment.deployed.role_arn)
-                    .await?;
-                return Ok(
-                    json!({ "wait": true, "changes": false, "cancelled": false, "changeSetId": null }),
-                );
+                self.d.stacks.delete(stack, &deployed.role_arn).await?;
+                return Ok(waiting);
             }
             StackState::Failed { status, reason } if status == "UPDATE_ROLLBACK_FAILED" => {
                 return Err(TaskError::StackFailed(format!(
@@ -194,10 +182,7 @@ impl Engine {
             }
             StackState::Failed { .. } => true,
         };
-        let template = self
-            .d
-            .render(&environment.name, &deployment.target_state)
-            .await?;
+        let template = target.render(&self.d, &deployment).await?;
         if exists && self.d.stacks.template(stack).await?.as_deref() == Some(template.as_str()) {
             return Ok(
                 json!({ "changes": false, "wait": false, "cancelled": false, "changeSetId": null }),
@@ -207,13 +192,7 @@ impl Engine {
         let change_set = self
             .d
             .stacks
-            .create_change_set(
-                stack,
-                &name,
-                &template,
-                &environment.deployed.role_arn,
-                exists,
-            )
+            .create_change_set(stack, &name, &template, &deployed.role_arn, exists)
             .await?;
         Ok(json!({ "changes": true, "wait": false, "cancelled": false, "changeSetId": change_set }))
     }
@@ -243,8 +222,8 @@ impl Engine {
     }
 
     async fn check_stack(&self, id: &str) -> Result<Json, TaskError> {
-        let (deployment, environment) = self.load(id).await?;
-        let stack = &environment.deployed.stack_name;
+        let (deployment, target) = self.load(id).await?;
+        let stack = &target.deployed().stack_name;
         match self.d.stacks.state(stack).await? {
             StackState::InProgress(status) => {
                 if deployment.cancel_requested
@@ -273,95 +252,73 @@ impl Engine {
 
     /// Records a deployment's success (or its cancellation), with the stack's outputs.
     pub async fn finish(&self, id: &str, cancelled: bool) -> Result<(), TaskError> {
-        let (deployment, environment) = self.load(id).await?;
+        let (deployment, target) = self.load(id).await?;
         if !deployment.status.is_active() {
             return Ok(());
         }
         let now = Timestamp::now();
-        let mut next = environment.clone();
+        let kind = target.template_kind();
+        let mut next = target.clone();
         let mut done = deployment.clone();
         let mut usage = Vec::new();
-        let stack_exists = !matches!(
-            self.d
-                .stacks
-                .state(&environment.deployed.stack_name)
-                .await?,
-            StackState::Missing
-        );
-        if stack_exists {
-            next.deployed.outputs = self
-                .d
-                .stacks
-                .outputs(&environment.deployed.stack_name)
-                .await?;
-            next.deployed.resources = self
-                .d
-                .stacks
-                .resources(&environment.deployed.stack_name)
-                .await?;
+        let stack = target.deployed().stack_name.clone();
+        if !matches!(self.d.stacks.state(&stack).await?, StackState::Missing) {
+            next.deployed_mut().outputs = self.d.stacks.outputs(&stack).await?;
+            next.deployed_mut().resources = self.d.stacks.resources(&stack).await?;
         }
+        let deployed = next.deployed_mut();
         if cancelled {
             done.status = DeploymentStatus::Cancelled;
             done.status_message = Some("the deployment was cancelled".into());
-            next.deployed.deployment_status = DeploymentStatus::Cancelled;
-            next.deployed.deployment_status_message = done.status_message.clone();
+            deployed.deployment_status = DeploymentStatus::Cancelled;
+            deployed.deployment_status_message = done.status_message.clone();
             if let Some(initial) = &deployment.initial_state {
-                if initial.version() != deployment.target_state.version() {
+                let target_state = &deployment.target_state;
+                if initial.version() != target_state.version() {
+                    let old = self
+                        .d
+                        .version_of(kind, &initial.template_name, initial.version())
+                        .await?;
+                    let new = self
+                        .d
+                        .version_of(kind, &target_state.template_name, target_state.version())
+                        .await?;
                     usage.push(VersionUsage {
-                        version: self
-                            .d
-                            .version(&initial.template_name, initial.version())
-                            .await?,
+                        version: old,
                         delta: 1,
                     });
                     usage.push(VersionUsage {
-                        version: self
-                            .d
-                            .version(
-                                &deployment.target_state.template_name,
-                                deployment.target_state.version(),
-                            )
-                            .await?,
+                        version: new,
                         delta: -1,
                     });
                 }
-                next.deployed.state = initial.clone();
+                deployed.state = initial.clone();
             }
         } else {
             done.status = DeploymentStatus::Succeeded;
-            next.deployed.deployment_status = DeploymentStatus::Succeeded;
-            next.deployed.deployment_status_message = None;
-            next.deployed.last_deployment_succeeded_at = now;
-            next.deployed.last_succeeded_deployment_id = Some(id.to_string());
+            deployed.deployment_status = DeploymentStatus::Succeeded;
+            deployed.deployment_status_message = None;
+            deployed.last_deployment_succeeded_at = now;
+            deployed.last_succeeded_deployment_id = Some(id.to_string());
         }
         done.completed_at = Some(now);
         done.last_modified_at = now;
         done.rev = deployment.rev + 1;
-        next.rev = environment.rev + 1;
-        self.d
-            .store
-            .change(EnvironmentChange {
-                environments: vec![EnvironmentWrite::Replace {
-                    environment: next.clone(),
-                    expected_rev: environment.rev,
-                }],
-                deployments: vec![DeploymentWrite::Replace {
-                    deployment: done,
-                    expected_rev: deployment.rev,
-                }],
-                usage,
-                ..Default::default()
-            })
-            .await?;
-        self.d
-            .publish(&next, Some(environment.deployed.deployment_status))
+        let mut change = next.replace(&target);
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done,
+            expected_rev: deployment.rev,
+        });
+        change.usage = usage;
+        self.d.store.change(change).await?;
+        self.announce(&next, target.deployed().deployment_status)
             .await;
-        Ok(())
+        self.settle_service(&deployment).await
     }
 
     /// Records a deployment's failure with its reason. Safe to call for a finished deployment.
     pub async fn fail(&self, id: &str, message: &str) -> Result<(), TaskError> {
-        let (deployment, environment) = self.load(id).await?;
+        let (deployment, target) = self.load(id).await?;
         if !deployment.status.is_active() {
             return Ok(());
         }
@@ -377,51 +334,57 @@ impl Engine {
         done.completed_at = Some(now);
         done.last_modified_at = now;
         done.rev = deployment.rev + 1;
-        let mut next = environment.clone();
-        let current_attempt =
-            environment.deployed.last_attempted_deployment_id.as_deref() == Some(id);
-        let environment_write = current_attempt.then(|| {
-            next.deployed.deployment_status = status;
-            next.deployed.deployment_status_message = Some(message.clone());
-            next.rev = environment.rev + 1;
-            EnvironmentWrite::Replace {
-                environment: next.clone(),
-                expected_rev: environment.rev,
-            }
+        let current_attempt = target.deployed().last_attempted_deployment_id.as_deref() == Some(id);
+        let mut next = target.clone();
+        let mut change = EnvironmentChange::default();
+        if current_attempt {
+            next.deployed_mut().deployment_status = status;
+            next.deployed_mut().deployment_status_message = Some(message.clone());
+            change = next.replace(&target);
+        }
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done,
+            expected_rev: deployment.rev,
         });
-        self.d
-            .store
-            .change(EnvironmentChange {
-                environments: environment_write.into_iter().collect(),
-                deployments: vec![DeploymentWrite::Replace {
-                    deployment: done,
-                    expected_rev: deployment.rev,
-                }],
-                usage: vec![],
-                ..Default::default()
-            })
-            .await?;
+        self.d.store.change(change).await?;
         tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
         if current_attempt {
-            self.d
-                .publish(&next, Some(environment.deployed.deployment_status))
+            self.announce(&next, target.deployed().deployment_status)
                 .await;
         }
-        Ok(())
+        self.settle_service(&deployment).await
+    }
+
+    async fn announce(&self, target: &Loaded, previous: DeploymentStatus) {
+        let change = target.status_change(&self.d, Some(previous));
+        if let Err(error) = self.d.events.publish(change).await {
+            // The status is recorded; the event is a notification on top of it.
+            tracing::warn!(error = %error, "status change event not published");
+        }
+    }
+
+    /// After an instance or pipeline deployment ends, moves its service on: the pipeline once
+    /// every instance is deployed, then ACTIVE; CREATE_FAILED as soon as one fails.
+    async fn settle_service(&self, deployment: &Deployment) -> Result<(), TaskError> {
+        let service_name = match &deployment.target {
+            Target::ServiceInstance { service, .. } | Target::ServicePipeline { service } => {
+                service
+            }
+            _ => return Ok(()),
+        };
+        Box::pin(super::services::settle(&self.d, service_name))
+            .await
+            .map_err(TaskError::from)
     }
 
     async fn delete_stack(&self, id: &str) -> Result<Json, TaskError> {
-        let (_, environment) = self.load(id).await?;
-        let stack = &environment.deployed.stack_name;
+        let (_, target) = self.load(id).await?;
+        let deployed = target.deployed();
+        let stack = &deployed.stack_name;
         if self.d.stacks.state(stack).await? == StackState::Missing {
             return Ok(json!({}));
         }
-        if let Err(error) = self
-            .d
-            .stacks
-            .delete(stack, &environment.deployed.role_arn)
-            .await
-        {
+        if let Err(error) = self.d.stacks.delete(stack, &deployed.role_arn).await {
             // What counts is whether the stack is gone: an error with the stack gone (emulators
             // delete synchronously and report leftovers) is still a deletion.
             if self.d.stacks.state(stack).await? != StackState::Missing {
@@ -438,20 +401,14 @@ impl Engine {
     }
 
     async fn check_deleted(&self, id: &str) -> Result<Json, TaskError> {
-        let (_, environment) = self.load(id).await?;
-        match self
-            .d
-            .stacks
-            .state(&environment.deployed.stack_name)
-            .await?
-        {
+        let (_, target) = self.load(id).await?;
+        let stack = &target.deployed().stack_name;
+        match self.d.stacks.state(stack).await? {
             StackState::Missing => Ok(json!({ "done": true })),
-            StackState::InProgress(_) => Ok(json!({ "done": false })),
+            StackState::InProgress(_) | StackState::Complete => Ok(json!({ "done": false })),
             StackState::Failed { status, reason } => Err(TaskError::StackFailed(format!(
-                "stack {} could not be deleted ({status}): {reason}",
-                environment.deployed.stack_name
+                "stack {stack} could not be deleted ({status}): {reason}"
             ))),
-            StackState::Complete => Ok(json!({ "done": false })),
         }
     }
 
@@ -464,11 +421,7 @@ impl Engine {
         if !deployment.status.is_active() {
             return Ok(());
         }
-        let Some(environment) = self
-            .d
-            .store
-            .environment(&deployment.environment_name)
-            .await?
+        let Some(Loaded::Environment(environment)) = Loaded::load(&self.d, &deployment).await?
         else {
             return Ok(());
         };
@@ -478,14 +431,8 @@ impl Engine {
         done.completed_at = Some(now);
         done.last_modified_at = now;
         done.rev = deployment.rev + 1;
-        let version = self
-            .d
-            .version(
-                &environment.deployed.state.template_name,
-                environment.deployed.state.version(),
-            )
-            .await;
-        let usage = match version {
+        let state = &environment.deployed.state;
+        let usage = match self.d.version(&state.template_name, state.version()).await {
             Ok(version) => vec![VersionUsage { version, delta: -1 }],
             Err(_) => vec![],
         };
@@ -506,9 +453,11 @@ impl Engine {
             .await?;
         let mut gone = environment.clone();
         gone.deployed.deployment_status = DeploymentStatus::DeleteComplete;
-        self.d
-            .publish(&gone, Some(environment.deployed.deployment_status))
-            .await;
+        self.announce(
+            &Loaded::Environment(gone),
+            environment.deployed.deployment_status,
+        )
+        .await;
         Ok(())
     }
 }

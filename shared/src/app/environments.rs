@@ -60,6 +60,10 @@ pub struct Deployer {
     pub events: Arc<dyn Events>,
     pub stacks: Arc<dyn Stacks>,
     pub arns: ArnBuilder,
+    /// The role service pipelines deploy under (`PAVED_PIPELINE_ROLE_ARN`).
+    pub pipeline_role_arn: Option<String>,
+    /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
+    pub instance_quota: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -95,13 +99,21 @@ impl Deployer {
         name: &ResourceName,
         number: VersionNumber,
     ) -> Result<TemplateVersion> {
+        self.version_of(TemplateKind::Environment, name, number)
+            .await
+    }
+
+    pub async fn version_of(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+        number: VersionNumber,
+    ) -> Result<TemplateVersion> {
         self.catalog
-            .version(TemplateKind::Environment, name, number)
+            .version(kind, name, number)
             .await?
             .ok_or_else(|| {
-                Error::validation(format!(
-                    "environment template {name} has no version {number}"
-                ))
+                Error::validation(format!("{} {name} has no version {number}", kind.noun()))
             })
     }
 
@@ -112,15 +124,37 @@ impl Deployer {
         state: &DeployedState,
     ) -> Result<String> {
         let version = self.version(&state.template_name, state.version()).await?;
+        let context = render::environment_context(environment.as_str(), &state.inputs);
+        self.render_part(
+            &version,
+            BundleLayout::Environment,
+            "infrastructure",
+            context,
+        )
+        .await
+    }
+
+    /// Renders the one CloudFormation file of a folder of a version's kept bundle.
+    pub async fn render_part(
+        &self,
+        version: &TemplateVersion,
+        layout: BundleLayout,
+        folder: &str,
+        context: minijinja::Value,
+    ) -> Result<String> {
         let archive = self.bundles.read_kept(&version.bundle_key).await?;
         let bundle =
             Bundle::unpack(&archive).map_err(|e| Error::validation(format!("kept bundle: {e}")))?;
-        let checked =
-            bundle::check(&bundle, BundleLayout::Environment).map_err(Error::Validation)?;
-        let files: Vec<&String> = checked.parts.iter().flat_map(|p| &p.files).collect();
+        let checked = bundle::check(&bundle, layout).map_err(Error::Validation)?;
+        let files: Vec<&String> = checked
+            .parts
+            .iter()
+            .filter(|p| p.folder == folder)
+            .flat_map(|p| &p.files)
+            .collect();
         let [file] = files.as_slice() else {
             return Err(Error::validation(format!(
-                "infrastructure/manifest.yaml lists {} template files; a CloudFormation environment has exactly one",
+                "{folder}/manifest.yaml lists {} template files; a CloudFormation stack has exactly one",
                 files.len()
             )));
         };
@@ -128,7 +162,6 @@ impl Deployer {
             .text(file)
             .map_err(Error::Validation)?
             .unwrap_or_default();
-        let context = render::environment_context(environment.as_str(), &state.inputs);
         render::render(file, source, context).map_err(|e| Error::validation(e.to_string()))
     }
 

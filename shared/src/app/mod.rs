@@ -4,6 +4,8 @@ pub mod authoring;
 pub mod catalog;
 pub mod engine;
 pub mod environments;
+pub mod services;
+pub mod targets;
 
 #[cfg(test)]
 mod deploy_tests;

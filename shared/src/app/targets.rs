@@ -1,0 +1,241 @@
+//! What a deployment deploys, loaded for one of its steps: an environment, a service instance or
+//! a service's pipeline. The engine works on the `Deployed` part they share; this module knows
+//! how each is stored, rendered and announced.
+
+use serde_json::{Map, Value as Json};
+
+use super::environments::{Deployer, status_name};
+use crate::domain::bundle::BundleLayout;
+use crate::domain::environment::{Deployed, Deployment, DeploymentStatus, Environment, Target};
+use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
+use crate::domain::service::{Service, ServiceInstance};
+use crate::domain::template::TemplateKind;
+use crate::domain::{Error, Result};
+use crate::ports::{
+    EnvironmentChange, EnvironmentWrite, InstanceWrite, ServiceWrite, StatusChange,
+};
+
+#[derive(Debug, Clone)]
+pub enum Loaded {
+    Environment(Environment),
+    Instance {
+        service: Service,
+        instance: ServiceInstance,
+    },
+    Pipeline {
+        service: Service,
+        pipeline: Deployed,
+    },
+}
+
+impl Loaded {
+    /// Loads a deployment's target; `None` if it no longer exists.
+    pub async fn load(d: &Deployer, deployment: &Deployment) -> Result<Option<Self>> {
+        Ok(match &deployment.target {
+            Target::Environment => d
+                .store
+                .environment(&deployment.environment_name)
+                .await?
+                .map(Self::Environment),
+            Target::ServiceInstance { service, instance } => {
+                match (
+                    d.store.service(service).await?,
+                    d.store.instance(service, instance).await?,
+                ) {
+                    (Some(service), Some(instance)) => Some(Self::Instance { service, instance }),
+                    _ => None,
+                }
+            }
+            Target::ServicePipeline { service } => {
+                d.store.service(service).await?.and_then(|service| {
+                    let pipeline = service.pipeline.clone()?;
+                    Some(Self::Pipeline { service, pipeline })
+                })
+            }
+            Target::Component { .. } => {
+                return Err(Error::validation(
+                    "components are not deployed by this version of paved",
+                ));
+            }
+        })
+    }
+
+    pub fn deployed(&self) -> &Deployed {
+        match self {
+            Self::Environment(environment) => &environment.deployed,
+            Self::Instance { instance, .. } => &instance.deployed,
+            Self::Pipeline { pipeline, .. } => pipeline,
+        }
+    }
+
+    pub fn deployed_mut(&mut self) -> &mut Deployed {
+        match self {
+            Self::Environment(environment) => &mut environment.deployed,
+            Self::Instance { instance, .. } => &mut instance.deployed,
+            Self::Pipeline { pipeline, .. } => pipeline,
+        }
+    }
+
+    pub fn template_kind(&self) -> TemplateKind {
+        match self {
+            Self::Environment(_) => TemplateKind::Environment,
+            _ => TemplateKind::Service,
+        }
+    }
+
+    /// The write that replaces the stored target with this one, if it still is as `original`.
+    pub fn replace(&self, original: &Loaded) -> EnvironmentChange {
+        match (self, original) {
+            (Self::Environment(next), Self::Environment(before)) => EnvironmentChange {
+                environments: vec![EnvironmentWrite::Replace {
+                    environment: Environment {
+                        rev: before.rev + 1,
+                        ..next.clone()
+                    },
+                    expected_rev: before.rev,
+                }],
+                ..Default::default()
+            },
+            (
+                Self::Instance { instance, .. },
+                Self::Instance {
+                    instance: before, ..
+                },
+            ) => EnvironmentChange {
+                instances: vec![InstanceWrite::Replace {
+                    instance: ServiceInstance {
+                        rev: before.rev + 1,
+                        ..instance.clone()
+                    },
+                    expected_rev: before.rev,
+                }],
+                ..Default::default()
+            },
+            (
+                Self::Pipeline { service, pipeline },
+                Self::Pipeline {
+                    service: before, ..
+                },
+            ) => EnvironmentChange {
+                services: vec![ServiceWrite::Replace {
+                    service: Service {
+                        pipeline: Some(pipeline.clone()),
+                        rev: before.rev + 1,
+                        ..service.clone()
+                    },
+                    expected_rev: before.rev,
+                }],
+                ..Default::default()
+            },
+            _ => EnvironmentChange::default(),
+        }
+    }
+
+    /// The status change to announce, Proton style.
+    pub fn status_change(&self, d: &Deployer, previous: Option<DeploymentStatus>) -> StatusChange {
+        let (resource, name, arn) = match self {
+            Self::Environment(e) => (
+                "Environment",
+                e.name.to_string(),
+                d.arns.environment(e.name.as_str()),
+            ),
+            Self::Instance { instance, .. } => (
+                "Service Instance",
+                instance.name.to_string(),
+                d.arns.proton(&format!(
+                    "service/{}/service-instance/{}",
+                    instance.service, instance.name
+                )),
+            ),
+            Self::Pipeline { service, .. } => (
+                "Service Pipeline",
+                service.name.to_string(),
+                d.arns.proton(&format!("service/{}/pipeline", service.name)),
+            ),
+        };
+        StatusChange {
+            resource,
+            name,
+            arn,
+            status: status_name(self.deployed().deployment_status),
+            previous_status: previous.map(status_name),
+        }
+    }
+
+    /// Renders the target's template for its deployment's target state.
+    pub async fn render(&self, d: &Deployer, deployment: &Deployment) -> Result<String> {
+        let state = &deployment.target_state;
+        match self {
+            Self::Environment(environment) => d.render(&environment.name, state).await,
+            Self::Instance { service, instance } => {
+                let version = d
+                    .version_of(TemplateKind::Service, &state.template_name, state.version())
+                    .await?;
+                let environment = d
+                    .store
+                    .environment(&instance.environment)
+                    .await?
+                    .ok_or_else(|| {
+                        Error::validation(format!(
+                            "environment {} does not exist",
+                            instance.environment
+                        ))
+                    })?;
+                let context = render::instance_context(
+                    &service_names(service),
+                    instance.name.as_str(),
+                    &state.inputs,
+                    instance.environment.as_str(),
+                    &outputs_of(&environment.deployed),
+                    None,
+                );
+                let layout = BundleLayout::Service {
+                    pipeline: version.has_pipeline,
+                };
+                d.render_part(&version, layout, "instance_infrastructure", context)
+                    .await
+            }
+            Self::Pipeline { service, .. } => {
+                let version = d
+                    .version_of(TemplateKind::Service, &state.template_name, state.version())
+                    .await?;
+                let mut instances = Vec::new();
+                for instance in d.store.instances(&service.name).await? {
+                    let environment = d.store.environment(&instance.environment).await?;
+                    instances.push(PipelineInstance {
+                        name: instance.name.to_string(),
+                        inputs: instance.deployed.state.inputs.clone(),
+                        outputs: outputs_of(&instance.deployed),
+                        environment_name: instance.environment.to_string(),
+                        environment_account_id: d.arns.account_id.clone(),
+                        environment_outputs: environment
+                            .map_or_else(Outputs::none, |e| outputs_of(&e.deployed)),
+                    });
+                }
+                let context =
+                    render::pipeline_context(&service_names(service), &state.inputs, &instances);
+                let layout = BundleLayout::Service { pipeline: true };
+                d.render_part(&version, layout, "pipeline_infrastructure", context)
+                    .await
+            }
+        }
+    }
+}
+
+pub fn service_names(service: &Service) -> ServiceNames {
+    ServiceNames {
+        name: service.name.to_string(),
+        repository_id: service.repository.id.clone(),
+        repository_connection_arn: service.repository.connection_arn.clone(),
+        branch_name: service.repository.branch.clone(),
+    }
+}
+
+pub fn outputs_of(deployed: &Deployed) -> Outputs {
+    let map: Map<String, Json> = deployed
+        .outputs
+        .iter()
+        .map(|o| (o.key.clone(), Json::String(o.value.clone())))
+        .collect();
+    Outputs::Known(map)
+}
