@@ -462,8 +462,8 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
         expected_rev: service.rev,
     });
     d.store.change(change).await?;
-    if let Some(id) = start {
-        if let Err(error) = d
+    if let Some(id) = start
+        && let Err(error) = d
             .workflows
             .start(
                 Workflow::Deploy,
@@ -471,16 +471,15 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
                 serde_json::json!({ "deploymentId": id }),
             )
             .await
-        {
-            tracing::error!(deployment = %id, error = %error, "pipeline workflow not started");
-            // Boxed: recording the failure settles the service again.
-            Box::pin(Engine::new(d.clone()).fail(
-                &id,
-                "paved could not start the pipeline's deployment workflow",
-            ))
-            .await
-            .map_err(|e| Error::conflict(e.to_string()))?;
-        }
+    {
+        tracing::error!(deployment = %id, error = %error, "pipeline workflow not started");
+        // Boxed: recording the failure settles the service again.
+        Box::pin(Engine::new(d.clone()).fail(
+            &id,
+            "paved could not start the pipeline's deployment workflow",
+        ))
+        .await
+        .map_err(|e| Error::conflict(e.to_string()))?;
     }
     Ok(())
 }
