@@ -2,6 +2,8 @@
 it corrects; everything else is moto as released. Run with the project's venv Python."""
 
 import moto.cloudformation.models as models
+import moto.ecr.models as ecr
+import moto.ecs.models as ecs
 import moto.cloudformation.parsing as parsing
 import moto.cloudformation.responses as responses
 import yaml
@@ -20,7 +22,8 @@ def clean_json(resource_json, resources_map):
         name, attribute = resource_json["Fn::GetAtt"][0], resource_json["Fn::GetAtt"][1]
         declared = getattr(resources_map, "_resource_json_map", {})
         if name in declared and resources_map.get(name) is None:
-            return f"{name}.{attribute}.not-emulated-by-moto"
+            # ARN-shaped, since such attributes are mostly ARNs that policies check.
+            return f"arn:aws:not-emulated-by-moto:us-east-1:123456789012:{name}/{attribute}"
     return _clean_json(resource_json, resources_map)
 
 
@@ -77,6 +80,30 @@ def execute_change_set(self, change_set_name, stack_name=None):
 
 
 models.CloudFormationBackend.execute_change_set = execute_change_set
+
+_ecs_service_init = ecs.Service.__init__
+
+
+def ecs_service_init(self, cluster, service_name, desired_count, *args, **kwargs):
+    # moto 5.2.5 does arithmetic on DesiredCount as given; CloudFormation accepts the quoted
+    # numbers that Jinja templates often render (`DesiredCount: '{{ inputs.desired_count }}'`).
+    if isinstance(desired_count, str) and desired_count.strip().isdigit():
+        desired_count = int(desired_count)
+    _ecs_service_init(self, cluster, service_name, desired_count, *args, **kwargs)
+
+
+ecs.Service.__init__ = ecs_service_init
+
+_ecr_create = ecr.Repository.create_from_cloudformation_json.__func__
+
+
+def ecr_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    # moto 5.2.5 names an unnamed repository after the stack and logical id, upper case
+    # included, then rejects that name; CloudFormation generates lower-case names.
+    return _ecr_create(cls, resource_name.lower(), cloudformation_json, account_id, region_name, **kwargs)
+
+
+ecr.Repository.create_from_cloudformation_json = classmethod(ecr_create)
 
 if __name__ == "__main__":
     from moto.server import main

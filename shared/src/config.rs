@@ -12,6 +12,7 @@ use crate::api::App;
 use crate::app::catalog::Catalog;
 use crate::app::engine::Engine;
 use crate::app::environments::{ArnBuilder, Deployer, Environments};
+use crate::app::services::Services;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -131,7 +132,11 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
 pub fn app(config: &Config, sdk: &SdkConfig) -> App {
     let deployer = deployer(config, sdk);
     let catalog = Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
-    App::new(catalog, Environments::new(deployer))
+    App::new(
+        catalog,
+        Environments::new(deployer.clone()),
+        Services::new(deployer),
+    )
 }
 
 /// The deployment engine on the AWS adapters.

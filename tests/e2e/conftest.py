@@ -42,24 +42,26 @@ class Platform:
         self.api = f"http://127.0.0.1:{self.port}"
         self.aws = f"http://127.0.0.1:{self.aws_port}"
         self.bucket = "paved-bundles"
-        env = dict(os.environ, **CREDENTIALS, PAVED_LOG="warn")
-        self.process = subprocess.Popen(
-            [str(PAVED_BIN), "dev", "--port", str(self.port), "--aws-port", str(self.aws_port),
-             "--moto-server", f"{VENV / 'bin' / 'python'} {REPO / 'scripts' / 'moto_server.py'}",
-             "--state-dir", str(tmp), "--statemachines", str(REPO / "statemachines")],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
-        )
+        env = dict(os.environ, **CREDENTIALS)
+        env.setdefault("PAVED_LOG", "warn")
+        # Output goes to a file: a pipe nobody reads fills up and blocks paved mid-request.
+        self.log = tmp / "paved-dev.log"
+        with open(self.log, "w") as log:
+            self.process = subprocess.Popen(
+                [str(PAVED_BIN), "dev", "--port", str(self.port), "--aws-port", str(self.aws_port),
+                 "--moto-server", f"{VENV / 'bin' / 'python'} {REPO / 'scripts' / 'moto_server.py'}",
+                 "--state-dir", str(tmp), "--statemachines", str(REPO / "statemachines")],
+                stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
+            )
         self.banner = []
         deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = self.process.stdout.readline()
-            if not line:
-                break
-            self.banner.append(line)
-            if line.startswith("Stop with Ctrl-C"):
+        while time.monotonic() < deadline and self.process.poll() is None:
+            self.banner = self.log.read_text().splitlines(keepends=True)
+            if any(line.startswith("Stop with Ctrl-C") for line in self.banner):
                 return
+            time.sleep(0.1)
         self.stop()
-        raise RuntimeError("paved dev did not start:\n" + "".join(self.banner))
+        raise RuntimeError("paved dev did not start:\n" + self.log.read_text())
 
     def stop(self):
         if self.process.poll() is None:

@@ -5,6 +5,7 @@
 mod catalog;
 mod environments;
 mod operations;
+mod services;
 mod wire;
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use tracing::Instrument;
 
 use crate::app::catalog::Catalog;
 use crate::app::environments::Environments;
+use crate::app::services::Services;
 pub use operations::PROTON_OPERATIONS;
 pub use wire::ApiError;
 
@@ -26,16 +28,18 @@ pub use wire::ApiError;
 pub struct App {
     pub catalog: Catalog,
     pub environments: Environments,
+    pub services: Services,
     pub region: String,
     pub account_id: String,
 }
 
 impl App {
-    pub fn new(catalog: Catalog, environments: Environments) -> Self {
+    pub fn new(catalog: Catalog, environments: Environments, services: Services) -> Self {
         let arns = environments.arns().clone();
         Self {
             catalog,
             environments,
+            services,
             region: arns.region,
             account_id: arns.account_id,
         }
@@ -73,6 +77,9 @@ async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json:
         return result;
     }
     if let Some(result) = environments::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = services::dispatch(app, operation, body).await {
         return result;
     }
     if PROTON_OPERATIONS.contains(&operation) {

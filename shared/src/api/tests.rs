@@ -70,7 +70,11 @@ impl Harness {
             pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
             instance_quota: 20,
         };
-        let app = Arc::new(App::new(catalog, Environments::new(deployer)));
+        let app = Arc::new(App::new(
+            catalog,
+            Environments::new(deployer.clone()),
+            crate::app::services::Services::new(deployer),
+        ));
         Self { app, bundles }
     }
 

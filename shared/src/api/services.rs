@@ -1,0 +1,236 @@
+//! Services, their instances and their pipelines (the operations built so far).
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+use super::wire::{ApiError, compact, next_token, page, parse};
+use crate::app::environments::status_name;
+use crate::app::services::NewService;
+use crate::domain::Error;
+use crate::domain::environment::Deployed;
+use crate::domain::names::ResourceName;
+use crate::domain::service::{Service, ServiceInstance};
+
+#[derive(Deserialize)]
+struct ByName {
+    name: ResourceName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Listing {
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceKey {
+    name: ResourceName,
+    service_name: ResourceName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceRef {
+    service_name: ResourceName,
+    service_instance_name: ResourceName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ServiceRef {
+    service_name: ResourceName,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct InstanceListing {
+    service_name: Option<ResourceName>,
+}
+
+pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<Value, ApiError>> {
+    let services = &app.services;
+    let result: Result<Value, Option<ApiError>> = async {
+        Ok(match operation {
+            "CreateService" => {
+                let new: NewService = parse(body)?;
+                json!({ "service": service_json(app, &services.create(new).await?, false) })
+            }
+            "GetService" => {
+                let ByName { name } = parse(body)?;
+                json!({ "service": service_json(app, &services.get(&name).await?, false) })
+            }
+            "ListServices" => {
+                let Listing { max_results, next_token: token } = parse(body)?;
+                let listed = services.list(page(max_results, token)?).await?;
+                let items: Vec<Value> = listed.items.iter().map(|s| service_json(app, s, true)).collect();
+                compact(json!({ "services": items, "nextToken": next_token(listed.cursor) }))
+            }
+            "GetServiceInstance" => {
+                let InstanceKey { name, service_name } = parse(body)?;
+                json!({ "serviceInstance": instance_json(app, &services.instance(&service_name, &name).await?, false) })
+            }
+            "ListServiceInstances" => {
+                let InstanceListing { service_name } = parse(body)?;
+                let mut instances = Vec::new();
+                match service_name {
+                    Some(name) => instances = services.instances(&name).await?,
+                    None => {
+                        let mut cursor = None;
+                        loop {
+                            let listed = services.list(crate::ports::PageRequest { limit: None, cursor }).await?;
+                            for service in &listed.items {
+                                instances.extend(services.instances(&service.name).await?);
+                            }
+                            cursor = listed.cursor;
+                            if cursor.is_none() {
+                                break;
+                            }
+                        }
+                    }
+                }
+                let items: Vec<Value> = instances.iter().map(|i| instance_json(app, i, true)).collect();
+                json!({ "serviceInstances": items })
+            }
+            "ListServiceInstanceOutputs" => {
+                let InstanceRef { service_name, service_instance_name } = parse(body)?;
+                let instance = services.instance(&service_name, &service_instance_name).await?;
+                json!({ "outputs": outputs_json(&instance.deployed) })
+            }
+            "ListServiceInstanceProvisionedResources" => {
+                let InstanceRef { service_name, service_instance_name } = parse(body)?;
+                let instance = services.instance(&service_name, &service_instance_name).await?;
+                json!({ "provisionedResources": resources_json(&instance.deployed) })
+            }
+            "ListServicePipelineOutputs" => {
+                let ServiceRef { service_name } = parse(body)?;
+                let pipeline = pipeline_of(&services.get(&service_name).await?)?;
+                json!({ "outputs": outputs_json(&pipeline) })
+            }
+            "ListServicePipelineProvisionedResources" => {
+                let ServiceRef { service_name } = parse(body)?;
+                let pipeline = pipeline_of(&services.get(&service_name).await?)?;
+                json!({ "provisionedResources": resources_json(&pipeline) })
+            }
+            _ => return Err(None),
+        })
+    }
+    .await;
+    match result {
+        Ok(value) => Some(Ok(value)),
+        Err(Some(error)) => Some(Err(error)),
+        Err(None) => None,
+    }
+}
+
+fn pipeline_of(service: &Service) -> Result<Deployed, Error> {
+    service.pipeline.clone().ok_or_else(|| {
+        Error::validation(format!(
+            "service {} has no pipeline that paved provisions",
+            service.name
+        ))
+    })
+}
+
+fn outputs_json(deployed: &Deployed) -> Vec<Value> {
+    deployed
+        .outputs
+        .iter()
+        .map(|o| json!({ "key": o.key, "valueString": o.value }))
+        .collect()
+}
+
+fn resources_json(deployed: &Deployed) -> Vec<Value> {
+    deployed
+        .resources
+        .iter()
+        .map(|r| json!({ "name": r.name, "identifier": r.identifier, "provisioningEngine": "CLOUDFORMATION" }))
+        .collect()
+}
+
+fn deployed_json(deployed: &Deployed) -> Value {
+    compact(json!({
+        "templateName": deployed.state.template_name,
+        "templateMajorVersion": deployed.state.major.to_string(),
+        "templateMinorVersion": deployed.state.minor.to_string(),
+        "deploymentStatus": status_name(deployed.deployment_status),
+        "deploymentStatusMessage": deployed.deployment_status_message,
+        "lastDeploymentAttemptedAt": deployed.last_deployment_attempted_at,
+        "lastDeploymentSucceededAt": deployed.last_deployment_succeeded_at,
+        "lastAttemptedDeploymentId": deployed.last_attempted_deployment_id,
+        "lastSucceededDeploymentId": deployed.last_succeeded_deployment_id,
+    }))
+}
+
+fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Value::Object(map), Value::Object(more)) = (&mut base, extra) {
+        map.extend(more);
+    }
+    compact(base)
+}
+
+fn service_json(app: &App, service: &Service, summary: bool) -> Value {
+    let arns = app.environments.arns();
+    let mut value = compact(json!({
+        "arn": arns.proton(&format!("service/{}", service.name)),
+        "name": service.name,
+        "description": service.description,
+        "templateName": service.template_name,
+        "status": serde_json::to_value(service.status).unwrap_or_default(),
+        "statusMessage": service.status_message,
+        "createdAt": service.created_at,
+        "lastModifiedAt": service.last_modified_at,
+    }));
+    if summary {
+        return value;
+    }
+    let pipeline = service.pipeline.as_ref().map(|p| {
+        merge(
+            deployed_json(p),
+            json!({
+                "arn": arns.proton(&format!("service/{}/pipeline", service.name)),
+                "createdAt": service.created_at,
+                "spec": p.state.spec,
+            }),
+        )
+    });
+    if let Value::Object(map) = &mut value {
+        map.insert("spec".into(), json!(service.spec));
+        for (key, field) in [
+            (
+                "repositoryConnectionArn",
+                &service.repository.connection_arn,
+            ),
+            ("repositoryId", &service.repository.id),
+            ("branchName", &service.repository.branch),
+        ] {
+            if let Some(field) = field {
+                map.insert(key.into(), json!(field));
+            }
+        }
+        if let Some(pipeline) = pipeline {
+            map.insert("pipeline".into(), pipeline);
+        }
+    }
+    value
+}
+
+fn instance_json(app: &App, instance: &ServiceInstance, summary: bool) -> Value {
+    let arns = app.environments.arns();
+    let mut value = merge(
+        deployed_json(&instance.deployed),
+        json!({
+            "arn": arns.proton(&format!("service/{}/service-instance/{}", instance.service, instance.name)),
+            "name": instance.name,
+            "serviceName": instance.service,
+            "environmentName": instance.environment,
+            "createdAt": instance.created_at,
+        }),
+    );
+    if let (false, Value::Object(map)) = (summary, &mut value) {
+        map.insert("spec".into(), json!(instance.deployed.state.spec));
+    }
+    value
+}
