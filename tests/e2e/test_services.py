@@ -88,6 +88,12 @@ def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(
     deployments = proton.list_deployments(environmentName=env)["deployments"]
     assert {d["targetResourceType"] for d in deployments} >= {"ENVIRONMENT", "SERVICE_INSTANCE", "SERVICE_PIPELINE"}
 
+    # An environment that runs instances cannot be deleted from under them.
+    with pytest.raises(ClientError) as caught:
+        proton.delete_environment(name=env)
+    assert caught.value.response["Error"]["Code"] == "ConflictException"
+    assert f"{service}/{service}-prod" in caught.value.response["Error"]["Message"]
+
 
 def test_a_service_in_an_incompatible_environment_is_refused_and_writes_nothing(platform, proton, fargate_env):
     env_template, env = fargate_env

@@ -12,6 +12,9 @@
 //! | get a deployment                     | `pk = DEPLOYMENT#<id>`, `sk = #DEPLOYMENT`              |
 //! | an environment's deployments, newest first | GSI `gsi1`: `gsi1pk = DEPLOYMENTS#<environment>`, `gsi1sk = <inverted time>#<id>` |
 //! | all deployments, newest first        | GSI `gsi2`: `gsi2pk = DEPLOYMENTS`, `gsi2sk = <inverted time>#<id>` |
+//! | get a service / list services        | `pk = SERVICE#<name>`, `sk = #SERVICE`; GSI `gsi1`: `gsi1pk = SERVICES` |
+//! | a service's instances                | Query `pk = SERVICE#<service>`, `begins_with(sk, INSTANCE#)` |
+//! | instances in an environment          | GSI `gsi1`: `gsi1pk = INSTANCES#ENVIRONMENT#<environment>` |
 //!
 //! Every item carries `rev`; writes go through TransactWriteItems with `attribute_not_exists(pk)`
 //! for creates and `rev = :expected` for replaces and deletes, so no update is ever lost.
@@ -820,6 +823,24 @@ impl EnvironmentStore for DynamoStore {
             Some(item) => Ok(Some(from_item::<Keyed<ServiceInstance>>(item)?.record)),
             None => Ok(None),
         }
+    }
+
+    async fn instances_in(
+        &self,
+        environment: &ResourceName,
+        limit: u32,
+    ) -> Result<Vec<ServiceInstance>, StoreError> {
+        let page = self
+            .query_index::<ServiceInstance>(
+                GSI1,
+                format!("INSTANCES#ENVIRONMENT#{environment}"),
+                PageRequest {
+                    limit: Some(limit),
+                    cursor: None,
+                },
+            )
+            .await?;
+        Ok(page.items)
     }
 
     async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {

@@ -316,6 +316,21 @@ impl EnvironmentStore for MemoryStore {
             .collect())
     }
 
+    async fn instances_in(
+        &self,
+        environment: &ResourceName,
+        limit: u32,
+    ) -> Result<Vec<ServiceInstance>, StoreError> {
+        Ok(self
+            .lock()
+            .instances
+            .values()
+            .filter(|i| &i.environment == environment)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+
     async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
         let mut tables = self.lock();
         for write in &change.services {

@@ -560,6 +560,17 @@ impl Environments {
             }
             _ => {}
         }
+        let instances = d.store.instances_in(name, 5).await?;
+        if !instances.is_empty() {
+            let names: Vec<String> = instances
+                .iter()
+                .map(|i| format!("{}/{}", i.service, i.name))
+                .collect();
+            return Err(Error::conflict(format!(
+                "environment {name} still runs service instances ({}); delete them first",
+                names.join(", ")
+            )));
+        }
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
         let mut next = current.clone();

@@ -251,6 +251,12 @@ pub trait EnvironmentStore: Send + Sync {
     ) -> Result<Option<ServiceInstance>, StoreError>;
     /// All instances of a service, by name (a service has at most its quota of them).
     async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError>;
+    /// Instances that run in an environment (up to `limit`).
+    async fn instances_in(
+        &self,
+        environment: &ResourceName,
+        limit: u32,
+    ) -> Result<Vec<ServiceInstance>, StoreError>;
     async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError>;
 }
 
