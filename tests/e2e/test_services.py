@@ -94,9 +94,23 @@ def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(
     assert caught.value.response["Error"]["Code"] == "ConflictException"
     assert f"{service}/{service}-prod" in caught.value.response["Error"]["Message"]
 
+    deleting = platform.cli_json("proton", "delete-service", "--name", service)["service"]
+    assert deleting["status"] == "DELETE_IN_PROGRESS"
+    platform.cli("proton", "wait", "service-deleted", "--name", service)
+    for stack in (f"paved-instance-{service}-{service}-prod", f"paved-pipeline-{service}"):
+        with pytest.raises(ClientError):
+            cfn.describe_stacks(StackName=stack)
+    # Nothing runs on the template version any more, and the environment can go.
+    proton.delete_service_template_version(templateName=template, majorVersion="1", minorVersion="0")
+    assert proton.delete_environment(name=env)["environment"]["deploymentStatus"] == "DELETE_IN_PROGRESS"
 
-def test_a_service_in_an_incompatible_environment_is_refused_and_writes_nothing(platform, proton, fargate_env):
-    env_template, env = fargate_env
+
+def test_a_service_in_an_incompatible_environment_is_refused_and_writes_nothing(platform, proton):
+    env_template, env = unique("fargate-env"), unique("prod")
+    publish(proton, platform, "environment", env_template, SAMPLES / "environment-templates/vpc-env/v1")
+    proton.create_environment(name=env, templateName=env_template, templateMajorVersion="1", protonServiceRoleArn=ROLE,
+                              spec=(SAMPLES / "environment-templates/vpc-env/spec/spec.yaml").read_text())
+    platform.cli("proton", "wait", "environment-deployed", "--name", env)
     other = unique("other-env")
     publish(proton, platform, "environment", other, SAMPLES / "environment-templates/vpc-env/v1")
     template, service = unique("svc"), unique("api")

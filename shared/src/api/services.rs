@@ -58,6 +58,10 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 let new: NewService = parse(body)?;
                 json!({ "service": service_json(app, &services.create(new).await?, false) })
             }
+            "DeleteService" => {
+                let ByName { name } = parse(body)?;
+                json!({ "service": service_json(app, &services.delete(&name).await?, false) })
+            }
             "GetService" => {
                 let ByName { name } = parse(body)?;
                 json!({ "service": service_json(app, &services.get(&name).await?, false) })

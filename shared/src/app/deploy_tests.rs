@@ -23,6 +23,8 @@ const SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_
 const TEMPLATE: &str = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: '{{ environment.inputs.cidr }}'\nOutputs:\n  VpcCidr:\n    Value: '{{ environment.inputs.cidr }}'\n";
 
 struct World {
+    deployer: Deployer,
+    bundles: Arc<MemoryBundleStore>,
     catalog: Catalog,
     environments: Environments,
     engine: Engine,
@@ -68,8 +70,10 @@ impl World {
             pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
             instance_quota: 20,
         };
-        let catalog = Catalog::new(store.clone(), bundles);
+        let catalog = Catalog::new(store.clone(), bundles.clone());
         let world = Self {
+            deployer: deployer.clone(),
+            bundles,
             catalog,
             environments: Environments::new(deployer.clone()),
             engine: Engine::new(deployer),
@@ -883,4 +887,214 @@ async fn a_step_that_timed_out_is_recorded_with_what_happened() {
         env.deployed.deployment_status_message.as_deref(),
         Some("a deployment step timed out: Task timed out after 120.00 seconds")
     );
+}
+
+mod services {
+    use super::*;
+    use crate::app::services::{NewService, Services};
+    use crate::domain::service::ServiceStatus;
+    use crate::domain::template::CompatibleEnvironmentTemplate;
+
+    const SVC_SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  service_input_type: Svc\n  pipeline_input_type: Pipe\n  types:\n    Svc:\n      type: object\n      properties:\n        port:\n          type: number\n          default: 80\n    Pipe:\n      type: object\n      properties:\n        dockerfile:\n          type: string\n          default: Dockerfile\n";
+    const INSTANCE: &str = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: '{{ service.name }}-{{ service_instance.name }}-{{ environment.outputs.VpcCidr }}'\nOutputs:\n  Port:\n    Value: '{{ service_instance.inputs.port }}'\n";
+    const PIPELINE: &str = "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n    Properties:\n      Tags:\n{% for i in service_instances %}        - Key: '{{ i.name }}'\n          Value: '{{ i.outputs.Port }}'\n{% endfor %}";
+
+    async fn world_with_service_template(w: &World) -> Services {
+        let file = tar::EntryType::Regular;
+        let archive = pack(&[
+            ("schema/schema.yaml", SVC_SCHEMA.as_bytes(), file),
+            (
+                "instance_infrastructure/manifest.yaml",
+                MANIFEST.as_bytes(),
+                file,
+            ),
+            (
+                "instance_infrastructure/cloudformation.yaml",
+                INSTANCE.as_bytes(),
+                file,
+            ),
+            (
+                "pipeline_infrastructure/manifest.yaml",
+                MANIFEST.as_bytes(),
+                file,
+            ),
+            (
+                "pipeline_infrastructure/cloudformation.yaml",
+                PIPELINE.as_bytes(),
+                file,
+            ),
+        ]);
+        w.bundles.put("src", "svc.tar.gz", archive);
+        w.catalog
+            .create_template(
+                TemplateKind::Service,
+                NewTemplate {
+                    name: name("web"),
+                    display_name: None,
+                    description: None,
+                    encryption_key: None,
+                    provisioning: None,
+                    tags: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        w.catalog
+            .create_version(
+                TemplateKind::Service,
+                NewVersion {
+                    client_token: None,
+                    template_name: name("web"),
+                    description: None,
+                    major_version: None,
+                    source: VersionSource {
+                        s3: Some(S3Source {
+                            bucket: S3Bucket::parse("src").unwrap(),
+                            key: S3Key::parse("svc.tar.gz").unwrap(),
+                        }),
+                    },
+                    tags: vec![],
+                    compatible_environment_templates: Some(vec![CompatibleEnvironmentTemplate {
+                        template_name: name("vpc"),
+                        major_version: VersionPart(1),
+                    }]),
+                    supported_component_sources: None,
+                },
+            )
+            .await
+            .unwrap();
+        w.catalog
+            .update_version(
+                TemplateKind::Service,
+                VersionChange {
+                    template_name: name("web"),
+                    major_version: VersionPart(1),
+                    minor_version: VersionPart(0),
+                    description: None,
+                    status: Some(VersionStatus::Published),
+                    compatible_environment_templates: None,
+                    supported_component_sources: None,
+                },
+            )
+            .await
+            .unwrap();
+        Services::new(w.deployer.clone())
+    }
+
+    fn new_service(instances: &[&str]) -> NewService {
+        let lines: String = instances
+            .iter()
+            .map(|i| format!("  - {{name: {i}, environment: dev}}\n"))
+            .collect();
+        NewService {
+            name: name("api"),
+            template_name: name("web"),
+            template_major_version: VersionPart(1),
+            template_minor_version: None,
+            spec: format!("proton: ServiceSpec\npipeline: {{}}\ninstances:\n{lines}"),
+            description: None,
+            repository_connection_arn: Some(
+                "arn:aws:codestar-connections:us-east-1:123456789012:connection/x".into(),
+            ),
+            repository_id: Some("acme/api".into()),
+            branch_name: Some("main".into()),
+        }
+    }
+
+    #[tokio::test]
+    async fn instances_deploy_with_environment_outputs_then_the_pipeline_with_theirs() {
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_service_template(&w).await;
+        let service = services.create(new_service(&["a", "b"])).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::CreateInProgress);
+        let started: Vec<String> = w
+            .workflows
+            .started
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(1)
+            .map(|(_, id)| id.clone())
+            .collect();
+        assert_eq!(started.len(), 2, "one deployment per instance");
+        for id in &started {
+            w.run_deploy(id).await;
+        }
+        let queue = w.stacks.template_of("paved-instance-api-a").unwrap();
+        assert!(queue.contains("QueueName: 'api-a-10.1.0.0/16'"), "{queue}");
+        let pipeline_id = w.last_started();
+        assert!(
+            !started.contains(&pipeline_id),
+            "the pipeline starts once the instances are deployed"
+        );
+        w.run_deploy(&pipeline_id).await;
+        let pipeline = w.stacks.template_of("paved-pipeline-api").unwrap();
+        assert!(
+            pipeline.contains("- Key: 'a'\n          Value: '80'"),
+            "{pipeline}"
+        );
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::Active);
+        assert_eq!(
+            service.pipeline.unwrap().deployment_status,
+            DeploymentStatus::Succeeded
+        );
+    }
+
+    #[tokio::test]
+    async fn a_failed_instance_fails_the_service_with_its_reason_and_no_pipeline_runs() {
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_service_template(&w).await;
+        services.create(new_service(&["a"])).await.unwrap();
+        w.stacks
+            .create_errors
+            .lock()
+            .unwrap()
+            .push_back(CloudError::Rejected("Queue name too long".into()));
+        let id = w.last_started();
+        w.run_deploy(&id).await;
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::CreateFailed);
+        assert!(
+            service
+                .status_message
+                .unwrap()
+                .contains("instance a failed: Queue name too long")
+        );
+        assert_eq!(w.last_started(), id, "no pipeline deployment started");
+    }
+
+    #[tokio::test]
+    async fn bad_service_requests_write_nothing() {
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_service_template(&w).await;
+        let mut no_repo = new_service(&["a"]);
+        no_repo.repository_id = None;
+        assert!(
+            matches!(services.create(no_repo).await, Err(Error::Validation(ref m)) if m.starts_with("repositoryId is required"))
+        );
+        let mut elsewhere = new_service(&["a"]);
+        elsewhere.spec = elsewhere
+            .spec
+            .replace("environment: dev", "environment: prod");
+        assert!(
+            matches!(services.create(elsewhere).await, Err(Error::Validation(ref m)) if m.contains("prod does not exist"))
+        );
+        let many: Vec<String> = (0..21).map(|i| format!("i{i}")).collect();
+        let names: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert!(matches!(
+            services.create(new_service(&names)).await,
+            Err(Error::QuotaExceeded(_))
+        ));
+        assert!(matches!(
+            services.get(&name("api")).await,
+            Err(Error::NotFound(_))
+        ));
+    }
 }

@@ -12,8 +12,8 @@ use crate::domain::environment::{Deployment, DeploymentStatus, Operation, Target
 use crate::domain::error::chain;
 use crate::domain::names::Timestamp;
 use crate::ports::{
-    ChangeSetState, CloudError, DeploymentWrite, EnvironmentChange, EnvironmentWrite, StackState,
-    StoreError, VersionUsage,
+    ChangeSetState, CloudError, DeploymentWrite, EnvironmentChange, EnvironmentWrite,
+    InstanceWrite, StackState, StoreError, VersionUsage,
 };
 
 /// A task's failure, named so that the state machines' Retry and Catch can match it.
@@ -421,8 +421,7 @@ impl Engine {
         if !deployment.status.is_active() {
             return Ok(());
         }
-        let Some(Loaded::Environment(environment)) = Loaded::load(&self.d, &deployment).await?
-        else {
+        let Some(target) = Loaded::load(&self.d, &deployment).await? else {
             return Ok(());
         };
         let now = Timestamp::now();
@@ -431,34 +430,49 @@ impl Engine {
         done.completed_at = Some(now);
         done.last_modified_at = now;
         done.rev = deployment.rev + 1;
-        let state = &environment.deployed.state;
-        let usage = match self.d.version(&state.template_name, state.version()).await {
+        let state = &target.deployed().state;
+        let usage = match self
+            .d
+            .version_of(
+                target.template_kind(),
+                &state.template_name,
+                state.version(),
+            )
+            .await
+        {
             Ok(version) => vec![VersionUsage { version, delta: -1 }],
             Err(_) => vec![],
         };
-        self.d
-            .store
-            .change(EnvironmentChange {
+        let mut gone = target.clone();
+        gone.deployed_mut().deployment_status = DeploymentStatus::DeleteComplete;
+        let mut change = match &target {
+            Loaded::Environment(environment) => EnvironmentChange {
                 environments: vec![EnvironmentWrite::Delete {
                     name: environment.name.clone(),
                     expected_rev: environment.rev,
                 }],
-                deployments: vec![DeploymentWrite::Replace {
-                    deployment: done,
-                    expected_rev: deployment.rev,
-                }],
-                usage,
                 ..Default::default()
-            })
-            .await?;
-        let mut gone = environment.clone();
-        gone.deployed.deployment_status = DeploymentStatus::DeleteComplete;
-        self.announce(
-            &Loaded::Environment(gone),
-            environment.deployed.deployment_status,
-        )
-        .await;
-        Ok(())
+            },
+            Loaded::Instance { instance, .. } => EnvironmentChange {
+                instances: vec![InstanceWrite::Delete {
+                    service: instance.service.clone(),
+                    name: instance.name.clone(),
+                    expected_rev: instance.rev,
+                }],
+                ..Default::default()
+            },
+            // The pipeline's record stays on its service, DELETE_COMPLETE, until the service goes.
+            Loaded::Pipeline { .. } => gone.replace(&target),
+        };
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done,
+            expected_rev: deployment.rev,
+        });
+        change.usage = usage;
+        self.d.store.change(change).await?;
+        self.announce(&gone, target.deployed().deployment_status)
+            .await;
+        self.settle_service(&deployment).await
     }
 }
 

@@ -345,6 +345,131 @@ impl Services {
         self.get(&new.name).await
     }
 
+    /// Deletes a service: its instances' and its pipeline's stacks, then the service.
+    #[tracing::instrument(skip_all, fields(service = %name))]
+    pub async fn delete(&self, name: &ResourceName) -> Result<Service> {
+        let d = &self.d;
+        let service = self.get(name).await?;
+        if service.status == ServiceStatus::DeleteInProgress {
+            return Ok(service);
+        }
+        let instances = d.store.instances(name).await?;
+        let busy = instances
+            .iter()
+            .map(|i| &i.deployed)
+            .chain(service.pipeline.iter())
+            .any(|deployed| {
+                deployed.deployment_status.is_active()
+                    && deployed.last_attempted_deployment_id.is_some()
+            });
+        if busy || service.status == ServiceStatus::CreateInProgress {
+            return Err(Error::conflict(format!(
+                "service {name} has deployments in progress; wait for them to end, then delete it"
+            )));
+        }
+        let now = Timestamp::now();
+        let mut change = EnvironmentChange::default();
+        let mut started = Vec::new();
+        for instance in &instances {
+            let id = uuid::Uuid::new_v4().to_string();
+            let mut next = instance.clone();
+            next.deployed.deployment_status = DeploymentStatus::DeleteInProgress;
+            next.deployed.deployment_status_message = None;
+            next.deployed.last_deployment_attempted_at = now;
+            next.deployed.last_attempted_deployment_id = Some(id.clone());
+            next.rev = instance.rev + 1;
+            let target = Target::ServiceInstance {
+                service: name.clone(),
+                instance: instance.name.clone(),
+            };
+            let mut record = deployment(
+                &id,
+                &instance.environment,
+                target,
+                instance.deployed.state.clone(),
+                instance.created_at,
+                now,
+            );
+            record.operation = Operation::Delete;
+            record.status = DeploymentStatus::DeleteInProgress;
+            record.initial_state = Some(instance.deployed.state.clone());
+            change.instances.push(InstanceWrite::Replace {
+                instance: next,
+                expected_rev: instance.rev,
+            });
+            change.deployments.push(DeploymentWrite::Create(record));
+            started.push(id);
+        }
+        let mut next = service.clone();
+        next.status = ServiceStatus::DeleteInProgress;
+        next.status_message = None;
+        next.last_modified_at = now;
+        next.rev = service.rev + 1;
+        if let Some(pipeline) = &service.pipeline {
+            let mut deleting = pipeline.clone();
+            if pipeline.last_attempted_deployment_id.is_some() {
+                let id = uuid::Uuid::new_v4().to_string();
+                let environment = instances
+                    .first()
+                    .map(|i| i.environment.clone())
+                    .unwrap_or_else(|| name.clone());
+                let mut record = deployment(
+                    &id,
+                    &environment,
+                    Target::ServicePipeline {
+                        service: name.clone(),
+                    },
+                    pipeline.state.clone(),
+                    service.created_at,
+                    now,
+                );
+                record.operation = Operation::Delete;
+                record.status = DeploymentStatus::DeleteInProgress;
+                record.initial_state = Some(pipeline.state.clone());
+                deleting.deployment_status = DeploymentStatus::DeleteInProgress;
+                deleting.last_attempted_deployment_id = Some(id.clone());
+                change.deployments.push(DeploymentWrite::Create(record));
+                started.push(id);
+            } else {
+                // Never deployed: nothing to remove.
+                deleting.deployment_status = DeploymentStatus::DeleteComplete;
+            }
+            next.pipeline = Some(deleting);
+        }
+        change.services.push(ServiceWrite::Replace {
+            service: next.clone(),
+            expected_rev: service.rev,
+        });
+        d.store.change(change).await?;
+        let engine = Engine::new(d.clone());
+        for id in &started {
+            if let Err(error) = d
+                .workflows
+                .start(
+                    Workflow::Delete,
+                    id,
+                    serde_json::json!({ "deploymentId": id }),
+                )
+                .await
+            {
+                tracing::error!(deployment = %id, error = %error, "workflow not started");
+                if let Err(error) = engine
+                    .fail(
+                        id,
+                        "paved could not start the deletion workflow; retry the request",
+                    )
+                    .await
+                {
+                    tracing::error!(deployment = %id, error = %error, "failure not recorded");
+                }
+            }
+        }
+        if started.is_empty() {
+            settle(d, name).await?;
+        }
+        Ok(next)
+    }
+
     pub async fn get(&self, name: &ResourceName) -> Result<Service> {
         self.d
             .store
@@ -382,6 +507,9 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
     let Some(service) = d.store.service(name).await? else {
         return Ok(());
     };
+    if service.status == ServiceStatus::DeleteInProgress {
+        return settle_deletion(d, service).await;
+    }
     if service.status != ServiceStatus::CreateInProgress {
         return Ok(());
     }
@@ -481,5 +609,67 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
         .await
         .map_err(|e| Error::conflict(e.to_string()))?;
     }
+    Ok(())
+}
+
+/// A service being deleted goes once its instances and pipeline are gone, or becomes
+/// DELETE_FAILED with the reason of the first that could not be deleted.
+async fn settle_deletion(d: &Deployer, service: Service) -> Result<()> {
+    let instances = d.store.instances(&service.name).await?;
+    let failed_instance = instances
+        .iter()
+        .find(|i| i.deployed.deployment_status == DeploymentStatus::DeleteFailed);
+    let pipeline_failed = service
+        .pipeline
+        .as_ref()
+        .filter(|p| p.deployment_status == DeploymentStatus::DeleteFailed);
+    let reason = match (failed_instance, pipeline_failed) {
+        (Some(instance), _) => Some(format!(
+            "instance {} could not be deleted: {}",
+            instance.name,
+            instance
+                .deployed
+                .deployment_status_message
+                .as_deref()
+                .unwrap_or("no reason recorded")
+        )),
+        (None, Some(pipeline)) => Some(format!(
+            "the pipeline could not be deleted: {}",
+            pipeline
+                .deployment_status_message
+                .as_deref()
+                .unwrap_or("no reason recorded")
+        )),
+        (None, None) => None,
+    };
+    let pipeline_gone = service
+        .pipeline
+        .as_ref()
+        .is_none_or(|p| p.deployment_status == DeploymentStatus::DeleteComplete);
+    let change = match reason {
+        Some(reason) => {
+            let mut next = service.clone();
+            next.status = ServiceStatus::DeleteFailed;
+            next.status_message = Some(reason);
+            next.last_modified_at = Timestamp::now();
+            next.rev = service.rev + 1;
+            EnvironmentChange {
+                services: vec![ServiceWrite::Replace {
+                    service: next,
+                    expected_rev: service.rev,
+                }],
+                ..Default::default()
+            }
+        }
+        None if instances.is_empty() && pipeline_gone => EnvironmentChange {
+            services: vec![ServiceWrite::Delete {
+                name: service.name.clone(),
+                expected_rev: service.rev,
+            }],
+            ..Default::default()
+        },
+        None => return Ok(()),
+    };
+    d.store.change(change).await?;
     Ok(())
 }
