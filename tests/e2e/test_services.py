@@ -88,6 +88,15 @@ def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(
     deployments = proton.list_deployments(environmentName=env)["deployments"]
     assert {d["targetResourceType"] for d in deployments} >= {"ENVIRONMENT", "SERVICE_INSTANCE", "SERVICE_PIPELINE"}
 
+    # An instance is redeployed with a new spec by the stock CLI.
+    new_spec = service_spec([(f"{service}-prod", env)]).replace("port: 80", "port: 8080")
+    updated = platform.cli_json("proton", "update-service-instance", "--name", f"{service}-prod", "--service-name", service,
+                                "--deployment-type", "CURRENT_VERSION", "--spec", new_spec)["serviceInstance"]
+    assert updated["deploymentStatus"] == "IN_PROGRESS"
+    platform.cli("proton", "wait", "service-instance-deployed", "--name", f"{service}-prod", "--service-name", service)
+    instance_template = cfn.get_template(StackName=f"paved-instance-{service}-{service}-prod")["TemplateBody"]
+    assert "8080" in instance_template
+
     # An environment that runs instances cannot be deleted from under them.
     with pytest.raises(ClientError) as caught:
         proton.delete_environment(name=env)

@@ -72,6 +72,15 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 let items: Vec<Value> = listed.items.iter().map(|s| service_json(app, s, true)).collect();
                 compact(json!({ "services": items, "nextToken": next_token(listed.cursor) }))
             }
+            "UpdateServiceInstance" => {
+                let update: crate::app::services::InstanceUpdate = parse(body)?;
+                json!({ "serviceInstance": instance_json(app, &services.update_instance(update).await?, false) })
+            }
+            "CancelServiceInstanceDeployment" => {
+                let InstanceRef { service_name, service_instance_name } = parse(body)?;
+                let instance = services.cancel_instance(&service_name, &service_instance_name).await?;
+                json!({ "serviceInstance": instance_json(app, &instance, false) })
+            }
             "GetServiceInstance" => {
                 let InstanceKey { name, service_name } = parse(body)?;
                 json!({ "serviceInstance": instance_json(app, &services.instance(&service_name, &name).await?, false) })

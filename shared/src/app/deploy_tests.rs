@@ -1097,4 +1097,53 @@ mod services {
             Err(Error::NotFound(_))
         ));
     }
+
+    #[tokio::test]
+    async fn an_instance_is_redeployed_with_a_new_spec_one_deployment_at_a_time() {
+        use crate::app::services::InstanceUpdate;
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_service_template(&w).await;
+        services.create(new_service(&["a"])).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        w.run_deploy(&w.last_started()).await;
+        let update = |spec: Option<&str>| InstanceUpdate {
+            name: name("a"),
+            service_name: name("api"),
+            deployment_type: DeploymentType::CurrentVersion,
+            spec: spec.map(str::to_string),
+            template_major_version: None,
+            template_minor_version: None,
+        };
+        let spec = "proton: ServiceSpec\ninstances:\n  - {name: a, environment: dev, spec: {port: 8080}}\n";
+        let updated = services.update_instance(update(Some(spec))).await.unwrap();
+        assert_eq!(
+            updated.deployed.deployment_status,
+            DeploymentStatus::InProgress
+        );
+        let err = services.update_instance(update(None)).await.unwrap_err();
+        assert!(matches!(err, Error::Conflict(_)), "{err:?}");
+        w.run_deploy(&w.last_started()).await;
+        let instance = services.instance(&name("api"), &name("a")).await.unwrap();
+        assert_eq!(
+            instance.deployed.deployment_status,
+            DeploymentStatus::Succeeded
+        );
+        assert_eq!(instance.deployed.outputs[0].value, "8080");
+        let err = services
+            .cancel_instance(&name("api"), &name("a"))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{err:?}");
+        let wrong = "proton: ServiceSpec\ninstances:\n  - {name: other, environment: dev}\n";
+        let err = services
+            .update_instance(update(Some(wrong)))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::Validation(ref m) if m.contains("no entry")),
+            "{err:?}"
+        );
+    }
 }

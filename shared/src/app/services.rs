@@ -10,7 +10,8 @@ use super::environments::Deployer;
 use super::targets::Loaded;
 use crate::domain::bundle::BundleLayout;
 use crate::domain::environment::{
-    Deployed, DeployedState, Deployment, DeploymentStatus, Operation, Target,
+    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Operation, Target,
+    target_version,
 };
 use crate::domain::names::{Description, ResourceName, Timestamp, VersionPart};
 use crate::domain::schema::InputRole;
@@ -18,13 +19,24 @@ use crate::domain::service::{
     EnvironmentFacts, Repository, Service, ServiceInstance, ServiceStatus, TemplateOffer,
     check_new_service,
 };
-use crate::domain::spec::{Inputs, Spec, resolve_inputs};
+use crate::domain::spec::{Inputs, Spec, keep_current_values, resolve_inputs};
 use crate::domain::template::{TemplateKind, VersionNumber, VersionStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
     DeploymentWrite, EnvironmentChange, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
     VersionUsage, Workflow,
 };
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceUpdate {
+    pub name: ResourceName,
+    pub service_name: ResourceName,
+    pub deployment_type: DeploymentType,
+    pub spec: Option<String>,
+    pub template_major_version: Option<VersionPart>,
+    pub template_minor_version: Option<VersionPart>,
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -467,6 +479,212 @@ impl Services {
         if started.is_empty() {
             settle(d, name).await?;
         }
+        Ok(next)
+    }
+
+    /// Redeploys one instance: its spec (`${Proton::CURRENT_VAL}` keeps a value) or another
+    /// version of the service template, by Proton's `deploymentType` rules.
+    #[tracing::instrument(skip_all, fields(service = %update.service_name, instance = %update.name))]
+    pub async fn update_instance(&self, update: InstanceUpdate) -> Result<ServiceInstance> {
+        let d = &self.d;
+        let service = self.get(&update.service_name).await?;
+        let current = self.instance(&update.service_name, &update.name).await?;
+        if current.deployed.deployment_status.is_active()
+            || service.status == ServiceStatus::DeleteInProgress
+        {
+            return Err(Error::conflict(format!(
+                "service instance {} has a deployment in progress; wait for it or cancel it",
+                update.name
+            )));
+        }
+        if update.deployment_type == DeploymentType::None {
+            return Ok(current);
+        }
+        let template = d
+            .catalog
+            .template(TemplateKind::Service, &service.template_name)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "service template {} no longer exists",
+                    service.template_name
+                ))
+            })?;
+        let number = target_version(
+            current.deployed.state.version(),
+            update.deployment_type,
+            update.template_major_version.map(|v| v.0),
+            update.template_minor_version.map(|v| v.0),
+            &template.versions,
+        )
+        .map_err(Error::Validation)?;
+        let version = d
+            .version_of(TemplateKind::Service, &service.template_name, number)
+            .await?;
+        let (spec_text, given) = match &update.spec {
+            None => (
+                current.deployed.state.spec.clone(),
+                current.deployed.state.inputs.clone(),
+            ),
+            Some(text) => {
+                let Spec::Service { instances, .. } =
+                    Spec::parse(text).map_err(Error::Validation)?
+                else {
+                    return Err(Error::validation(
+                        "spec: a service instance takes `proton: ServiceSpec`",
+                    ));
+                };
+                let entry = instances
+                    .into_iter()
+                    .find(|i| i.name == update.name)
+                    .ok_or_else(|| {
+                        Error::validation(format!(
+                            "spec: no entry in instances names {}",
+                            update.name
+                        ))
+                    })?;
+                let inputs =
+                    keep_current_values(&entry.inputs, &current.deployed.state.inputs, "spec")
+                        .map_err(Error::Validation)?;
+                (text.clone(), inputs)
+            }
+        };
+        let schema = BundleLayout::Service {
+            pipeline: version.has_pipeline,
+        }
+        .parse_schema(&version.schema)
+        .map_err(Error::Validation)?;
+        let at = format!("instances ({}).spec", update.name);
+        let inputs = resolve_inputs(schema.input(InputRole::Service), &given, &at)
+            .map_err(Error::Validation)?;
+        let state = DeployedState {
+            template_name: service.template_name.clone(),
+            major: number.major,
+            minor: number.minor,
+            spec: spec_text,
+            inputs,
+        };
+        let now = Timestamp::now();
+        let id = uuid::Uuid::new_v4().to_string();
+        let target = Target::ServiceInstance {
+            service: service.name.clone(),
+            instance: update.name.clone(),
+        };
+        let mut record = deployment(
+            &id,
+            &current.environment,
+            target,
+            state.clone(),
+            current.created_at,
+            now,
+        );
+        record.initial_state = Some(current.deployed.state.clone());
+        record.previous_succeeded_id = current.deployed.last_succeeded_deployment_id.clone();
+        let mut next = current.clone();
+        next.deployed.state = state;
+        next.deployed.deployment_status = DeploymentStatus::InProgress;
+        next.deployed.deployment_status_message = None;
+        next.deployed.last_deployment_attempted_at = now;
+        next.deployed.last_attempted_deployment_id = Some(id.clone());
+        next.rev = current.rev + 1;
+        Loaded::Instance {
+            service: service.clone(),
+            instance: next.clone(),
+        }
+        .render(d, &record)
+        .await?;
+        let mut change = EnvironmentChange {
+            instances: vec![InstanceWrite::Replace {
+                instance: next.clone(),
+                expected_rev: current.rev,
+            }],
+            deployments: vec![DeploymentWrite::Create(record)],
+            ..Default::default()
+        };
+        if number != current.deployed.state.version() {
+            let old = d
+                .version_of(
+                    TemplateKind::Service,
+                    &service.template_name,
+                    current.deployed.state.version(),
+                )
+                .await?;
+            change.usage.push(VersionUsage { version, delta: 1 });
+            change.usage.push(VersionUsage {
+                version: old,
+                delta: -1,
+            });
+        }
+        d.store.change(change).await?;
+        if let Err(error) = d
+            .workflows
+            .start(
+                Workflow::Deploy,
+                &id,
+                serde_json::json!({ "deploymentId": id }),
+            )
+            .await
+        {
+            tracing::error!(deployment = %id, error = %error, "workflow not started");
+            Engine::new(d.clone())
+                .fail(
+                    &id,
+                    "paved could not start the deployment workflow; retry the request",
+                )
+                .await
+                .map_err(|e| Error::conflict(e.to_string()))?;
+            return self.instance(&update.service_name, &update.name).await;
+        }
+        Ok(next)
+    }
+
+    /// Asks a running instance deployment to stop (see the environment's cancel for what that means).
+    pub async fn cancel_instance(
+        &self,
+        service: &ResourceName,
+        name: &ResourceName,
+    ) -> Result<ServiceInstance> {
+        let d = &self.d;
+        let current = self.instance(service, name).await?;
+        if current.deployed.deployment_status == DeploymentStatus::Cancelling {
+            return Ok(current);
+        }
+        if current.deployed.deployment_status != DeploymentStatus::InProgress {
+            return Err(Error::validation(format!(
+                "service instance {name} has no deployment in progress to cancel"
+            )));
+        }
+        let id = current
+            .deployed
+            .last_attempted_deployment_id
+            .clone()
+            .unwrap_or_default();
+        let running = d
+            .store
+            .deployment(&id)
+            .await?
+            .ok_or_else(|| Error::not_found(format!("deployment {id} does not exist")))?;
+        let mut cancelled = running.clone();
+        cancelled.cancel_requested = true;
+        cancelled.status = DeploymentStatus::Cancelling;
+        cancelled.last_modified_at = Timestamp::now();
+        cancelled.rev = running.rev + 1;
+        let mut next = current.clone();
+        next.deployed.deployment_status = DeploymentStatus::Cancelling;
+        next.rev = current.rev + 1;
+        d.store
+            .change(EnvironmentChange {
+                instances: vec![InstanceWrite::Replace {
+                    instance: next.clone(),
+                    expected_rev: current.rev,
+                }],
+                deployments: vec![DeploymentWrite::Replace {
+                    deployment: cancelled,
+                    expected_rev: running.rev,
+                }],
+                ..Default::default()
+            })
+            .await?;
         Ok(next)
     }
 
