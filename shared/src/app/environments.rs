@@ -14,7 +14,9 @@ use crate::domain::names::{Arn, Description, ResourceName, Timestamp, VersionPar
 use crate::domain::render;
 use crate::domain::schema::InputRole;
 use crate::domain::spec::{Spec, keep_current_values, resolve_inputs};
-use crate::domain::template::{TemplateKind, TemplateVersion, VersionNumber, VersionStatus};
+use crate::domain::template::{
+    Template, TemplateKind, TemplateVersion, VersionNumber, VersionStatus,
+};
 use crate::domain::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, DeploymentWrite, EnvironmentChange, EnvironmentStore,
@@ -206,6 +208,54 @@ impl Deployer {
         Ok((state, version))
     }
 
+    /// The template a request names and the version it asks for: `major`, and `minor` or the
+    /// major's recommended (highest published) minor.
+    pub async fn requested_version(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+        major: u64,
+        minor: Option<u64>,
+    ) -> Result<(Template, VersionNumber)> {
+        let template = self.catalog.template(kind, name).await?.ok_or_else(|| {
+            Error::validation(format!(
+                "templateName: {} {name} does not exist",
+                kind.noun()
+            ))
+        })?;
+        let minor = match minor {
+            Some(minor) => minor,
+            None => template.versions.recommended_minor(major).ok_or_else(|| {
+                Error::validation(format!(
+                    "templateMajorVersion: {} {name} has no published minor version in major {major}",
+                    kind.noun()
+                ))
+            })?,
+        };
+        Ok((template, VersionNumber { major, minor }))
+    }
+
+    /// Hands a recorded deployment to its workflow. If that fails, the deployment fails now
+    /// rather than waiting for a workflow that will never run; `false` says so.
+    pub async fn launch(&self, workflow: Workflow, id: &str) -> bool {
+        let input = serde_json::json!({ "deploymentId": id });
+        let Err(error) = self.workflows.start(workflow, id, input).await else {
+            return true;
+        };
+        tracing::error!(deployment = id, error = %error, "workflow not started");
+        // Boxed: recording a failure can settle a service, which can launch its pipeline.
+        let failed = Box::pin(super::engine::Engine::new(self.clone()).fail(
+            id,
+            "paved could not start the deployment workflow; retry the request",
+        ))
+        .await;
+        if let Err(error) = failed {
+            // Left as it is, the next read finds no workflow and records the failure.
+            tracing::error!(deployment = id, error = %error, "failure not recorded");
+        }
+        false
+    }
+
     pub async fn publish(&self, environment: &Environment, previous: Option<DeploymentStatus>) {
         let change = StatusChange {
             resource: "Environment",
@@ -244,27 +294,14 @@ impl Environments {
     #[tracing::instrument(skip_all, fields(environment = %new.name))]
     pub async fn create(&self, new: NewEnvironment) -> Result<Environment> {
         let d = &self.deployer;
-        let template = d
-            .catalog
-            .template(TemplateKind::Environment, &new.template_name)
-            .await?
-            .ok_or_else(|| {
-                Error::validation(format!(
-                    "templateName: environment template {} does not exist",
-                    new.template_name
-                ))
-            })?;
-        let major = new.template_major_version.0;
-        let minor = match new.template_minor_version {
-            Some(minor) => minor.0,
-            None => template.versions.recommended_minor(major).ok_or_else(|| {
-                Error::validation(format!(
-                    "templateMajorVersion: environment template {} has no published minor version in major {major}",
-                    new.template_name
-                ))
-            })?,
-        };
-        let number = VersionNumber { major, minor };
+        let (_, number) = d
+            .requested_version(
+                TemplateKind::Environment,
+                &new.template_name,
+                new.template_major_version.0,
+                new.template_minor_version.map(|m| m.0),
+            )
+            .await?;
         let Some(role) = new.proton_service_role_arn.clone() else {
             return Err(Error::validation(
                 "protonServiceRoleArn is required: paved provisions environments with CloudFormation under that role",
@@ -331,32 +368,16 @@ impl Environments {
         self.start(Workflow::Deploy, environment, &id).await
     }
 
-    /// Hands a recorded deployment to its workflow; if that fails, the deployment fails now
-    /// rather than waiting for a workflow that will never run.
     async fn start(
         &self,
         workflow: Workflow,
         environment: Environment,
         id: &str,
     ) -> Result<Environment> {
-        let input = serde_json::json!({ "deploymentId": id });
-        match self.deployer.workflows.start(workflow, id, input).await {
-            Ok(()) => Ok(environment),
-            Err(error) => {
-                tracing::error!(deployment = id, error = %error, "workflow not started");
-                let engine = super::engine::Engine::new(self.deployer.clone());
-                if let Err(error) = engine
-                    .fail(
-                        id,
-                        "paved could not start the deployment workflow; retry the request",
-                    )
-                    .await
-                {
-                    // Left as it is, the next read finds no workflow and records the failure.
-                    tracing::error!(deployment = id, error = %error, "failure not recorded");
-                }
-                self.load(&environment.name).await
-            }
+        if self.deployer.launch(workflow, id).await {
+            Ok(environment)
+        } else {
+            self.load(&environment.name).await
         }
     }
 

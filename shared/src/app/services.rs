@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use super::engine::Engine;
 use super::environments::Deployer;
 use super::targets::Loaded;
 use crate::domain::bundle::BundleLayout;
@@ -20,7 +19,7 @@ use crate::domain::service::{
     check_new_service,
 };
 use crate::domain::spec::{Inputs, Spec, keep_current_values, resolve_inputs};
-use crate::domain::template::{TemplateKind, VersionNumber, VersionStatus};
+use crate::domain::template::{TemplateKind, VersionStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
     DeploymentWrite, EnvironmentChange, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
@@ -126,27 +125,15 @@ impl Services {
     #[tracing::instrument(skip_all, fields(service = %new.name))]
     pub async fn create(&self, new: NewService) -> Result<Service> {
         let d = &self.d;
-        let template = d
-            .catalog
-            .template(TemplateKind::Service, &new.template_name)
-            .await?
-            .ok_or_else(|| {
-                Error::validation(format!(
-                    "templateName: service template {} does not exist",
-                    new.template_name
-                ))
-            })?;
-        let major = new.template_major_version.0;
-        let minor = match new.template_minor_version {
-            Some(minor) => minor.0,
-            None => template.versions.recommended_minor(major).ok_or_else(|| {
-                Error::validation(format!(
-                    "templateMajorVersion: service template {} has no published minor version in major {major}",
-                    new.template_name
-                ))
-            })?,
-        };
-        let number = VersionNumber { major, minor };
+        let (template, number) = d
+            .requested_version(
+                TemplateKind::Service,
+                &new.template_name,
+                new.template_major_version.0,
+                new.template_minor_version.map(|m| m.0),
+            )
+            .await?;
+        let (major, minor) = (number.major, number.minor);
         let version = d
             .version_of(TemplateKind::Service, &new.template_name, number)
             .await?;
@@ -328,28 +315,8 @@ impl Services {
             }
             Err(other) => return Err(other.into()),
         }
-        let engine = Engine::new(d.clone());
         for id in &started {
-            if let Err(error) = d
-                .workflows
-                .start(
-                    Workflow::Deploy,
-                    id,
-                    serde_json::json!({ "deploymentId": id }),
-                )
-                .await
-            {
-                tracing::error!(deployment = %id, error = %error, "workflow not started");
-                if let Err(error) = engine
-                    .fail(
-                        id,
-                        "paved could not start the deployment workflow; retry the request",
-                    )
-                    .await
-                {
-                    tracing::error!(deployment = %id, error = %error, "failure not recorded");
-                }
-            }
+            d.launch(Workflow::Deploy, id).await;
         }
         if started.is_empty() {
             settle(d, &new.name).await?;
@@ -453,28 +420,8 @@ impl Services {
             expected_rev: service.rev,
         });
         d.store.change(change).await?;
-        let engine = Engine::new(d.clone());
         for id in &started {
-            if let Err(error) = d
-                .workflows
-                .start(
-                    Workflow::Delete,
-                    id,
-                    serde_json::json!({ "deploymentId": id }),
-                )
-                .await
-            {
-                tracing::error!(deployment = %id, error = %error, "workflow not started");
-                if let Err(error) = engine
-                    .fail(
-                        id,
-                        "paved could not start the deletion workflow; retry the request",
-                    )
-                    .await
-                {
-                    tracing::error!(deployment = %id, error = %error, "failure not recorded");
-                }
-            }
+            d.launch(Workflow::Delete, id).await;
         }
         if started.is_empty() {
             settle(d, name).await?;
@@ -616,23 +563,7 @@ impl Services {
             });
         }
         d.store.change(change).await?;
-        if let Err(error) = d
-            .workflows
-            .start(
-                Workflow::Deploy,
-                &id,
-                serde_json::json!({ "deploymentId": id }),
-            )
-            .await
-        {
-            tracing::error!(deployment = %id, error = %error, "workflow not started");
-            Engine::new(d.clone())
-                .fail(
-                    &id,
-                    "paved could not start the deployment workflow; retry the request",
-                )
-                .await
-                .map_err(|e| Error::conflict(e.to_string()))?;
+        if !d.launch(Workflow::Deploy, &id).await {
             return self.instance(&update.service_name, &update.name).await;
         }
         Ok(next)
@@ -808,24 +739,9 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
         expected_rev: service.rev,
     });
     d.store.change(change).await?;
-    if let Some(id) = start
-        && let Err(error) = d
-            .workflows
-            .start(
-                Workflow::Deploy,
-                &id,
-                serde_json::json!({ "deploymentId": id }),
-            )
-            .await
-    {
-        tracing::error!(deployment = %id, error = %error, "pipeline workflow not started");
-        // Boxed: recording the failure settles the service again.
-        Box::pin(Engine::new(d.clone()).fail(
-            &id,
-            "paved could not start the pipeline's deployment workflow",
-        ))
-        .await
-        .map_err(|e| Error::conflict(e.to_string()))?;
+    if let Some(id) = start {
+        // Boxed: launching can record a failure, which settles the service again.
+        Box::pin(d.launch(Workflow::Deploy, &id)).await;
     }
     Ok(())
 }
