@@ -87,6 +87,13 @@ def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(
 
     deployments = proton.list_deployments(environmentName=env)["deployments"]
     assert {d["targetResourceType"] for d in deployments} >= {"ENVIRONMENT", "SERVICE_INSTANCE", "SERVICE_PIPELINE"}
+    mine = proton.list_deployments(serviceName=service)["deployments"]
+    assert sorted(d["targetResourceType"] for d in mine) == ["SERVICE_INSTANCE", "SERVICE_PIPELINE"]
+    instance_deployment = next(d for d in mine if d["targetResourceType"] == "SERVICE_INSTANCE")
+    assert instance_deployment["targetArn"].endswith(f":service/{service}/service-instance/{service}-prod")
+    assert instance_deployment["serviceInstanceName"] == f"{service}-prod"
+    full = proton.get_deployment(id=instance_deployment["id"])["deployment"]
+    assert full["targetState"]["serviceInstance"]["templateName"] == template
 
     # An instance is redeployed with a new spec by the stock CLI.
     new_spec = service_spec([(f"{service}-prod", env)]).replace("port: 80", "port: 8080")

@@ -7,7 +7,7 @@ use super::App;
 use super::wire::{ApiError, compact, next_token, page, parse};
 use crate::app::environments::{EnvironmentUpdate, NewEnvironment, status_name};
 use crate::domain::Error;
-use crate::domain::environment::{DeployedState, Deployment, Environment};
+use crate::domain::environment::{DeployedState, Deployment, Environment, Target};
 use crate::domain::names::{ResourceName, VersionPart};
 
 #[derive(Deserialize)]
@@ -49,6 +49,7 @@ struct OutputsRequest {
 struct DeploymentListing {
     environment_name: Option<ResourceName>,
     service_name: Option<ResourceName>,
+    service_instance_name: Option<ResourceName>,
     component_name: Option<ResourceName>,
     max_results: Option<i64>,
     next_token: Option<String>,
@@ -121,13 +122,19 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
             }
             "ListDeployments" => {
                 let listing: DeploymentListing = parse(body)?;
-                if listing.service_name.is_some() || listing.component_name.is_some() {
-                    // paved deploys environments only so far: nothing else has deployments.
+                if listing.component_name.is_some() {
+                    // paved deploys no components yet: none has deployments.
                     json!({ "deployments": [] })
                 } else {
                     let request = page(listing.max_results, listing.next_token)?;
                     let listed = environments.deployments(listing.environment_name.as_ref(), request).await?;
-                    let items: Vec<Value> = listed.items.iter().map(|d| deployment_json(app, d, true)).collect();
+                    // Service filters apply to the page (so a page may come back short).
+                    let items: Vec<Value> = listed
+                        .items
+                        .iter()
+                        .filter(|d| matches_service(d, listing.service_name.as_ref(), listing.service_instance_name.as_ref()))
+                        .map(|d| deployment_json(app, d, true))
+                        .collect();
                     compact(json!({ "deployments": items, "nextToken": next_token(listed.cursor) }))
                 }
             }
@@ -155,6 +162,20 @@ impl From<Error> for Option<ApiError> {
     fn from(error: Error) -> Self {
         Some(error.into())
     }
+}
+
+fn matches_service(
+    deployment: &Deployment,
+    service: Option<&ResourceName>,
+    instance: Option<&ResourceName>,
+) -> bool {
+    let (target_service, target_instance) = match &deployment.target {
+        Target::ServiceInstance { service, instance } => (Some(service), Some(instance)),
+        Target::ServicePipeline { service } => (Some(service), None),
+        _ => (None, None),
+    };
+    service.is_none_or(|s| target_service == Some(s))
+        && instance.is_none_or(|i| target_instance == Some(i))
 }
 
 fn check_deployment_id(environment: &Environment, id: Option<&str>) -> Result<(), ApiError> {
@@ -192,13 +213,30 @@ fn environment_json(app: &App, environment: &Environment, summary: bool) -> Valu
     value
 }
 
-fn state_json(state: &DeployedState) -> Value {
-    json!({ "environment": {
+fn state_json(target: &Target, state: &DeployedState) -> Value {
+    let key = match target {
+        Target::Environment => "environment",
+        Target::ServiceInstance { .. } => "serviceInstance",
+        Target::ServicePipeline { .. } => "servicePipeline",
+        Target::Component { .. } => "component",
+    };
+    json!({ key: {
         "spec": state.spec,
         "templateName": state.template_name,
         "templateMajorVersion": state.major.to_string(),
         "templateMinorVersion": state.minor.to_string(),
     }})
+}
+
+fn target_arn(arns: &crate::app::environments::ArnBuilder, deployment: &Deployment) -> String {
+    match &deployment.target {
+        Target::Environment => arns.environment(deployment.environment_name.as_str()),
+        Target::ServiceInstance { service, instance } => {
+            arns.proton(&format!("service/{service}/service-instance/{instance}"))
+        }
+        Target::ServicePipeline { service } => arns.proton(&format!("service/{service}/pipeline")),
+        Target::Component { component } => arns.proton(&format!("component/{component}")),
+    }
 }
 
 fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
@@ -207,7 +245,15 @@ fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
         "arn": arns.deployment(&deployment.id),
         "id": deployment.id,
         "environmentName": deployment.environment_name,
-        "targetArn": arns.environment(deployment.environment_name.as_str()),
+        "targetArn": target_arn(arns, deployment),
+        "serviceName": match &deployment.target {
+            Target::ServiceInstance { service, .. } | Target::ServicePipeline { service } => Some(service.to_string()),
+            _ => None,
+        },
+        "serviceInstanceName": match &deployment.target {
+            Target::ServiceInstance { instance, .. } => Some(instance.to_string()),
+            _ => None,
+        },
         "targetResourceType": deployment.target.resource_type(),
         "targetResourceCreatedAt": deployment.target_created_at,
         "deploymentStatus": status_name(deployment.status),
@@ -222,9 +268,15 @@ fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
             map.insert("deploymentStatusMessage".into(), json!(message));
         }
         if let Some(initial) = &deployment.initial_state {
-            map.insert("initialState".into(), state_json(initial));
+            map.insert(
+                "initialState".into(),
+                state_json(&deployment.target, initial),
+            );
         }
-        map.insert("targetState".into(), state_json(&deployment.target_state));
+        map.insert(
+            "targetState".into(),
+            state_json(&deployment.target, &deployment.target_state),
+        );
     }
     value
 }
