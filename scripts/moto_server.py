@@ -1,7 +1,10 @@
 """moto_server, with the fixes paved's local platform needs. Each fix names the moto behaviour
 it corrects; everything else is moto as released. Run with the project's venv Python."""
 
+import threading
+
 import moto.cloudformation.models as models
+import moto.dynamodb.models as dynamodb
 import moto.ecr.models as ecr
 import moto.ecs.models as ecs
 import moto.cloudformation.parsing as parsing
@@ -104,6 +107,20 @@ def ecr_create(cls, resource_name, cloudformation_json, account_id, region_name,
 
 
 ecr.Repository.create_from_cloudformation_json = classmethod(ecr_create)
+
+_transact_write_items = dynamodb.DynamoDBBackend.transact_write_items
+_transactions = threading.Lock()
+
+
+def transact_write_items(self, transact_items):
+    # moto 5.2.5 checks a transaction's conditions and then writes without isolation, so two
+    # concurrent transactions on one item can both pass (DynamoDB serialises them): run them
+    # one at a time, as the conditional writes paved relies on require.
+    with _transactions:
+        return _transact_write_items(self, transact_items)
+
+
+dynamodb.DynamoDBBackend.transact_write_items = transact_write_items
 
 if __name__ == "__main__":
     from moto.server import main

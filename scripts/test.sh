@@ -22,7 +22,7 @@ free_port() { "$VENV/bin/python" -c 'import socket; s=socket.socket(); s.bind(("
 step "unit and emulator tests (cargo test)"
 MOTO_PORT_FOR_TESTS=$(free_port)
 mkdir -p .paved
-"$VENV/bin/moto_server" -H 127.0.0.1 -p "$MOTO_PORT_FOR_TESTS" > .paved/moto-tests.log 2>&1 &
+"$VENV/bin/python" scripts/moto_server.py -H 127.0.0.1 -p "$MOTO_PORT_FOR_TESTS" > .paved/moto-tests.log 2>&1 &
 MOTO_PID=$!
 trap 'kill $MOTO_PID 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
