@@ -1146,4 +1146,27 @@ mod services {
             "{err:?}"
         );
     }
+
+    #[tokio::test]
+    async fn an_instance_whose_workflow_ended_unrecorded_fails_on_the_next_read_and_so_does_its_service()
+     {
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_service_template(&w).await;
+        services.create(new_service(&["a"])).await.unwrap();
+        let id = w.last_started();
+        w.workflows
+            .states
+            .lock()
+            .unwrap()
+            .insert(id, ExecutionState::Ended);
+        let instance = services.instance(&name("api"), &name("a")).await.unwrap();
+        assert_eq!(
+            instance.deployed.deployment_status,
+            DeploymentStatus::Failed
+        );
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::CreateFailed);
+    }
 }

@@ -208,6 +208,45 @@ impl Deployer {
         Ok((state, version))
     }
 
+    /// Records as failed a deployment still marked running whose workflow ended (timed out,
+    /// stopped, failed without recording) or never started, so nothing stays in progress.
+    /// `true` if it recorded one.
+    pub async fn reconcile(&self, deployed: &Deployed) -> bool {
+        let Some(id) = deployed.last_attempted_deployment_id.as_deref() else {
+            return false;
+        };
+        if !deployed.deployment_status.is_active() {
+            return false;
+        }
+        let Ok(Some(deployment)) = self.store.deployment(id).await else {
+            return false;
+        };
+        let workflow = match deployment.operation {
+            Operation::Deploy => Workflow::Deploy,
+            Operation::Delete => Workflow::Delete,
+        };
+        let stale = match self.workflows.state(workflow, id).await {
+            Ok(Some(ExecutionState::Running | ExecutionState::Succeeded)) => false,
+            Ok(Some(ExecutionState::Ended)) => true,
+            Ok(None) => Timestamp::now().0 - deployment.created_at.0 > START_GRACE_SECONDS,
+            Err(error) => {
+                tracing::warn!(deployment = %id, error = %error, "workflow state unknown");
+                false
+            }
+        };
+        if !stale {
+            return false;
+        }
+        let message = "the deployment workflow ended without recording a result (it timed out, was stopped or never started); deploy again";
+        match Box::pin(super::engine::Engine::new(self.clone()).fail(id, message)).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(deployment = %id, error = %error, "stale deployment not recorded as failed yet");
+                false
+            }
+        }
+    }
+
     /// The template a request names and the version it asks for: `major`, and `minor` or the
     /// major's recommended (highest published) minor.
     pub async fn requested_version(
@@ -397,38 +436,7 @@ impl Environments {
     /// A deployment still marked running whose workflow ended (timed out, aborted, failed
     /// without recording) or never started is recorded as failed, so nothing stays in progress.
     async fn reconcile(&self, environment: Environment) -> Result<Environment> {
-        let Some(id) = environment.deployed.last_attempted_deployment_id.clone() else {
-            return Ok(environment);
-        };
-        if !environment.deployed.deployment_status.is_active() {
-            return Ok(environment);
-        }
-        let Some(deployment) = self.deployer.store.deployment(&id).await? else {
-            return Ok(environment);
-        };
-        let workflow = match deployment.operation {
-            Operation::Deploy => Workflow::Deploy,
-            Operation::Delete => Workflow::Delete,
-        };
-        let state = match self.deployer.workflows.state(workflow, &id).await {
-            Ok(state) => state,
-            Err(error) => {
-                tracing::warn!(deployment = %id, error = %error, "workflow state unknown");
-                return Ok(environment);
-            }
-        };
-        let stale = match state {
-            Some(ExecutionState::Running) | Some(ExecutionState::Succeeded) => false,
-            Some(ExecutionState::Ended) => true,
-            None => Timestamp::now().0 - deployment.created_at.0 > START_GRACE_SECONDS,
-        };
-        if !stale {
-            return Ok(environment);
-        }
-        let engine = super::engine::Engine::new(self.deployer.clone());
-        let message = "the deployment workflow ended without recording a result (it timed out, was stopped or never started); deploy again";
-        if let Err(error) = engine.fail(&id, message).await {
-            tracing::warn!(deployment = %id, error = %error, "stale deployment not recorded as failed yet");
+        if !self.deployer.reconcile(&environment.deployed).await {
             return Ok(environment);
         }
         match self.deployer.store.environment(&environment.name).await? {

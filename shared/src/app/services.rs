@@ -620,6 +620,15 @@ impl Services {
     }
 
     pub async fn get(&self, name: &ResourceName) -> Result<Service> {
+        let service = self.load(name).await?;
+        // A pipeline deployment whose workflow ended unrecorded is failed here (as are instances').
+        match &service.pipeline {
+            Some(pipeline) if self.d.reconcile(pipeline).await => self.load(name).await,
+            _ => Ok(service),
+        }
+    }
+
+    async fn load(&self, name: &ResourceName) -> Result<Service> {
         self.d
             .store
             .service(name)
@@ -632,6 +641,19 @@ impl Services {
     }
 
     pub async fn instance(
+        &self,
+        service: &ResourceName,
+        name: &ResourceName,
+    ) -> Result<ServiceInstance> {
+        let instance = self.load_instance(service, name).await?;
+        if self.d.reconcile(&instance.deployed).await {
+            self.load_instance(service, name).await
+        } else {
+            Ok(instance)
+        }
+    }
+
+    async fn load_instance(
         &self,
         service: &ResourceName,
         name: &ResourceName,
