@@ -39,7 +39,7 @@ use crate::domain::template::{
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
 use crate::ports::{
-    CatalogStore, CatalogWrite, DeploymentWrite, EnvironmentChange, EnvironmentStore,
+    CatalogStore, CatalogWrite, DeploymentChange, DeploymentStore, DeploymentWrite,
     EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest, ServiceWrite,
     StoreError, TemplateWrite, VersionUsage, VersionWrite,
 };
@@ -799,7 +799,7 @@ fn instance_item(instance: &ServiceInstance) -> Result<Item, StoreError> {
 }
 
 #[async_trait]
-impl EnvironmentStore for DynamoStore {
+impl DeploymentStore for DynamoStore {
     async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {
         match self.get(service_pk(name.as_str()), SERVICE_SK).await? {
             Some(item) => Ok(Some(from_item::<Keyed<Service>>(item)?.record)),
@@ -904,7 +904,7 @@ impl EnvironmentStore for DynamoStore {
         }
     }
 
-    async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
+    async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
         let mut items = Vec::new();
         for write in change.environments {
             items.push(match write {

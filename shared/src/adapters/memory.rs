@@ -11,8 +11,8 @@ use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::VersionStatus;
 use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
 use crate::ports::{
-    BlobError, BundleStore, CatalogStore, CatalogWrite, DeploymentWrite, EnvironmentChange,
-    EnvironmentStore, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest,
+    BlobError, BundleStore, CatalogStore, CatalogWrite, DeploymentChange, DeploymentStore,
+    DeploymentWrite, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest,
     ServiceWrite, StoreError, TemplateWrite, VersionWrite,
 };
 
@@ -237,7 +237,7 @@ impl CatalogStore for MemoryStore {
 }
 
 #[async_trait]
-impl EnvironmentStore for MemoryStore {
+impl DeploymentStore for MemoryStore {
     async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
         Ok(self.lock().environments.get(name.as_str()).cloned())
     }
@@ -331,7 +331,7 @@ impl EnvironmentStore for MemoryStore {
             .collect())
     }
 
-    async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError> {
+    async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
         let mut tables = self.lock();
         for write in &change.services {
             let (name, expected) = match write {

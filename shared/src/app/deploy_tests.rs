@@ -703,11 +703,11 @@ async fn a_render_error_in_the_workflow_fails_with_the_file_and_line() {
     // The template version is gone by the time the workflow runs (a broken store, say).
     let mut deployment = w.environments.deployment(&id).await.unwrap();
     deployment.target_state.minor = 9;
-    use crate::ports::{DeploymentWrite, EnvironmentChange, EnvironmentStore};
+    use crate::ports::{DeploymentChange, DeploymentStore, DeploymentWrite};
     let rev = deployment.rev;
     deployment.rev += 1;
     w.store
-        .change(EnvironmentChange {
+        .change(DeploymentChange {
             deployments: vec![DeploymentWrite::Replace {
                 deployment,
                 expected_rev: rev,

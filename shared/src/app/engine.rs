@@ -12,8 +12,8 @@ use crate::domain::environment::{Deployment, DeploymentStatus, Operation, Target
 use crate::domain::error::chain;
 use crate::domain::names::Timestamp;
 use crate::ports::{
-    ChangeSetState, CloudError, DeploymentWrite, EnvironmentChange, EnvironmentWrite,
-    InstanceWrite, StackState, StoreError, VersionUsage,
+    ChangeSetState, CloudError, DeploymentChange, DeploymentWrite, EnvironmentWrite, InstanceWrite,
+    StackState, StoreError, VersionUsage,
 };
 
 /// A task's failure, named so that the state machines' Retry and Catch can match it.
@@ -336,7 +336,7 @@ impl Engine {
         done.rev = deployment.rev + 1;
         let current_attempt = target.deployed().last_attempted_deployment_id.as_deref() == Some(id);
         let mut next = target.clone();
-        let mut change = EnvironmentChange::default();
+        let mut change = DeploymentChange::default();
         if current_attempt {
             next.deployed_mut().deployment_status = status;
             next.deployed_mut().deployment_status_message = Some(message.clone());
@@ -446,14 +446,14 @@ impl Engine {
         let mut gone = target.clone();
         gone.deployed_mut().deployment_status = DeploymentStatus::DeleteComplete;
         let mut change = match &target {
-            Loaded::Environment(environment) => EnvironmentChange {
+            Loaded::Environment(environment) => DeploymentChange {
                 environments: vec![EnvironmentWrite::Delete {
                     name: environment.name.clone(),
                     expected_rev: environment.rev,
                 }],
                 ..Default::default()
             },
-            Loaded::Instance { instance, .. } => EnvironmentChange {
+            Loaded::Instance { instance, .. } => DeploymentChange {
                 instances: vec![InstanceWrite::Delete {
                     service: instance.service.clone(),
                     name: instance.name.clone(),

@@ -19,7 +19,7 @@ use crate::domain::template::{
 };
 use crate::domain::{Error, Result};
 use crate::ports::{
-    BundleStore, CatalogStore, DeploymentWrite, EnvironmentChange, EnvironmentStore,
+    BundleStore, CatalogStore, DeploymentChange, DeploymentStore, DeploymentWrite,
     EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Stacks, StatusChange, StoreError,
     VersionUsage, Workflow, Workflows,
 };
@@ -56,7 +56,7 @@ pub struct EnvironmentUpdate {
 #[derive(Clone)]
 pub struct Deployer {
     pub catalog: Arc<dyn CatalogStore>,
-    pub store: Arc<dyn EnvironmentStore>,
+    pub store: Arc<dyn DeploymentStore>,
     pub bundles: Arc<dyn BundleStore>,
     pub workflows: Arc<dyn Workflows>,
     pub events: Arc<dyn Events>,
@@ -387,7 +387,7 @@ impl Environments {
         };
         let deployment =
             new_deployment(&id, &environment, Operation::Deploy, None, state, now, None);
-        let change = EnvironmentChange {
+        let change = DeploymentChange {
             environments: vec![EnvironmentWrite::Create(environment.clone())],
             deployments: vec![DeploymentWrite::Create(deployment)],
             usage: vec![VersionUsage { version, delta: 1 }],
@@ -485,7 +485,7 @@ impl Environments {
                 ));
             }
             d.store
-                .change(EnvironmentChange {
+                .change(DeploymentChange {
                     environments: vec![EnvironmentWrite::Replace {
                         environment: next.clone(),
                         expected_rev: current.rev,
@@ -561,7 +561,7 @@ impl Environments {
             });
         }
         d.store
-            .change(EnvironmentChange {
+            .change(DeploymentChange {
                 environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: current.rev,
@@ -619,7 +619,7 @@ impl Environments {
         );
         deployment.status = DeploymentStatus::DeleteInProgress;
         d.store
-            .change(EnvironmentChange {
+            .change(DeploymentChange {
                 environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: current.rev,
@@ -666,7 +666,7 @@ impl Environments {
         next.deployed.deployment_status = DeploymentStatus::Cancelling;
         next.rev = current.rev + 1;
         d.store
-            .change(EnvironmentChange {
+            .change(DeploymentChange {
                 environments: vec![EnvironmentWrite::Replace {
                     environment: next.clone(),
                     expected_rev: current.rev,
@@ -726,7 +726,7 @@ impl Environments {
         }
         self.deployer
             .store
-            .change(EnvironmentChange {
+            .change(DeploymentChange {
                 deployments: vec![DeploymentWrite::Delete {
                     id: id.to_string(),
                     expected_rev: deployment.rev,

@@ -22,7 +22,7 @@ use crate::domain::spec::{Inputs, Spec, keep_current_values, resolve_inputs};
 use crate::domain::template::{TemplateKind, VersionStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
-    DeploymentWrite, EnvironmentChange, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
+    DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
     VersionUsage, Workflow,
 };
 
@@ -250,7 +250,7 @@ impl Services {
             }),
             rev: 1,
         };
-        let mut change = EnvironmentChange {
+        let mut change = DeploymentChange {
             services: vec![ServiceWrite::Create(service.clone())],
             ..Default::default()
         };
@@ -347,7 +347,7 @@ impl Services {
             )));
         }
         let now = Timestamp::now();
-        let mut change = EnvironmentChange::default();
+        let mut change = DeploymentChange::default();
         let mut started = Vec::new();
         for instance in &instances {
             let id = uuid::Uuid::new_v4().to_string();
@@ -540,7 +540,7 @@ impl Services {
         }
         .render(d, &record)
         .await?;
-        let mut change = EnvironmentChange {
+        let mut change = DeploymentChange {
             instances: vec![InstanceWrite::Replace {
                 instance: next.clone(),
                 expected_rev: current.rev,
@@ -604,7 +604,7 @@ impl Services {
         next.deployed.deployment_status = DeploymentStatus::Cancelling;
         next.rev = current.rev + 1;
         d.store
-            .change(EnvironmentChange {
+            .change(DeploymentChange {
                 instances: vec![InstanceWrite::Replace {
                     instance: next.clone(),
                     expected_rev: current.rev,
@@ -692,7 +692,7 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
         )
     });
     let mut next = service.clone();
-    let mut change = EnvironmentChange::default();
+    let mut change = DeploymentChange::default();
     let mut start = None;
     if let Some(instance) = failed {
         next.status = ServiceStatus::CreateFailed;
@@ -809,7 +809,7 @@ async fn settle_deletion(d: &Deployer, service: Service) -> Result<()> {
             next.status_message = Some(reason);
             next.last_modified_at = Timestamp::now();
             next.rev = service.rev + 1;
-            EnvironmentChange {
+            DeploymentChange {
                 services: vec![ServiceWrite::Replace {
                     service: next,
                     expected_rev: service.rev,
@@ -817,7 +817,7 @@ async fn settle_deletion(d: &Deployer, service: Service) -> Result<()> {
                 ..Default::default()
             }
         }
-        None if instances.is_empty() && pipeline_gone => EnvironmentChange {
+        None if instances.is_empty() && pipeline_gone => DeploymentChange {
             services: vec![ServiceWrite::Delete {
                 name: service.name.clone(),
                 expected_rev: service.rev,

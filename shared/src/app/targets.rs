@@ -11,9 +11,7 @@ use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateKind;
 use crate::domain::{Error, Result};
-use crate::ports::{
-    EnvironmentChange, EnvironmentWrite, InstanceWrite, ServiceWrite, StatusChange,
-};
+use crate::ports::{DeploymentChange, EnvironmentWrite, InstanceWrite, ServiceWrite, StatusChange};
 
 #[derive(Debug, Clone)]
 pub enum Loaded {
@@ -84,9 +82,9 @@ impl Loaded {
     }
 
     /// The write that replaces the stored target with this one, if it still is as `original`.
-    pub fn replace(&self, original: &Loaded) -> EnvironmentChange {
+    pub fn replace(&self, original: &Loaded) -> DeploymentChange {
         match (self, original) {
-            (Self::Environment(next), Self::Environment(before)) => EnvironmentChange {
+            (Self::Environment(next), Self::Environment(before)) => DeploymentChange {
                 environments: vec![EnvironmentWrite::Replace {
                     environment: Environment {
                         rev: before.rev + 1,
@@ -101,7 +99,7 @@ impl Loaded {
                 Self::Instance {
                     instance: before, ..
                 },
-            ) => EnvironmentChange {
+            ) => DeploymentChange {
                 instances: vec![InstanceWrite::Replace {
                     instance: ServiceInstance {
                         rev: before.rev + 1,
@@ -116,7 +114,7 @@ impl Loaded {
                 Self::Pipeline {
                     service: before, ..
                 },
-            ) => EnvironmentChange {
+            ) => DeploymentChange {
                 services: vec![ServiceWrite::Replace {
                     service: Service {
                         pipeline: Some(pipeline.clone()),
@@ -127,7 +125,7 @@ impl Loaded {
                 }],
                 ..Default::default()
             },
-            _ => EnvironmentChange::default(),
+            _ => DeploymentChange::default(),
         }
     }
 

@@ -223,7 +223,7 @@ pub struct VersionUsage {
 
 /// Writes applied together or not at all (at most 100 items, DynamoDB's transaction limit).
 #[derive(Default)]
-pub struct EnvironmentChange {
+pub struct DeploymentChange {
     pub environments: Vec<EnvironmentWrite>,
     pub services: Vec<ServiceWrite>,
     pub instances: Vec<InstanceWrite>,
@@ -232,7 +232,7 @@ pub struct EnvironmentChange {
 }
 
 #[async_trait]
-pub trait EnvironmentStore: Send + Sync {
+pub trait DeploymentStore: Send + Sync {
     async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError>;
     async fn environments(&self, page: PageRequest) -> Result<Page<Environment>, StoreError>;
     async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError>;
@@ -257,7 +257,7 @@ pub trait EnvironmentStore: Send + Sync {
         environment: &ResourceName,
         limit: u32,
     ) -> Result<Vec<ServiceInstance>, StoreError>;
-    async fn change(&self, change: EnvironmentChange) -> Result<(), StoreError>;
+    async fn change(&self, change: DeploymentChange) -> Result<(), StoreError>;
 }
 
 #[derive(Debug, thiserror::Error)]
