@@ -4,25 +4,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
-use super::wire::{ApiError, compact, next_token, page, parse};
+use super::wire::{ApiError, ByName, Listing, compact, next_token, page, parse};
 use crate::app::catalog::{NewTemplate, NewVersion, TemplateChange, VersionChange};
 use crate::domain::names::{ResourceName, VersionPart};
 use crate::domain::template::{
     Provisioning, Template, TemplateKind, TemplateVersion, VersionNumber,
 };
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ByName {
-    name: ResourceName,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Listing {
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

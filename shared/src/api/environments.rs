@@ -4,16 +4,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
-use super::wire::{ApiError, compact, next_token, page, parse};
+use super::wire::{ApiError, ByName, compact, next_token, page, parse};
 use crate::app::environments::{EnvironmentUpdate, NewEnvironment, status_name};
 use crate::domain::Error;
 use crate::domain::environment::{DeployedState, Deployment, Environment, Target};
 use crate::domain::names::{ResourceName, VersionPart};
-
-#[derive(Deserialize)]
-struct ByName {
-    name: ResourceName,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -4,25 +4,13 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
-use super::wire::{ApiError, compact, next_token, page, parse};
+use super::wire::{ApiError, ByName, Listing, compact, next_token, page, parse};
 use crate::app::environments::status_name;
 use crate::app::services::NewService;
 use crate::domain::Error;
 use crate::domain::environment::Deployed;
 use crate::domain::names::ResourceName;
 use crate::domain::service::{Service, ServiceInstance};
-
-#[derive(Deserialize)]
-struct ByName {
-    name: ResourceName,
-}
-
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Listing {
-    max_results: Option<i64>,
-    next_token: Option<String>,
-}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]

@@ -10,6 +10,20 @@ use crate::domain::Error;
 use crate::domain::error::chain;
 use crate::ports::PageRequest;
 
+/// The input of the operations that take just a resource `name`.
+#[derive(serde::Deserialize)]
+pub struct ByName {
+    pub name: crate::domain::names::ResourceName,
+}
+
+/// The paging members of a listing's input.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Listing {
+    pub max_results: Option<i64>,
+    pub next_token: Option<String>,
+}
+
 /// Everything a call can fail with: a use-case error, or a request the protocol refuses.
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use serde::Deserialize;
 
+use super::targets::Loaded;
 use crate::domain::bundle::{self, Bundle, BundleLayout};
 use crate::domain::environment::{
     Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
@@ -533,10 +534,7 @@ impl Environments {
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
         next.deployed.state = state.clone();
-        next.deployed.deployment_status = DeploymentStatus::InProgress;
-        next.deployed.deployment_status_message = None;
-        next.deployed.last_deployment_attempted_at = now;
-        next.deployed.last_attempted_deployment_id = Some(id.clone());
+        next.deployed.begin(&id, DeploymentStatus::InProgress, now);
         let deployment = new_deployment(
             &id,
             &next,
@@ -603,10 +601,8 @@ impl Environments {
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
         let mut next = current.clone();
-        next.deployed.deployment_status = DeploymentStatus::DeleteInProgress;
-        next.deployed.deployment_status_message = None;
-        next.deployed.last_deployment_attempted_at = now;
-        next.deployed.last_attempted_deployment_id = Some(id.clone());
+        next.deployed
+            .begin(&id, DeploymentStatus::DeleteInProgress, now);
         next.rev = current.rev + 1;
         let mut deployment = new_deployment(
             &id,
@@ -636,52 +632,14 @@ impl Environments {
 
     #[tracing::instrument(skip_all, fields(environment = %name))]
     pub async fn cancel(&self, name: &ResourceName) -> Result<Environment> {
-        let d = &self.deployer;
         let current = self.get(name).await?;
-        if current.deployed.deployment_status == DeploymentStatus::Cancelling {
-            return Ok(current);
-        }
-        if current.deployed.deployment_status != DeploymentStatus::InProgress {
-            return Err(Error::validation(format!(
-                "environment {name} has no deployment in progress to cancel (it is {})",
-                status_name(current.deployed.deployment_status)
-            )));
-        }
-        let id = current
-            .deployed
-            .last_attempted_deployment_id
-            .clone()
-            .unwrap_or_default();
-        let deployment = d
-            .store
-            .deployment(&id)
+        let what = format!("environment {name}");
+        match super::targets::request_cancel(&self.deployer, Loaded::Environment(current), &what)
             .await?
-            .ok_or_else(|| Error::not_found(format!("deployment {id} does not exist")))?;
-        let mut cancelled = deployment.clone();
-        cancelled.cancel_requested = true;
-        cancelled.status = DeploymentStatus::Cancelling;
-        cancelled.last_modified_at = Timestamp::now();
-        cancelled.rev = deployment.rev + 1;
-        let mut next = current.clone();
-        next.deployed.deployment_status = DeploymentStatus::Cancelling;
-        next.rev = current.rev + 1;
-        d.store
-            .change(DeploymentChange {
-                environments: vec![EnvironmentWrite::Replace {
-                    environment: next.clone(),
-                    expected_rev: current.rev,
-                }],
-                deployments: vec![DeploymentWrite::Replace {
-                    deployment: cancelled,
-                    expected_rev: deployment.rev,
-                }],
-                usage: vec![],
-                ..Default::default()
-            })
-            .await?;
-        d.publish(&next, Some(current.deployed.deployment_status))
-            .await;
-        Ok(next)
+        {
+            Loaded::Environment(environment) => Ok(environment),
+            _ => unreachable!("request_cancel returns the target it was given"),
+        }
     }
 
     pub async fn deployment(&self, id: &str) -> Result<Deployment> {

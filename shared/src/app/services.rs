@@ -352,10 +352,8 @@ impl Services {
         for instance in &instances {
             let id = uuid::Uuid::new_v4().to_string();
             let mut next = instance.clone();
-            next.deployed.deployment_status = DeploymentStatus::DeleteInProgress;
-            next.deployed.deployment_status_message = None;
-            next.deployed.last_deployment_attempted_at = now;
-            next.deployed.last_attempted_deployment_id = Some(id.clone());
+            next.deployed
+                .begin(&id, DeploymentStatus::DeleteInProgress, now);
             next.rev = instance.rev + 1;
             let target = Target::ServiceInstance {
                 service: name.clone(),
@@ -405,8 +403,7 @@ impl Services {
                 record.operation = Operation::Delete;
                 record.status = DeploymentStatus::DeleteInProgress;
                 record.initial_state = Some(pipeline.state.clone());
-                deleting.deployment_status = DeploymentStatus::DeleteInProgress;
-                deleting.last_attempted_deployment_id = Some(id.clone());
+                deleting.begin(&id, DeploymentStatus::DeleteInProgress, now);
                 change.deployments.push(DeploymentWrite::Create(record));
                 started.push(id);
             } else {
@@ -529,10 +526,7 @@ impl Services {
         record.previous_succeeded_id = current.deployed.last_succeeded_deployment_id.clone();
         let mut next = current.clone();
         next.deployed.state = state;
-        next.deployed.deployment_status = DeploymentStatus::InProgress;
-        next.deployed.deployment_status_message = None;
-        next.deployed.last_deployment_attempted_at = now;
-        next.deployed.last_attempted_deployment_id = Some(id.clone());
+        next.deployed.begin(&id, DeploymentStatus::InProgress, now);
         next.rev = current.rev + 1;
         Loaded::Instance {
             service: service.clone(),
@@ -575,48 +569,16 @@ impl Services {
         service: &ResourceName,
         name: &ResourceName,
     ) -> Result<ServiceInstance> {
-        let d = &self.d;
-        let current = self.instance(service, name).await?;
-        if current.deployed.deployment_status == DeploymentStatus::Cancelling {
-            return Ok(current);
-        }
-        if current.deployed.deployment_status != DeploymentStatus::InProgress {
-            return Err(Error::validation(format!(
-                "service instance {name} has no deployment in progress to cancel"
-            )));
-        }
-        let id = current
-            .deployed
-            .last_attempted_deployment_id
-            .clone()
-            .unwrap_or_default();
-        let running = d
-            .store
-            .deployment(&id)
+        let target = Loaded::Instance {
+            service: self.get(service).await?,
+            instance: self.instance(service, name).await?,
+        };
+        match super::targets::request_cancel(&self.d, target, &format!("service instance {name}"))
             .await?
-            .ok_or_else(|| Error::not_found(format!("deployment {id} does not exist")))?;
-        let mut cancelled = running.clone();
-        cancelled.cancel_requested = true;
-        cancelled.status = DeploymentStatus::Cancelling;
-        cancelled.last_modified_at = Timestamp::now();
-        cancelled.rev = running.rev + 1;
-        let mut next = current.clone();
-        next.deployed.deployment_status = DeploymentStatus::Cancelling;
-        next.rev = current.rev + 1;
-        d.store
-            .change(DeploymentChange {
-                instances: vec![InstanceWrite::Replace {
-                    instance: next.clone(),
-                    expected_rev: current.rev,
-                }],
-                deployments: vec![DeploymentWrite::Replace {
-                    deployment: cancelled,
-                    expected_rev: running.rev,
-                }],
-                ..Default::default()
-            })
-            .await?;
-        Ok(next)
+        {
+            Loaded::Instance { instance, .. } => Ok(instance),
+            _ => unreachable!("request_cancel returns the target it was given"),
+        }
     }
 
     pub async fn get(&self, name: &ResourceName) -> Result<Service> {
@@ -732,8 +694,7 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
                     now,
                 );
                 let mut started = pipeline.clone();
-                started.last_attempted_deployment_id = Some(id.clone());
-                started.last_deployment_attempted_at = now;
+                started.begin(&id, DeploymentStatus::InProgress, now);
                 next.pipeline = Some(started);
                 change.deployments.push(DeploymentWrite::Create(record));
                 start = Some(id);

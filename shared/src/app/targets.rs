@@ -11,7 +11,9 @@ use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateKind;
 use crate::domain::{Error, Result};
-use crate::ports::{DeploymentChange, EnvironmentWrite, InstanceWrite, ServiceWrite, StatusChange};
+use crate::ports::{
+    DeploymentChange, DeploymentWrite, EnvironmentWrite, InstanceWrite, ServiceWrite, StatusChange,
+};
 
 #[derive(Debug, Clone)]
 pub enum Loaded {
@@ -218,6 +220,48 @@ impl Loaded {
             }
         }
     }
+}
+
+/// Asks the running deployment of a target to stop: its state machine acts on the request (see
+/// the README on cancellation). Asking again while it stops is not an error.
+pub async fn request_cancel(d: &Deployer, target: Loaded, what: &str) -> Result<Loaded> {
+    let status = target.deployed().deployment_status;
+    if status == DeploymentStatus::Cancelling {
+        return Ok(target);
+    }
+    if status != DeploymentStatus::InProgress {
+        return Err(Error::validation(format!(
+            "{what} has no deployment in progress to cancel (it is {})",
+            status_name(status)
+        )));
+    }
+    let id = target
+        .deployed()
+        .last_attempted_deployment_id
+        .clone()
+        .unwrap_or_default();
+    let running = d
+        .store
+        .deployment(&id)
+        .await?
+        .ok_or_else(|| Error::not_found(format!("deployment {id} does not exist")))?;
+    let mut cancelled = running.clone();
+    cancelled.cancel_requested = true;
+    cancelled.status = DeploymentStatus::Cancelling;
+    cancelled.last_modified_at = crate::domain::names::Timestamp::now();
+    cancelled.rev = running.rev + 1;
+    let mut next = target.clone();
+    next.deployed_mut().deployment_status = DeploymentStatus::Cancelling;
+    let mut change = next.replace(&target);
+    change.deployments.push(DeploymentWrite::Replace {
+        deployment: cancelled,
+        expected_rev: running.rev,
+    });
+    d.store.change(change).await?;
+    if let Err(error) = d.events.publish(next.status_change(d, Some(status))).await {
+        tracing::warn!(error = %error, "status change event not published");
+    }
+    Ok(next)
 }
 
 pub fn service_names(service: &Service) -> ServiceNames {

@@ -103,6 +103,16 @@ pub struct Deployed {
     pub resources: Vec<ProvisionedResource>,
 }
 
+impl Deployed {
+    /// Marks a deployment (or deletion) as started on this target.
+    pub fn begin(&mut self, id: &str, status: DeploymentStatus, now: Timestamp) {
+        self.deployment_status = status;
+        self.deployment_status_message = None;
+        self.last_deployment_attempted_at = now;
+        self.last_attempted_deployment_id = Some(id.to_string());
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Environment {
