@@ -165,6 +165,8 @@ async fn serve(
         event_bus: "default".into(),
         pipeline_role_arn: Some(format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-pipeline")),
         instance_quota: paved_core::domain::service::DEFAULT_INSTANCE_QUOTA,
+        // Pipelines' CodeBuild projects call the local Proton API.
+        proton_endpoint: Some(format!("http://127.0.0.1:{}", args.port)),
     };
     let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
     let sdk = config::local_sdk_config(&aws_endpoint, &args.region).await;

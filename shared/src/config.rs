@@ -11,8 +11,7 @@ use crate::adapters::{dynamodb::DynamoStore, s3::S3BundleStore};
 use crate::api::App;
 use crate::app::catalog::Catalog;
 use crate::app::engine::Engine;
-use crate::app::environments::{ArnBuilder, Deployer, Environments};
-use crate::app::services::Services;
+use crate::app::environments::{ArnBuilder, Deployer};
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -36,6 +35,9 @@ pub struct Config {
     pub pipeline_role_arn: Option<String>,
     /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
     pub instance_quota: usize,
+    /// paved's Proton API as CodeBuild reaches it (`PAVED_PROTON_ENDPOINT`, optional): set as
+    /// `AWS_ENDPOINT_URL_PROTON` on the CodeBuild projects of rendered pipelines.
+    pub proton_endpoint: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,9 @@ impl Config {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::domain::service::DEFAULT_INSTANCE_QUOTA),
+            proton_endpoint: std::env::var("PAVED_PROTON_ENDPOINT")
+                .ok()
+                .filter(|v| !v.is_empty()),
         })
     }
 }
@@ -125,6 +130,7 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
         },
         pipeline_role_arn: config.pipeline_role_arn.clone(),
         instance_quota: config.instance_quota,
+        proton_endpoint: config.proton_endpoint.clone(),
     }
 }
 
@@ -132,11 +138,7 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
 pub fn app(config: &Config, sdk: &SdkConfig) -> App {
     let deployer = deployer(config, sdk);
     let catalog = Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
-    App::new(
-        catalog,
-        Environments::new(deployer.clone()),
-        Services::new(deployer),
-    )
+    App::new(catalog, deployer)
 }
 
 /// The deployment engine on the AWS adapters.

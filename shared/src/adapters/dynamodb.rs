@@ -15,6 +15,8 @@
 //! | get a service / list services        | `pk = SERVICE#<name>`, `sk = #SERVICE`; GSI `gsi1`: `gsi1pk = SERVICES` |
 //! | a service's instances                | Query `pk = SERVICE#<service>`, `begins_with(sk, INSTANCE#)` |
 //! | instances in an environment          | GSI `gsi1`: `gsi1pk = INSTANCES#ENVIRONMENT#<environment>` |
+//! | get a component / list components    | `pk = COMPONENT#<name>`, `sk = #COMPONENT`; GSI `gsi1`: `gsi1pk = COMPONENTS` |
+//! | components in an environment         | GSI `gsi2`: `gsi2pk = COMPONENTS#ENVIRONMENT#<environment>`, `gsi2sk = name` |
 //!
 //! Every item carries `rev`; writes go through TransactWriteItems with `attribute_not_exists(pk)`
 //! for creates and `rev = :expected` for replaces and deletes, so no update is ever lost.
@@ -31,6 +33,7 @@ use aws_sdk_dynamodb::types::{
 };
 use serde::{Deserialize, Serialize};
 
+use crate::domain::component::Component;
 use crate::domain::environment::{Deployment, Environment};
 use crate::domain::names::{Arn, Description, DisplayName, ResourceName, Tag, Timestamp};
 use crate::domain::service::{Service, ServiceInstance};
@@ -39,7 +42,7 @@ use crate::domain::template::{
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
 use crate::ports::{
-    CatalogStore, CatalogWrite, DeploymentChange, DeploymentStore, DeploymentWrite,
+    CatalogStore, CatalogWrite, ComponentWrite, DeploymentChange, DeploymentStore, DeploymentWrite,
     EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest, ServiceWrite,
     StoreError, TemplateWrite, VersionUsage, VersionWrite,
 };
@@ -798,8 +801,47 @@ fn instance_item(instance: &ServiceInstance) -> Result<Item, StoreError> {
     })
 }
 
+const COMPONENT_SK: &str = "#COMPONENT";
+
+fn component_pk(name: &str) -> String {
+    format!("COMPONENT#{name}")
+}
+
+fn component_item(component: &Component) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: component_pk(component.name.as_str()),
+        sk: COMPONENT_SK.into(),
+        gsi1pk: "COMPONENTS".into(),
+        gsi1sk: component.name.to_string(),
+        gsi2pk: Some(format!("COMPONENTS#ENVIRONMENT#{}", component.environment)),
+        gsi2sk: Some(component.name.to_string()),
+        record: component,
+    })
+}
+
 #[async_trait]
 impl DeploymentStore for DynamoStore {
+    async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
+        match self.get(component_pk(name.as_str()), COMPONENT_SK).await? {
+            Some(item) => Ok(Some(from_item::<Keyed<Component>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn components(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Component>, StoreError> {
+        match environment {
+            Some(name) => {
+                self.query_index(GSI2, format!("COMPONENTS#ENVIRONMENT#{name}"), page)
+                    .await
+            }
+            None => self.query_index(GSI1, "COMPONENTS".into(), page).await,
+        }
+    }
+
     async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {
         match self.get(service_pk(name.as_str()), SERVICE_SK).await? {
             Some(item) => Ok(Some(from_item::<Keyed<Service>>(item)?.record)),
@@ -951,6 +993,20 @@ impl DeploymentStore for DynamoStore {
                 } => self.delete(
                     service_pk(service.as_str()),
                     &instance_sk(name.as_str()),
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.components {
+            items.push(match write {
+                ComponentWrite::Create(c) => self.put(component_item(&c)?, Condition::Absent),
+                ComponentWrite::Replace {
+                    component,
+                    expected_rev,
+                } => self.put(component_item(&component)?, Condition::Rev(expected_rev)),
+                ComponentWrite::Delete { name, expected_rev } => self.delete(
+                    component_pk(name.as_str()),
+                    COMPONENT_SK,
                     Condition::Rev(expected_rev),
                 ),
             });

@@ -5,15 +5,16 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::component::Component;
 use crate::domain::environment::{Deployment, Environment};
 use crate::domain::names::ResourceName;
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::VersionStatus;
 use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
 use crate::ports::{
-    BlobError, BundleStore, CatalogStore, CatalogWrite, DeploymentChange, DeploymentStore,
-    DeploymentWrite, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest,
-    ServiceWrite, StoreError, TemplateWrite, VersionWrite,
+    BlobError, BundleStore, CatalogStore, CatalogWrite, ComponentWrite, DeploymentChange,
+    DeploymentStore, DeploymentWrite, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page,
+    PageRequest, ServiceWrite, StoreError, TemplateWrite, VersionWrite,
 };
 
 type VersionKey = (TemplateKind, String, VersionNumber);
@@ -27,6 +28,7 @@ struct Tables {
     deployments: BTreeMap<String, Deployment>,
     services: BTreeMap<String, Service>,
     instances: BTreeMap<(String, String), ServiceInstance>,
+    components: BTreeMap<String, Component>,
 }
 
 #[derive(Default)]
@@ -331,8 +333,42 @@ impl DeploymentStore for MemoryStore {
             .collect())
     }
 
+    async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
+        Ok(self.lock().components.get(name.as_str()).cloned())
+    }
+
+    async fn components(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Component>, StoreError> {
+        let items = self
+            .lock()
+            .components
+            .iter()
+            .filter(|(_, c)| environment.is_none_or(|e| &c.environment == e))
+            .map(|(n, c)| (format!("mem:{n}"), c.clone()))
+            .collect();
+        page_of(items, &page)
+    }
+
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
         let mut tables = self.lock();
+        for write in &change.components {
+            let (name, expected) = match write {
+                ComponentWrite::Create(c) => (c.name.to_string(), None),
+                ComponentWrite::Replace {
+                    component,
+                    expected_rev,
+                } => (component.name.to_string(), Some(*expected_rev)),
+                ComponentWrite::Delete { name, expected_rev } => {
+                    (name.to_string(), Some(*expected_rev))
+                }
+            };
+            if tables.components.get(&name).map(|c| c.rev) != expected {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
         for write in &change.services {
             let (name, expected) = match write {
                 ServiceWrite::Create(s) => (s.name.to_string(), None),
@@ -438,6 +474,16 @@ impl DeploymentStore for MemoryStore {
                     tables
                         .instances
                         .remove(&(service.to_string(), name.to_string()));
+                }
+            }
+        }
+        for write in change.components {
+            match write {
+                ComponentWrite::Create(c) | ComponentWrite::Replace { component: c, .. } => {
+                    tables.components.insert(c.name.to_string(), c);
+                }
+                ComponentWrite::Delete { name, .. } => {
+                    tables.components.remove(name.as_str());
                 }
             }
         }

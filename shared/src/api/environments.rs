@@ -117,21 +117,17 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
             }
             "ListDeployments" => {
                 let listing: DeploymentListing = parse(body)?;
-                if listing.component_name.is_some() {
-                    // paved deploys no components yet: none has deployments.
-                    json!({ "deployments": [] })
-                } else {
-                    let request = page(listing.max_results, listing.next_token)?;
-                    let listed = environments.deployments(listing.environment_name.as_ref(), request).await?;
-                    // Service filters apply to the page (so a page may come back short).
-                    let items: Vec<Value> = listed
-                        .items
-                        .iter()
-                        .filter(|d| matches_service(d, listing.service_name.as_ref(), listing.service_instance_name.as_ref()))
-                        .map(|d| deployment_json(app, d, true))
-                        .collect();
-                    compact(json!({ "deployments": items, "nextToken": next_token(listed.cursor) }))
-                }
+                let request = page(listing.max_results, listing.next_token)?;
+                let listed = environments.deployments(listing.environment_name.as_ref(), request).await?;
+                // Service and component filters apply to the page (so a page may come back short).
+                let items: Vec<Value> = listed
+                    .items
+                    .iter()
+                    .filter(|d| matches_service(d, listing.service_name.as_ref(), listing.service_instance_name.as_ref()))
+                    .filter(|d| listing.component_name.as_ref().is_none_or(|c| d.target == Target::Component { component: c.clone() }))
+                    .map(|d| deployment_json(app, d, true))
+                    .collect();
+                compact(json!({ "deployments": items, "nextToken": next_token(listed.cursor) }))
             }
             "GetDeployment" => {
                 let DeploymentKey { id } = parse(body)?;
@@ -196,6 +192,7 @@ fn environment_json(app: &App, environment: &Environment, summary: bool) -> Valu
         "deploymentStatus": status_name(environment.deployed.deployment_status),
         "deploymentStatusMessage": environment.deployed.deployment_status_message,
         "protonServiceRoleArn": environment.deployed.role_arn,
+        "componentRoleArn": environment.component_role_arn,
         "createdAt": environment.created_at,
         "lastDeploymentAttemptedAt": environment.deployed.last_deployment_attempted_at,
         "lastDeploymentSucceededAt": environment.deployed.last_deployment_succeeded_at,
@@ -209,6 +206,14 @@ fn environment_json(app: &App, environment: &Environment, summary: bool) -> Valu
 }
 
 fn state_json(target: &Target, state: &DeployedState) -> Value {
+    if let Some(definition) = &state.component {
+        return json!({ "component": compact(json!({
+            "serviceName": definition.service,
+            "serviceInstanceName": definition.instance,
+            "serviceSpec": (!state.spec.is_empty()).then_some(&state.spec),
+            "templateFile": definition.template_file,
+        }))});
+    }
     let key = match target {
         Target::Environment => "environment",
         Target::ServiceInstance { .. } => "serviceInstance",
@@ -247,6 +252,10 @@ fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
         },
         "serviceInstanceName": match &deployment.target {
             Target::ServiceInstance { instance, .. } => Some(instance.to_string()),
+            _ => None,
+        },
+        "componentName": match &deployment.target {
+            Target::Component { component } => Some(component.to_string()),
             _ => None,
         },
         "targetResourceType": deployment.target.resource_type(),

@@ -3,6 +3,7 @@
 //! One router serves both the Lambda function (through `lambda_http`) and `paved dev`.
 
 mod catalog;
+mod components;
 mod environments;
 mod operations;
 mod services;
@@ -19,7 +20,8 @@ use axum::routing::post;
 use tracing::Instrument;
 
 use crate::app::catalog::Catalog;
-use crate::app::environments::Environments;
+use crate::app::components::Components;
+use crate::app::environments::{Deployer, Environments};
 use crate::app::services::Services;
 pub use operations::PROTON_OPERATIONS;
 pub use wire::ApiError;
@@ -29,17 +31,19 @@ pub struct App {
     pub catalog: Catalog,
     pub environments: Environments,
     pub services: Services,
+    pub components: Components,
     pub region: String,
     pub account_id: String,
 }
 
 impl App {
-    pub fn new(catalog: Catalog, environments: Environments, services: Services) -> Self {
-        let arns = environments.arns().clone();
+    pub fn new(catalog: Catalog, deployer: Deployer) -> Self {
+        let arns = deployer.arns.clone();
         Self {
             catalog,
-            environments,
-            services,
+            environments: Environments::new(deployer.clone()),
+            services: Services::new(deployer.clone()),
+            components: Components::new(deployer),
             region: arns.region,
             account_id: arns.account_id,
         }
@@ -80,6 +84,9 @@ async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json:
         return result;
     }
     if let Some(result) = services::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = components::dispatch(app, operation, body).await {
         return result;
     }
     if PROTON_OPERATIONS.contains(&operation) {

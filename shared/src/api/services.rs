@@ -7,7 +7,7 @@ use super::App;
 use super::wire::{ApiError, ByName, Listing, compact, next_token, page, parse};
 use crate::app::environments::status_name;
 use crate::app::services::NewService;
-use crate::domain::Error;
+use crate::app::services::pipeline_of;
 use crate::domain::environment::Deployed;
 use crate::domain::names::ResourceName;
 use crate::domain::service::{Service, ServiceInstance};
@@ -59,6 +59,27 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 let listed = services.list(page(max_results, token)?).await?;
                 let items: Vec<Value> = listed.items.iter().map(|s| service_json(app, s, true)).collect();
                 compact(json!({ "services": items, "nextToken": next_token(listed.cursor) }))
+            }
+            "UpdateService" => {
+                let update: crate::app::services::ServiceUpdate = parse(body)?;
+                json!({ "service": service_json(app, &services.update(update).await?, false) })
+            }
+            "CreateServiceInstance" => {
+                let new: crate::app::services::NewInstance = parse(body)?;
+                json!({ "serviceInstance": instance_json(app, &services.create_instance(new).await?, false) })
+            }
+            "UpdateServicePipeline" => {
+                let update: crate::app::services::PipelineUpdate = parse(body)?;
+                let name = update.service_name.clone();
+                let pipeline = services.update_pipeline(update).await?;
+                let service = services.get(&name).await?;
+                json!({ "pipeline": pipeline_json(app, &service, &pipeline) })
+            }
+            "CancelServicePipelineDeployment" => {
+                let ServiceRef { service_name } = parse(body)?;
+                let pipeline = services.cancel_pipeline(&service_name).await?;
+                let service = services.get(&service_name).await?;
+                json!({ "pipeline": pipeline_json(app, &service, &pipeline) })
             }
             "UpdateServiceInstance" => {
                 let update: crate::app::services::InstanceUpdate = parse(body)?;
@@ -126,16 +147,18 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
     }
 }
 
-fn pipeline_of(service: &Service) -> Result<Deployed, Error> {
-    service.pipeline.clone().ok_or_else(|| {
-        Error::validation(format!(
-            "service {} has no pipeline that paved provisions",
-            service.name
-        ))
-    })
+fn pipeline_json(app: &App, service: &Service, pipeline: &Deployed) -> Value {
+    merge(
+        deployed_json(pipeline),
+        json!({
+            "arn": app.environments.arns().proton(&format!("service/{}/pipeline", service.name)),
+            "createdAt": service.created_at,
+            "spec": pipeline.state.spec,
+        }),
+    )
 }
 
-fn outputs_json(deployed: &Deployed) -> Vec<Value> {
+pub(super) fn outputs_json(deployed: &Deployed) -> Vec<Value> {
     deployed
         .outputs
         .iter()
@@ -143,7 +166,7 @@ fn outputs_json(deployed: &Deployed) -> Vec<Value> {
         .collect()
 }
 
-fn resources_json(deployed: &Deployed) -> Vec<Value> {
+pub(super) fn resources_json(deployed: &Deployed) -> Vec<Value> {
     deployed
         .resources
         .iter()
@@ -151,7 +174,7 @@ fn resources_json(deployed: &Deployed) -> Vec<Value> {
         .collect()
 }
 
-fn deployed_json(deployed: &Deployed) -> Value {
+pub(super) fn deployed_json(deployed: &Deployed) -> Value {
     compact(json!({
         "templateName": deployed.state.template_name,
         "templateMajorVersion": deployed.state.major.to_string(),
@@ -165,7 +188,7 @@ fn deployed_json(deployed: &Deployed) -> Value {
     }))
 }
 
-fn merge(mut base: Value, extra: Value) -> Value {
+pub(super) fn merge(mut base: Value, extra: Value) -> Value {
     if let (Value::Object(map), Value::Object(more)) = (&mut base, extra) {
         map.extend(more);
     }
@@ -187,16 +210,10 @@ fn service_json(app: &App, service: &Service, summary: bool) -> Value {
     if summary {
         return value;
     }
-    let pipeline = service.pipeline.as_ref().map(|p| {
-        merge(
-            deployed_json(p),
-            json!({
-                "arn": arns.proton(&format!("service/{}/pipeline", service.name)),
-                "createdAt": service.created_at,
-                "spec": p.state.spec,
-            }),
-        )
-    });
+    let pipeline = service
+        .pipeline
+        .as_ref()
+        .map(|p| pipeline_json(app, service, p));
     if let Value::Object(map) = &mut value {
         map.insert("spec".into(), json!(service.spec));
         for (key, field) in [

@@ -12,7 +12,7 @@ use crate::adapters::memory::{
     MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedStacks,
 };
 use crate::app::catalog::Catalog;
-use crate::app::environments::{ArnBuilder, Deployer, Environments};
+use crate::app::environments::{ArnBuilder, Deployer};
 use crate::domain::bundle::tests::{ENV_SCHEMA, MANIFEST, env_bundle, pack};
 
 struct Harness {
@@ -69,12 +69,9 @@ impl Harness {
             },
             pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
             instance_quota: 20,
+            proton_endpoint: Some("https://paved.example".into()),
         };
-        let app = Arc::new(App::new(
-            catalog,
-            Environments::new(deployer.clone()),
-            crate::app::services::Services::new(deployer),
-        ));
+        let app = Arc::new(App::new(catalog, deployer));
         Self { app, bundles }
     }
 

@@ -17,7 +17,7 @@ use crate::domain::bundle::tests::{MANIFEST, pack};
 use crate::domain::environment::{DeploymentStatus, DeploymentType};
 use crate::domain::names::{Arn, ResourceName, S3Bucket, S3Key, VersionPart};
 use crate::domain::template::{TemplateKind, VersionNumber, VersionStatus};
-use crate::ports::{ChangeSetState, CloudError, ExecutionState, StackState};
+use crate::ports::{ChangeSetState, CloudError, ExecutionState, StackState, Workflow};
 
 const SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_input_type: In\n  types:\n    In:\n      type: object\n      properties:\n        cidr:\n          type: string\n          default: 10.0.0.0/16\n";
 const TEMPLATE: &str = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: '{{ environment.inputs.cidr }}'\nOutputs:\n  VpcCidr:\n    Value: '{{ environment.inputs.cidr }}'\n";
@@ -69,6 +69,7 @@ impl World {
             },
             pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
             instance_quota: 20,
+            proton_endpoint: Some("https://paved.example".into()),
         };
         let catalog = Catalog::new(store.clone(), bundles.clone());
         let world = Self {
@@ -157,6 +158,9 @@ impl World {
                 proton_service_role_arn: Some(
                     Arn::parse("arn:aws:iam::123456789012:role/proton").unwrap(),
                 ),
+                component_role_arn: Some(
+                    Arn::parse("arn:aws:iam::123456789012:role/components").unwrap(),
+                ),
                 description: None,
             })
             .await
@@ -176,6 +180,7 @@ impl World {
                 template_major_version: None,
                 template_minor_version: None,
                 proton_service_role_arn: None,
+                component_role_arn: None,
                 description: None,
             })
             .await
@@ -208,6 +213,43 @@ impl World {
             .lock()
             .unwrap()
             .insert(id.to_string(), ExecutionState::Succeeded);
+    }
+
+    /// Runs the delete state machine's steps.
+    async fn run_delete(&self, id: &str) {
+        self.step(json!({"task": "deleteStack", "deploymentId": id}))
+            .await
+            .unwrap();
+        while self
+            .step(json!({"task": "checkDeleted", "deploymentId": id}))
+            .await
+            .unwrap()["done"]
+            != true
+        {}
+        self.step(json!({"task": "finishDelete", "deploymentId": id}))
+            .await
+            .unwrap();
+        self.workflows
+            .states
+            .lock()
+            .unwrap()
+            .insert(id.to_string(), ExecutionState::Succeeded);
+    }
+
+    /// The workflows started after the first `skip`, as (is a deploy, deployment id).
+    fn started_since(&self, skip: usize) -> Vec<(Workflow, String)> {
+        self.workflows
+            .started
+            .lock()
+            .unwrap()
+            .iter()
+            .skip(skip)
+            .cloned()
+            .collect()
+    }
+
+    fn started_count(&self) -> usize {
+        self.workflows.started.lock().unwrap().len()
     }
 
     async fn step(&self, task: serde_json::Value) -> Result<serde_json::Value, TaskError> {
@@ -896,10 +938,14 @@ mod services {
     use crate::domain::template::CompatibleEnvironmentTemplate;
 
     const SVC_SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  service_input_type: Svc\n  pipeline_input_type: Pipe\n  types:\n    Svc:\n      type: object\n      properties:\n        port:\n          type: number\n          default: 80\n    Pipe:\n      type: object\n      properties:\n        dockerfile:\n          type: string\n          default: Dockerfile\n";
-    const INSTANCE: &str = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: '{{ service.name }}-{{ service_instance.name }}-{{ environment.outputs.VpcCidr }}'\nOutputs:\n  Port:\n    Value: '{{ service_instance.inputs.port }}'\n";
+    const INSTANCE: &str = "Resources:\n  Queue:\n    Type: AWS::SQS::Queue\n    Properties:\n      QueueName: '{{ service.name }}-{{ service_instance.name }}-{{ environment.outputs.VpcCidr }}'\nOutputs:\n  Port:\n    Value: '{{ service_instance.inputs.port }}'\n  Bucket:\n    Value: '{{ service_instance.components.default.outputs.BucketName | default(\"none\") }}'\n";
     const PIPELINE: &str = "Resources:\n  Bucket:\n    Type: AWS::S3::Bucket\n    Properties:\n      Tags:\n{% for i in service_instances %}        - Key: '{{ i.name }}'\n          Value: '{{ i.outputs.Port }}'\n{% endfor %}";
 
     async fn world_with_service_template(w: &World) -> Services {
+        world_with_components(w, true).await
+    }
+
+    async fn world_with_components(w: &World, components: bool) -> Services {
         let file = tar::EntryType::Regular;
         let archive = pack(&[
             ("schema/schema.yaml", SVC_SCHEMA.as_bytes(), file),
@@ -958,7 +1004,8 @@ mod services {
                         template_name: name("vpc"),
                         major_version: VersionPart(1),
                     }]),
-                    supported_component_sources: None,
+                    supported_component_sources: components
+                        .then(|| vec![crate::domain::template::ComponentSource::DirectlyDefined]),
                 },
             )
             .await
@@ -1130,7 +1177,8 @@ mod services {
             instance.deployed.deployment_status,
             DeploymentStatus::Succeeded
         );
-        assert_eq!(instance.deployed.outputs[0].value, "8080");
+        let port = instance.deployed.outputs.iter().find(|o| o.key == "Port");
+        assert_eq!(port.unwrap().value, "8080");
         let err = services
             .cancel_instance(&name("api"), &name("a"))
             .await
@@ -1168,5 +1216,236 @@ mod services {
         );
         let service = services.get(&name("api")).await.unwrap();
         assert_eq!(service.status, ServiceStatus::CreateFailed);
+    }
+
+    /// A deployed service `api` with the given instances in `dev`, pipeline included.
+    async fn deployed_service(w: &World, instances: &[&str], components: bool) -> Services {
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_components(w, components).await;
+        let before = w.started_count();
+        services.create(new_service(instances)).await.unwrap();
+        for (_, id) in w.started_since(before) {
+            w.run_deploy(&id).await;
+        }
+        w.run_deploy(&w.last_started()).await;
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::Active);
+        services
+    }
+
+    #[tokio::test]
+    async fn an_updated_spec_adds_and_removes_instances_then_redeploys_the_pipeline() {
+        use crate::app::services::ServiceUpdate;
+        let w = World::new().await;
+        let services = deployed_service(&w, &["a"], true).await;
+        let before = w.started_count();
+        let update = ServiceUpdate {
+            name: name("api"),
+            description: None,
+            spec: Some("proton: ServiceSpec\ninstances:\n  - {name: b, environment: dev, spec: {port: 9090}}\n".into()),
+        };
+        let updating = services.update(update.clone()).await.unwrap();
+        assert_eq!(updating.status, ServiceStatus::UpdateInProgress);
+        let again = services.update(update).await.unwrap_err();
+        assert!(
+            matches!(again, Error::Conflict(ref m) if m.contains("being updated")),
+            "{again:?}"
+        );
+        let started = w.started_since(before);
+        assert_eq!(started.len(), 2, "{started:?}");
+        for (workflow, id) in &started {
+            match workflow {
+                Workflow::Deploy => w.run_deploy(id).await,
+                Workflow::Delete => w.run_delete(id).await,
+            }
+        }
+        assert!(
+            w.stacks.template_of("paved-instance-api-a").is_none(),
+            "a's stack is gone"
+        );
+        let names: Vec<String> = services
+            .instances(&name("api"))
+            .await
+            .unwrap()
+            .iter()
+            .map(|i| i.name.to_string())
+            .collect();
+        assert_eq!(names, ["b"]);
+        // The pipeline is redeployed for the new list before the service is ACTIVE again.
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::UpdateInProgress);
+        let pipeline_run = w.last_started();
+        w.run_deploy(&pipeline_run).await;
+        let pipeline = w.stacks.template_of("paved-pipeline-api").unwrap();
+        assert!(
+            pipeline.contains("Key: 'b'") && !pipeline.contains("Key: 'a'"),
+            "{pipeline}"
+        );
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(
+            service.status,
+            ServiceStatus::Active,
+            "{:?}",
+            service.status_message
+        );
+        assert!(service.spec.contains("name: b"));
+    }
+
+    #[tokio::test]
+    async fn a_component_feeds_its_instance_which_cannot_change_while_it_deploys() {
+        use crate::app::components::{Components, NewComponent};
+        use crate::app::services::InstanceUpdate;
+        let w = World::new().await;
+        let services = deployed_service(&w, &["a"], true).await;
+        let components = Components::new(w.deployer.clone());
+        let new = NewComponent {
+            name: name("files"),
+            description: None,
+            environment_name: None,
+            service_name: Some(name("api")),
+            service_instance_name: Some(name("a")),
+            manifest: MANIFEST.into(),
+            template_file: "Resources:\n  B:\n    Type: AWS::S3::Bucket\nOutputs:\n  BucketName:\n    Value: 'bkt-{{ component.name }}-{{ service_instance.inputs.port }}-{{ environment.outputs.VpcCidr }}'\n".into(),
+            service_spec: None,
+            client_token: None,
+        };
+        let created = components.create(new.clone()).await.unwrap();
+        assert_eq!(created.environment, name("dev"));
+        assert_eq!(
+            created.deployed.deployment_status,
+            DeploymentStatus::InProgress
+        );
+        assert_eq!(
+            components.create(new).await.unwrap().rev,
+            created.rev,
+            "a retried create returns it"
+        );
+        let update = InstanceUpdate {
+            name: name("a"),
+            service_name: name("api"),
+            deployment_type: DeploymentType::CurrentVersion,
+            spec: None,
+            template_major_version: None,
+            template_minor_version: None,
+        };
+        let err = services.update_instance(update.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Conflict(ref m) if m.contains("component files is deploying")),
+            "{err:?}"
+        );
+
+        let before = w.started_count();
+        w.run_deploy(&w.last_started()).await;
+        let component = components.get(&name("files")).await.unwrap();
+        assert_eq!(
+            component.deployed.outputs[0].value,
+            "bkt-files-80-10.1.0.0/16"
+        );
+        // Its outputs changed, so its instance was redeployed to read them.
+        let redeploys = w.started_since(before);
+        assert_eq!(redeploys.len(), 1, "{redeploys:?}");
+        w.run_deploy(&redeploys[0].1).await;
+        let instance = services.instance(&name("api"), &name("a")).await.unwrap();
+        assert_eq!(instance.component, Some(name("files")));
+        let bucket = instance
+            .deployed
+            .outputs
+            .iter()
+            .find(|o| o.key == "Bucket")
+            .unwrap();
+        assert_eq!(bucket.value, "bkt-files-80-10.1.0.0/16");
+
+        // The service cannot go while its instance has a component; the component can.
+        let err = services.delete(&name("api")).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Conflict(ref m) if m.contains("delete the component first")),
+            "{err:?}"
+        );
+        components.delete(&name("files")).await.unwrap();
+        let before = w.started_count();
+        w.run_delete(&w.last_started()).await;
+        assert!(matches!(
+            components.get(&name("files")).await,
+            Err(Error::NotFound(_))
+        ));
+        let redeploys = w.started_since(before);
+        assert_eq!(redeploys.len(), 1, "the instance is redeployed without it");
+        w.run_deploy(&redeploys[0].1).await;
+        let instance = services.instance(&name("api"), &name("a")).await.unwrap();
+        assert_eq!(instance.component, None);
+        let bucket = instance
+            .deployed
+            .outputs
+            .iter()
+            .find(|o| o.key == "Bucket")
+            .unwrap();
+        assert_eq!(bucket.value, "none");
+    }
+
+    #[tokio::test]
+    async fn components_are_refused_where_the_template_or_request_does_not_allow_them() {
+        use crate::app::components::{Components, NewComponent};
+        let w = World::new().await;
+        deployed_service(&w, &["a"], false).await;
+        let components = Components::new(w.deployer.clone());
+        let new = NewComponent {
+            name: name("files"),
+            description: None,
+            environment_name: None,
+            service_name: Some(name("api")),
+            service_instance_name: Some(name("a")),
+            manifest: MANIFEST.into(),
+            template_file: "Resources:\n  B:\n    Type: AWS::S3::Bucket\n".into(),
+            service_spec: None,
+            client_token: None,
+        };
+        let err = components.create(new.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Validation(ref m) if m.contains("supportedComponentSources")),
+            "{err:?}"
+        );
+        let standalone = NewComponent {
+            service_name: None,
+            service_instance_name: None,
+            ..new.clone()
+        };
+        let err = components.create(standalone.clone()).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Validation(ref m) if m.starts_with("environmentName is required")),
+            "{err:?}"
+        );
+        let broken = NewComponent {
+            environment_name: Some(name("dev")),
+            template_file: "Resources:\n  B:\n    Type: '{{ nothing.here }}'\n".into(),
+            ..standalone.clone()
+        };
+        let err = components.create(broken).await.unwrap_err();
+        assert!(matches!(err, Error::Validation(_)), "{err:?}");
+        assert!(matches!(
+            components.get(&name("files")).await,
+            Err(Error::NotFound(_))
+        ));
+        // A standalone component in an environment is fine, and keeps the environment alive.
+        let alone = components
+            .create(NewComponent {
+                environment_name: Some(name("dev")),
+                ..standalone
+            })
+            .await
+            .unwrap();
+        assert_eq!(alone.attachment(), None);
+        w.run_deploy(&w.last_started()).await;
+        let listed = components
+            .list(
+                crate::app::components::ComponentFilter {
+                    environment: Some(name("dev")),
+                    ..Default::default()
+                },
+                Default::default(),
+            )
+            .await
+            .unwrap();
+        assert_eq!(listed.items.len(), 1);
     }
 }

@@ -274,7 +274,9 @@ impl Engine {
             deployed.deployment_status_message = done.status_message.clone();
             if let Some(initial) = &deployment.initial_state {
                 let target_state = &deployment.target_state;
-                if initial.version() != target_state.version() {
+                if let Some(kind) = kind
+                    && initial.version() != target_state.version()
+                {
                     let old = self
                         .d
                         .version_of(kind, &initial.template_name, initial.version())
@@ -313,6 +315,9 @@ impl Engine {
         self.d.store.change(change).await?;
         self.announce(&next, target.deployed().deployment_status)
             .await;
+        if let (Loaded::Component(before), Loaded::Component(after)) = (&target, &next) {
+            super::components::follow(&self.d, before, after).await;
+        }
         self.settle_service(&deployment).await
     }
 
@@ -431,17 +436,16 @@ impl Engine {
         done.last_modified_at = now;
         done.rev = deployment.rev + 1;
         let state = &target.deployed().state;
-        let usage = match self
-            .d
-            .version_of(
-                target.template_kind(),
-                &state.template_name,
-                state.version(),
-            )
-            .await
-        {
-            Ok(version) => vec![VersionUsage { version, delta: -1 }],
-            Err(_) => vec![],
+        let usage = match target.template_kind() {
+            Some(kind) => match self
+                .d
+                .version_of(kind, &state.template_name, state.version())
+                .await
+            {
+                Ok(version) => vec![VersionUsage { version, delta: -1 }],
+                Err(_) => vec![],
+            },
+            None => vec![],
         };
         let mut gone = target.clone();
         gone.deployed_mut().deployment_status = DeploymentStatus::DeleteComplete;
@@ -463,6 +467,7 @@ impl Engine {
             },
             // The pipeline's record stays on its service, DELETE_COMPLETE, until the service goes.
             Loaded::Pipeline { .. } => gone.replace(&target),
+            Loaded::Component(component) => super::components::deletion(&self.d, component).await?,
         };
         change.deployments.push(DeploymentWrite::Replace {
             deployment: done,
@@ -472,6 +477,9 @@ impl Engine {
         self.d.store.change(change).await?;
         self.announce(&gone, target.deployed().deployment_status)
             .await;
+        if let Loaded::Component(component) = &target {
+            super::components::follow_deletion(&self.d, component).await;
+        }
         self.settle_service(&deployment).await
     }
 }

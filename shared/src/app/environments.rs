@@ -38,6 +38,7 @@ pub struct NewEnvironment {
     pub template_minor_version: Option<VersionPart>,
     pub spec: String,
     pub proton_service_role_arn: Option<Arn>,
+    pub component_role_arn: Option<Arn>,
     pub description: Option<Description>,
 }
 
@@ -50,6 +51,7 @@ pub struct EnvironmentUpdate {
     pub template_major_version: Option<VersionPart>,
     pub template_minor_version: Option<VersionPart>,
     pub proton_service_role_arn: Option<Arn>,
+    pub component_role_arn: Option<Arn>,
     pub description: Option<Description>,
 }
 
@@ -65,6 +67,8 @@ pub struct Deployer {
     pub arns: ArnBuilder,
     /// The role service pipelines deploy under (`PAVED_PIPELINE_ROLE_ARN`).
     pub pipeline_role_arn: Option<String>,
+    /// paved's Proton API as pipelines reach it (`PAVED_PROTON_ENDPOINT`); see `domain::pipeline`.
+    pub proton_endpoint: Option<String>,
     /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
     pub instance_quota: usize,
 }
@@ -205,6 +209,7 @@ impl Deployer {
             minor: number.minor,
             spec: spec_text.to_string(),
             inputs,
+            component: None,
         };
         Ok((state, version))
     }
@@ -370,6 +375,7 @@ impl Environments {
         let environment = Environment {
             name: new.name.clone(),
             description: new.description,
+            component_role_arn: new.component_role_arn.map(|arn| arn.as_str().to_string()),
             created_at: now,
             deployed: Deployed {
                 state: state.clone(),
@@ -474,6 +480,9 @@ impl Environments {
         }
         if let Some(role) = &update.proton_service_role_arn {
             next.deployed.role_arn = role.as_str().to_string();
+        }
+        if let Some(role) = &update.component_role_arn {
+            next.component_role_arn = Some(role.as_str().to_string());
         }
         next.rev = current.rev + 1;
         if update.deployment_type == DeploymentType::None {
@@ -595,6 +604,23 @@ impl Environments {
                 .collect();
             return Err(Error::conflict(format!(
                 "environment {name} still runs service instances ({}); delete them first",
+                names.join(", ")
+            )));
+        }
+        let components = d
+            .store
+            .components(
+                Some(name),
+                PageRequest {
+                    limit: Some(5),
+                    cursor: None,
+                },
+            )
+            .await?;
+        if !components.items.is_empty() {
+            let names: Vec<&str> = components.items.iter().map(|c| c.name.as_str()).collect();
+            return Err(Error::conflict(format!(
+                "environment {name} still has components ({}); delete them first",
                 names.join(", ")
             )));
         }

@@ -2,6 +2,7 @@
 
 pub mod authoring;
 pub mod catalog;
+pub mod components;
 pub mod engine;
 pub mod environments;
 pub mod services;

@@ -1,5 +1,6 @@
 //! Services: CreateService deploys one instance per spec entry into its environment, then the
 //! service's pipeline once every instance is deployed (the pipeline reads their outputs).
+//! UpdateService adds and removes instances, then redeploys the pipeline for the new list.
 
 use std::collections::BTreeMap;
 
@@ -9,17 +10,17 @@ use super::environments::Deployer;
 use super::targets::Loaded;
 use crate::domain::bundle::BundleLayout;
 use crate::domain::environment::{
-    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Operation, Target,
-    target_version,
+    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
+    Target, target_version,
 };
 use crate::domain::names::{Description, ResourceName, Timestamp, VersionPart};
-use crate::domain::schema::InputRole;
+use crate::domain::schema::{InputRole, TemplateSchema};
 use crate::domain::service::{
     EnvironmentFacts, Repository, Service, ServiceInstance, ServiceStatus, TemplateOffer,
-    check_new_service,
+    check_instances, check_new_service, instance_changes,
 };
-use crate::domain::spec::{Inputs, Spec, keep_current_values, resolve_inputs};
-use crate::domain::template::{TemplateKind, VersionStatus};
+use crate::domain::spec::{Inputs, InstanceSpec, Spec, keep_current_values, resolve_inputs};
+use crate::domain::template::{TemplateKind, TemplateVersion, VersionStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
     DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
@@ -33,6 +34,34 @@ pub struct InstanceUpdate {
     pub service_name: ResourceName,
     pub deployment_type: DeploymentType,
     pub spec: Option<String>,
+    pub template_major_version: Option<VersionPart>,
+    pub template_minor_version: Option<VersionPart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipelineUpdate {
+    pub service_name: ResourceName,
+    pub deployment_type: DeploymentType,
+    pub spec: String,
+    pub template_major_version: Option<VersionPart>,
+    pub template_minor_version: Option<VersionPart>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceUpdate {
+    pub name: ResourceName,
+    pub description: Option<Description>,
+    pub spec: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NewInstance {
+    pub name: ResourceName,
+    pub service_name: ResourceName,
+    pub spec: String,
     pub template_major_version: Option<VersionPart>,
     pub template_minor_version: Option<VersionPart>,
 }
@@ -86,7 +115,7 @@ fn fresh(
     }
 }
 
-fn deployment(
+pub(crate) fn deployment(
     id: &str,
     environment: &ResourceName,
     target: Target,
@@ -113,6 +142,84 @@ fn deployment(
     }
 }
 
+/// The deletion of one instance: the instance marked DELETE_IN_PROGRESS and its record.
+fn instance_deletion(instance: &ServiceInstance, now: Timestamp) -> (InstanceWrite, Deployment) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let mut next = instance.clone();
+    next.deployed
+        .begin(&id, DeploymentStatus::DeleteInProgress, now);
+    next.rev = instance.rev + 1;
+    let target = Target::ServiceInstance {
+        service: instance.service.clone(),
+        instance: instance.name.clone(),
+    };
+    let mut record = deployment(
+        &id,
+        &instance.environment,
+        target,
+        instance.deployed.state.clone(),
+        instance.created_at,
+        now,
+    );
+    record.operation = Operation::Delete;
+    record.status = DeploymentStatus::DeleteInProgress;
+    record.initial_state = Some(instance.deployed.state.clone());
+    let write = InstanceWrite::Replace {
+        instance: next,
+        expected_rev: instance.rev,
+    };
+    (write, record)
+}
+
+/// A deployment of the pipeline as it is now (its template reads the current instances), and
+/// the pipeline marked as running it. The record names the environment of the first instance.
+fn pipeline_redeployment(
+    service: &Service,
+    pipeline: &Deployed,
+    environment: ResourceName,
+    now: Timestamp,
+) -> (Deployed, Deployment) {
+    let id = uuid::Uuid::new_v4().to_string();
+    let target = Target::ServicePipeline {
+        service: service.name.clone(),
+    };
+    let mut record = deployment(
+        &id,
+        &environment,
+        target,
+        pipeline.state.clone(),
+        service.created_at,
+        now,
+    );
+    if pipeline.last_succeeded_deployment_id.is_some() {
+        record.initial_state = Some(pipeline.state.clone());
+        record.previous_succeeded_id = pipeline.last_succeeded_deployment_id.clone();
+    }
+    let mut started = pipeline.clone();
+    started.begin(&id, DeploymentStatus::InProgress, now);
+    (started, record)
+}
+
+fn conflict_if_busy(service: &Service) -> Result<()> {
+    let doing = match service.status {
+        ServiceStatus::CreateInProgress => "being created",
+        ServiceStatus::UpdateInProgress => "being updated",
+        ServiceStatus::DeleteInProgress => "being deleted",
+        _ => return Ok(()),
+    };
+    Err(Error::conflict(format!(
+        "service {} is {doing}; wait for it to end",
+        service.name
+    )))
+}
+
+/// What an update of an instance or of the pipeline asks for: the state to deploy, the
+/// version it runs on, and the usage moves if the version changes.
+struct Redeploy {
+    state: DeployedState,
+    usage: Vec<VersionUsage>,
+}
+
 pub struct Services {
     d: Deployer,
 }
@@ -120,6 +227,104 @@ pub struct Services {
 impl Services {
     pub fn new(deployer: Deployer) -> Self {
         Self { d: deployer }
+    }
+
+    /// The instance and deployment records for one spec entry, rendered once so that a spec
+    /// that breaks the template is refused before anything is written.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_instance(
+        &self,
+        service: &Service,
+        version: &TemplateVersion,
+        schema: &TemplateSchema,
+        item: &InstanceSpec,
+        environment: &Environment,
+        at: &str,
+        now: Timestamp,
+    ) -> Result<(ServiceInstance, Deployment)> {
+        let inputs = resolve_inputs(schema.input(InputRole::Service), &item.inputs, at)
+            .map_err(Error::Validation)?;
+        let id = uuid::Uuid::new_v4().to_string();
+        let state = DeployedState {
+            template_name: version.template_name.clone(),
+            major: version.number.major,
+            minor: version.number.minor,
+            spec: service.spec.clone(),
+            inputs,
+            component: None,
+        };
+        let instance = ServiceInstance {
+            service: service.name.clone(),
+            name: item.name.clone(),
+            environment: item.environment.clone(),
+            created_at: now,
+            deployed: fresh(
+                state,
+                stack_name(&["instance", service.name.as_str(), item.name.as_str()]),
+                environment.deployed.role_arn.clone(),
+                Some(id.clone()),
+                now,
+            ),
+            component: None,
+            rev: 1,
+        };
+        let target = Target::ServiceInstance {
+            service: service.name.clone(),
+            instance: item.name.clone(),
+        };
+        let record = deployment(
+            &id,
+            &item.environment,
+            target,
+            instance.deployed.state.clone(),
+            now,
+            now,
+        );
+        Loaded::Instance {
+            service: service.clone(),
+            instance: instance.clone(),
+        }
+        .render(&self.d, &record)
+        .await?;
+        Ok((instance, record))
+    }
+
+    /// The environments a list of instances names, as the rules see them and as stored.
+    async fn environments_of(
+        &self,
+        instances: &[InstanceSpec],
+    ) -> Result<(
+        BTreeMap<ResourceName, EnvironmentFacts>,
+        BTreeMap<ResourceName, Environment>,
+    )> {
+        let mut facts = BTreeMap::new();
+        let mut records = BTreeMap::new();
+        for instance in instances {
+            if records.contains_key(&instance.environment) {
+                continue;
+            }
+            if let Some(environment) = self.d.store.environment(&instance.environment).await? {
+                facts.insert(
+                    instance.environment.clone(),
+                    EnvironmentFacts {
+                        template_name: environment.deployed.state.template_name.clone(),
+                        major: environment.deployed.state.major,
+                        deleting: environment.deployed.deployment_status
+                            == DeploymentStatus::DeleteInProgress,
+                    },
+                );
+                records.insert(instance.environment.clone(), environment);
+            }
+        }
+        Ok((facts, records))
+    }
+
+    async fn schema_of(&self, version: &TemplateVersion) -> Result<TemplateSchema> {
+        BundleLayout::Service {
+            pipeline: version.has_pipeline,
+        }
+        .parse_schema(&version.schema)
+        .map_err(Error::Validation)
     }
 
     #[tracing::instrument(skip_all, fields(service = %new.name))]
@@ -144,24 +349,11 @@ impl Services {
             )));
         }
         let spec = Spec::parse(&new.spec).map_err(Error::Validation)?;
-        let mut environments = BTreeMap::new();
-        let mut records = BTreeMap::new();
-        if let Spec::Service { instances, .. } = &spec {
-            for instance in instances {
-                if let Some(environment) = d.store.environment(&instance.environment).await? {
-                    environments.insert(
-                        instance.environment.clone(),
-                        EnvironmentFacts {
-                            template_name: environment.deployed.state.template_name.clone(),
-                            major: environment.deployed.state.major,
-                            deleting: environment.deployed.deployment_status
-                                == DeploymentStatus::DeleteInProgress,
-                        },
-                    );
-                    records.insert(instance.environment.clone(), environment);
-                }
-            }
-        }
+        let wanted = match &spec {
+            Spec::Service { instances, .. } => instances.as_slice(),
+            Spec::Environment { .. } => &[],
+        };
+        let (environments, records) = self.environments_of(wanted).await?;
         let pipeline = version.has_pipeline && template.provisioning.is_none();
         let offer = TemplateOffer {
             name: &new.template_name,
@@ -197,19 +389,7 @@ impl Services {
             }
             (_, role) => role.clone().unwrap_or_default(),
         };
-        let schema = BundleLayout::Service {
-            pipeline: version.has_pipeline,
-        }
-        .parse_schema(&version.schema)
-        .map_err(Error::Validation)?;
-        let state = |inputs: Inputs| DeployedState {
-            template_name: new.template_name.clone(),
-            major,
-            minor,
-            spec: new.spec.clone(),
-            inputs,
-        };
-
+        let schema = self.schema_of(&version).await?;
         let now = Timestamp::now();
         let pipeline_inputs = match &spec {
             Spec::Service {
@@ -241,13 +421,21 @@ impl Services {
             last_modified_at: now,
             pipeline: pipeline.then(|| {
                 fresh(
-                    state(pipeline_inputs),
+                    DeployedState {
+                        template_name: new.template_name.clone(),
+                        major,
+                        minor,
+                        spec: new.spec.clone(),
+                        inputs: pipeline_inputs,
+                        component: None,
+                    },
                     stack_name(&["pipeline", new.name.as_str()]),
                     pipeline_role,
                     None,
                     now,
                 )
             }),
+            awaiting: vec![],
             rev: 1,
         };
         let mut change = DeploymentChange {
@@ -257,46 +445,13 @@ impl Services {
         let mut started = Vec::new();
         for (index, item) in instances.iter().enumerate() {
             let at = format!("instances[{index}] ({}).spec", item.name);
-            let inputs = resolve_inputs(schema.input(InputRole::Service), &item.inputs, &at)
-                .map_err(Error::Validation)?;
             let environment = &records[&item.environment];
-            let id = uuid::Uuid::new_v4().to_string();
-            let instance = ServiceInstance {
-                service: new.name.clone(),
-                name: item.name.clone(),
-                environment: item.environment.clone(),
-                created_at: now,
-                deployed: fresh(
-                    state(inputs),
-                    stack_name(&["instance", new.name.as_str(), item.name.as_str()]),
-                    environment.deployed.role_arn.clone(),
-                    Some(id.clone()),
-                    now,
-                ),
-                rev: 1,
-            };
-            let target = Target::ServiceInstance {
-                service: new.name.clone(),
-                instance: item.name.clone(),
-            };
-            let record = deployment(
-                &id,
-                &item.environment,
-                target,
-                instance.deployed.state.clone(),
-                now,
-                now,
-            );
-            // Rendered now, so a spec that breaks the template is refused before anything runs.
-            Loaded::Instance {
-                service: service.clone(),
-                instance: instance.clone(),
-            }
-            .render(d, &record)
-            .await?;
+            let (instance, record) = self
+                .plan_instance(&service, &version, &schema, item, environment, &at, now)
+                .await?;
+            started.push(record.id.clone());
             change.instances.push(InstanceWrite::Create(instance));
             change.deployments.push(DeploymentWrite::Create(record));
-            started.push(id);
         }
         let uses = instances.len() as i64 + i64::from(pipeline);
         if uses > 0 {
@@ -324,6 +479,273 @@ impl Services {
         self.get(&new.name).await
     }
 
+    /// Changes a service's description, and with a spec, adds the instances it newly lists and
+    /// deletes those it no longer lists; then the pipeline is redeployed for the new list.
+    /// Instances it keeps are not redeployed (that is UpdateServiceInstance).
+    #[tracing::instrument(skip_all, fields(service = %update.name))]
+    pub async fn update(&self, update: ServiceUpdate) -> Result<Service> {
+        let d = &self.d;
+        let service = self.get(&update.name).await?;
+        let mut next = service.clone();
+        next.rev = service.rev + 1;
+        next.last_modified_at = Timestamp::now();
+        if let Some(description) = &update.description {
+            next.description = Some(description.clone());
+        }
+        let Some(text) = update.spec.clone() else {
+            if service.status == ServiceStatus::DeleteInProgress {
+                conflict_if_busy(&service)?;
+            }
+            d.store
+                .change(DeploymentChange {
+                    services: vec![ServiceWrite::Replace {
+                        service: next.clone(),
+                        expected_rev: service.rev,
+                    }],
+                    ..Default::default()
+                })
+                .await?;
+            return Ok(next);
+        };
+        conflict_if_busy(&service)?;
+        let Spec::Service {
+            pipeline: pipeline_inputs,
+            instances: wanted,
+        } = Spec::parse(&text).map_err(Error::Validation)?
+        else {
+            return Err(Error::validation(
+                "spec: a service takes `proton: ServiceSpec`",
+            ));
+        };
+        if pipeline_inputs.is_some() && service.pipeline.is_none() {
+            return Err(Error::validation(format!(
+                "spec.pipeline: service {} has no pipeline",
+                service.name
+            )));
+        }
+        let current = d.store.instances(&service.name).await?;
+        let placed: BTreeMap<_, _> = current
+            .iter()
+            .map(|i| (i.name.clone(), i.environment.clone()))
+            .collect();
+        let changes = instance_changes(&placed, &wanted)?;
+        if wanted.len() > d.instance_quota {
+            return Err(Error::QuotaExceeded(format!(
+                "the spec names {} instances; a service may have at most {}",
+                wanted.len(),
+                d.instance_quota
+            )));
+        }
+        let busy = current
+            .iter()
+            .map(|i| &i.deployed)
+            .chain(service.pipeline.iter())
+            .any(|deployed| deployed.deployment_status.is_active());
+        if busy && !(changes.added.is_empty() && changes.removed.is_empty()) {
+            return Err(Error::conflict(format!(
+                "service {} has deployments in progress; wait for them to end, then update it",
+                service.name
+            )));
+        }
+        let version = d
+            .version_of(
+                TemplateKind::Service,
+                &service.template_name,
+                crate::domain::template::VersionNumber {
+                    major: service.major,
+                    minor: service.minor,
+                },
+            )
+            .await?;
+        let (environments, records) = self.environments_of(&changes.added).await?;
+        let offer = TemplateOffer {
+            name: &service.template_name,
+            version: version.number.to_string(),
+            compatible: &version.compatible_environment_templates,
+            pipeline: service.pipeline.is_some(),
+        };
+        check_instances(&changes.added, &offer, &environments, usize::MAX)?;
+        if !changes.added.is_empty() && version.status != VersionStatus::Published {
+            return Err(Error::validation(format!(
+                "version {} of service template {} is no longer published; new instances cannot run on it",
+                version.number, service.template_name
+            )));
+        }
+        let mut change = DeploymentChange::default();
+        let now = Timestamp::now();
+        next.spec = text.clone();
+        let schema = self.schema_of(&version).await?;
+        let mut deploys = Vec::new();
+        for item in &changes.added {
+            let at = format!("instances ({}).spec", item.name);
+            let (instance, record) = self
+                .plan_instance(
+                    &next,
+                    &version,
+                    &schema,
+                    item,
+                    &records[&item.environment],
+                    &at,
+                    now,
+                )
+                .await?;
+            deploys.push(record.id.clone());
+            change.instances.push(InstanceWrite::Create(instance));
+            change.deployments.push(DeploymentWrite::Create(record));
+        }
+        let mut deletes = Vec::new();
+        for name in &changes.removed {
+            let instance = current
+                .iter()
+                .find(|i| &i.name == name)
+                .expect("removed instances come from the current ones");
+            if let Some(component) = &instance.component {
+                return Err(Error::conflict(format!(
+                    "instance {name} has component {component} attached; delete the component first"
+                )));
+            }
+            let (write, record) = instance_deletion(instance, now);
+            deletes.push(record.id.clone());
+            change.instances.push(write);
+            change.deployments.push(DeploymentWrite::Create(record));
+        }
+        if !changes.added.is_empty() {
+            change.usage.push(VersionUsage {
+                version,
+                delta: changes.added.len() as i64,
+            });
+        }
+        if !(deploys.is_empty() && deletes.is_empty()) {
+            next.status = ServiceStatus::UpdateInProgress;
+            next.status_message = None;
+            next.awaiting = deploys.iter().chain(&deletes).cloned().collect();
+        }
+        change.services.push(ServiceWrite::Replace {
+            service: next.clone(),
+            expected_rev: service.rev,
+        });
+        match d.store.change(change).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                return Err(Error::conflict(format!(
+                    "service {} changed while this update was prepared; retry",
+                    service.name
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        for id in &deploys {
+            d.launch(Workflow::Deploy, id).await;
+        }
+        for id in &deletes {
+            d.launch(Workflow::Delete, id).await;
+        }
+        self.get(&service.name).await
+    }
+
+    /// Adds one instance to a service: the spec lists it (by name, with its environment).
+    #[tracing::instrument(skip_all, fields(service = %new.service_name, instance = %new.name))]
+    pub async fn create_instance(&self, new: NewInstance) -> Result<ServiceInstance> {
+        let d = &self.d;
+        let service = self.get(&new.service_name).await?;
+        if let Some(existing) = d.store.instance(&new.service_name, &new.name).await? {
+            return if existing.deployed.state.spec == new.spec {
+                Ok(existing)
+            } else {
+                Err(Error::conflict(format!(
+                    "service instance {} of service {} already exists",
+                    new.name, new.service_name
+                )))
+            };
+        }
+        conflict_if_busy(&service)?;
+        let Spec::Service { instances, .. } = Spec::parse(&new.spec).map_err(Error::Validation)?
+        else {
+            return Err(Error::validation(
+                "spec: a service instance takes `proton: ServiceSpec`",
+            ));
+        };
+        let item = instances
+            .into_iter()
+            .find(|i| i.name == new.name)
+            .ok_or_else(|| {
+                Error::validation(format!("spec: no entry in instances names {}", new.name))
+            })?;
+        let current = d.store.instances(&service.name).await?;
+        if current.len() + 1 > d.instance_quota {
+            return Err(Error::QuotaExceeded(format!(
+                "service {} has {} instances; a service may have at most {}",
+                service.name,
+                current.len(),
+                d.instance_quota
+            )));
+        }
+        let (major, minor) = match (new.template_major_version, new.template_minor_version) {
+            (None, None) => (service.major, Some(service.minor)),
+            (Some(major), minor) => (major.0, minor.map(|m| m.0)),
+            (None, Some(_)) => {
+                return Err(Error::validation(
+                    "templateMinorVersion needs templateMajorVersion",
+                ));
+            }
+        };
+        let (_, number) = d
+            .requested_version(TemplateKind::Service, &service.template_name, major, minor)
+            .await?;
+        let version = d
+            .version_of(TemplateKind::Service, &service.template_name, number)
+            .await?;
+        if version.status != VersionStatus::Published {
+            return Err(Error::validation(format!(
+                "version {number} of service template {} is not published",
+                service.template_name
+            )));
+        }
+        let wanted = std::slice::from_ref(&item);
+        let (environments, records) = self.environments_of(wanted).await?;
+        let offer = TemplateOffer {
+            name: &service.template_name,
+            version: number.to_string(),
+            compatible: &version.compatible_environment_templates,
+            pipeline: service.pipeline.is_some(),
+        };
+        check_instances(wanted, &offer, &environments, usize::MAX)?;
+        let schema = self.schema_of(&version).await?;
+        let now = Timestamp::now();
+        let mut planned_for = service.clone();
+        planned_for.spec = new.spec.clone();
+        let (instance, record) = self
+            .plan_instance(
+                &planned_for,
+                &version,
+                &schema,
+                &item,
+                &records[&item.environment],
+                "spec",
+                now,
+            )
+            .await?;
+        let id = record.id.clone();
+        let change = DeploymentChange {
+            instances: vec![InstanceWrite::Create(instance.clone())],
+            deployments: vec![DeploymentWrite::Create(record)],
+            usage: vec![VersionUsage { version, delta: 1 }],
+            ..Default::default()
+        };
+        match d.store.change(change).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                return Err(Error::conflict(format!(
+                    "service instance {} was created by another request",
+                    new.name
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        d.launch(Workflow::Deploy, &id).await;
+        self.instance(&new.service_name, &new.name).await
+    }
+
     /// Deletes a service: its instances' and its pipeline's stacks, then the service.
     #[tracing::instrument(skip_all, fields(service = %name))]
     pub async fn delete(&self, name: &ResourceName) -> Result<Service> {
@@ -341,71 +763,54 @@ impl Services {
                 deployed.deployment_status.is_active()
                     && deployed.last_attempted_deployment_id.is_some()
             });
-        if busy || service.status == ServiceStatus::CreateInProgress {
+        if busy
+            || matches!(
+                service.status,
+                ServiceStatus::CreateInProgress | ServiceStatus::UpdateInProgress
+            )
+        {
             return Err(Error::conflict(format!(
                 "service {name} has deployments in progress; wait for them to end, then delete it"
+            )));
+        }
+        if let Some(instance) = instances.iter().find(|i| i.component.is_some()) {
+            return Err(Error::conflict(format!(
+                "instance {} has component {} attached; delete the component first",
+                instance.name,
+                instance.component.as_ref().expect("found by is_some")
             )));
         }
         let now = Timestamp::now();
         let mut change = DeploymentChange::default();
         let mut started = Vec::new();
         for instance in &instances {
-            let id = uuid::Uuid::new_v4().to_string();
-            let mut next = instance.clone();
-            next.deployed
-                .begin(&id, DeploymentStatus::DeleteInProgress, now);
-            next.rev = instance.rev + 1;
-            let target = Target::ServiceInstance {
-                service: name.clone(),
-                instance: instance.name.clone(),
-            };
-            let mut record = deployment(
-                &id,
-                &instance.environment,
-                target,
-                instance.deployed.state.clone(),
-                instance.created_at,
-                now,
-            );
-            record.operation = Operation::Delete;
-            record.status = DeploymentStatus::DeleteInProgress;
-            record.initial_state = Some(instance.deployed.state.clone());
-            change.instances.push(InstanceWrite::Replace {
-                instance: next,
-                expected_rev: instance.rev,
-            });
+            let (write, record) = instance_deletion(instance, now);
+            started.push(record.id.clone());
+            change.instances.push(write);
             change.deployments.push(DeploymentWrite::Create(record));
-            started.push(id);
         }
         let mut next = service.clone();
         next.status = ServiceStatus::DeleteInProgress;
         next.status_message = None;
         next.last_modified_at = now;
+        next.awaiting = vec![];
         next.rev = service.rev + 1;
         if let Some(pipeline) = &service.pipeline {
             let mut deleting = pipeline.clone();
             if pipeline.last_attempted_deployment_id.is_some() {
-                let id = uuid::Uuid::new_v4().to_string();
                 let environment = instances
                     .first()
                     .map(|i| i.environment.clone())
                     .unwrap_or_else(|| name.clone());
-                let mut record = deployment(
-                    &id,
-                    &environment,
-                    Target::ServicePipeline {
-                        service: name.clone(),
-                    },
-                    pipeline.state.clone(),
-                    service.created_at,
-                    now,
-                );
+                let (mut begun, mut record) =
+                    pipeline_redeployment(&service, pipeline, environment, now);
                 record.operation = Operation::Delete;
                 record.status = DeploymentStatus::DeleteInProgress;
                 record.initial_state = Some(pipeline.state.clone());
-                deleting.begin(&id, DeploymentStatus::DeleteInProgress, now);
+                begun.deployment_status = DeploymentStatus::DeleteInProgress;
+                deleting = begun;
+                started.push(record.id.clone());
                 change.deployments.push(DeploymentWrite::Create(record));
-                started.push(id);
             } else {
                 // Never deployed: nothing to remove.
                 deleting.deployment_status = DeploymentStatus::DeleteComplete;
@@ -426,8 +831,81 @@ impl Services {
         Ok(next)
     }
 
-    /// Redeploys one instance: its spec (`${Proton::CURRENT_VAL}` keeps a value) or another
-    /// version of the service template, by Proton's `deploymentType` rules.
+    /// The state an update asks for by Proton's `deploymentType` rules: `given` is a new spec
+    /// and its raw inputs (`${Proton::CURRENT_VAL}` keeps a value), `None` keeps both.
+    #[allow(clippy::too_many_arguments)]
+    async fn redeploy(
+        &self,
+        service: &Service,
+        current: &DeployedState,
+        deployment_type: DeploymentType,
+        major: Option<VersionPart>,
+        minor: Option<VersionPart>,
+        given: Option<(String, Inputs)>,
+        role: InputRole,
+        at: &str,
+    ) -> Result<Redeploy> {
+        let d = &self.d;
+        let template = d
+            .catalog
+            .template(TemplateKind::Service, &service.template_name)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(format!(
+                    "service template {} no longer exists",
+                    service.template_name
+                ))
+            })?;
+        let number = target_version(
+            current.version(),
+            deployment_type,
+            major.map(|v| v.0),
+            minor.map(|v| v.0),
+            &template.versions,
+        )
+        .map_err(Error::Validation)?;
+        let version = d
+            .version_of(TemplateKind::Service, &service.template_name, number)
+            .await?;
+        let (spec, inputs) = match given {
+            None => (current.spec.clone(), current.inputs.clone()),
+            Some((text, raw)) => {
+                let inputs = keep_current_values(&raw, &current.inputs, "spec")
+                    .map_err(Error::Validation)?;
+                (text, inputs)
+            }
+        };
+        let schema = self.schema_of(&version).await?;
+        let inputs = resolve_inputs(schema.input(role), &inputs, at).map_err(Error::Validation)?;
+        let mut usage = Vec::new();
+        if number != current.version() {
+            let old = d
+                .version_of(
+                    TemplateKind::Service,
+                    &service.template_name,
+                    current.version(),
+                )
+                .await?;
+            usage.push(VersionUsage { version, delta: 1 });
+            usage.push(VersionUsage {
+                version: old,
+                delta: -1,
+            });
+        }
+        Ok(Redeploy {
+            state: DeployedState {
+                template_name: service.template_name.clone(),
+                major: number.major,
+                minor: number.minor,
+                spec,
+                inputs,
+                component: None,
+            },
+            usage,
+        })
+    }
+
+    /// Redeploys one instance: its spec or another version of the service template.
     #[tracing::instrument(skip_all, fields(service = %update.service_name, instance = %update.name))]
     pub async fn update_instance(&self, update: InstanceUpdate) -> Result<ServiceInstance> {
         let d = &self.d;
@@ -441,35 +919,20 @@ impl Services {
                 update.name
             )));
         }
+        if let Some(name) = &current.component
+            && let Some(component) = d.store.component(name).await?
+            && component.deployed.deployment_status.is_active()
+        {
+            return Err(Error::conflict(format!(
+                "service instance {}: its component {name} is deploying; wait for it to end",
+                update.name
+            )));
+        }
         if update.deployment_type == DeploymentType::None {
             return Ok(current);
         }
-        let template = d
-            .catalog
-            .template(TemplateKind::Service, &service.template_name)
-            .await?
-            .ok_or_else(|| {
-                Error::validation(format!(
-                    "service template {} no longer exists",
-                    service.template_name
-                ))
-            })?;
-        let number = target_version(
-            current.deployed.state.version(),
-            update.deployment_type,
-            update.template_major_version.map(|v| v.0),
-            update.template_minor_version.map(|v| v.0),
-            &template.versions,
-        )
-        .map_err(Error::Validation)?;
-        let version = d
-            .version_of(TemplateKind::Service, &service.template_name, number)
-            .await?;
-        let (spec_text, given) = match &update.spec {
-            None => (
-                current.deployed.state.spec.clone(),
-                current.deployed.state.inputs.clone(),
-            ),
+        let given = match &update.spec {
+            None => None,
             Some(text) => {
                 let Spec::Service { instances, .. } =
                     Spec::parse(text).map_err(Error::Validation)?
@@ -487,27 +950,22 @@ impl Services {
                             update.name
                         ))
                     })?;
-                let inputs =
-                    keep_current_values(&entry.inputs, &current.deployed.state.inputs, "spec")
-                        .map_err(Error::Validation)?;
-                (text.clone(), inputs)
+                Some((text.clone(), entry.inputs))
             }
         };
-        let schema = BundleLayout::Service {
-            pipeline: version.has_pipeline,
-        }
-        .parse_schema(&version.schema)
-        .map_err(Error::Validation)?;
         let at = format!("instances ({}).spec", update.name);
-        let inputs = resolve_inputs(schema.input(InputRole::Service), &given, &at)
-            .map_err(Error::Validation)?;
-        let state = DeployedState {
-            template_name: service.template_name.clone(),
-            major: number.major,
-            minor: number.minor,
-            spec: spec_text,
-            inputs,
-        };
+        let Redeploy { state, usage } = self
+            .redeploy(
+                &service,
+                &current.deployed.state,
+                update.deployment_type,
+                update.template_major_version,
+                update.template_minor_version,
+                given,
+                InputRole::Service,
+                &at,
+            )
+            .await?;
         let now = Timestamp::now();
         let id = uuid::Uuid::new_v4().to_string();
         let target = Target::ServiceInstance {
@@ -534,33 +992,110 @@ impl Services {
         }
         .render(d, &record)
         .await?;
-        let mut change = DeploymentChange {
+        let change = DeploymentChange {
             instances: vec![InstanceWrite::Replace {
                 instance: next.clone(),
                 expected_rev: current.rev,
             }],
             deployments: vec![DeploymentWrite::Create(record)],
+            usage,
             ..Default::default()
         };
-        if number != current.deployed.state.version() {
-            let old = d
-                .version_of(
-                    TemplateKind::Service,
-                    &service.template_name,
-                    current.deployed.state.version(),
-                )
-                .await?;
-            change.usage.push(VersionUsage { version, delta: 1 });
-            change.usage.push(VersionUsage {
-                version: old,
-                delta: -1,
-            });
+        match d.store.change(change).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                return Err(Error::conflict(format!(
+                    "service instance {} changed while this update was prepared (another deployment or its component); retry",
+                    update.name
+                )));
+            }
+            Err(other) => return Err(other.into()),
         }
-        d.store.change(change).await?;
         if !d.launch(Workflow::Deploy, &id).await {
             return self.instance(&update.service_name, &update.name).await;
         }
         Ok(next)
+    }
+
+    /// Redeploys the service's pipeline with a new spec (its `pipeline` inputs) or version.
+    #[tracing::instrument(skip_all, fields(service = %update.service_name))]
+    pub async fn update_pipeline(&self, update: PipelineUpdate) -> Result<Deployed> {
+        let d = &self.d;
+        let service = self.get(&update.service_name).await?;
+        let pipeline = pipeline_of(&service)?;
+        conflict_if_busy(&service)?;
+        if pipeline.deployment_status.is_active() {
+            return Err(Error::conflict(format!(
+                "the pipeline of service {} has a deployment in progress; wait for it or cancel it",
+                service.name
+            )));
+        }
+        let Spec::Service {
+            pipeline: inputs, ..
+        } = Spec::parse(&update.spec).map_err(Error::Validation)?
+        else {
+            return Err(Error::validation(
+                "spec: a service pipeline takes `proton: ServiceSpec`",
+            ));
+        };
+        if update.deployment_type == DeploymentType::None {
+            return Ok(pipeline);
+        }
+        let Redeploy { state, usage } = self
+            .redeploy(
+                &service,
+                &pipeline.state,
+                update.deployment_type,
+                update.template_major_version,
+                update.template_minor_version,
+                Some((update.spec.clone(), inputs.unwrap_or_default())),
+                InputRole::Pipeline,
+                "spec.pipeline",
+            )
+            .await?;
+        let instances = d.store.instances(&service.name).await?;
+        let environment = instances
+            .first()
+            .map(|i| i.environment.clone())
+            .unwrap_or_else(|| service.name.clone());
+        let mut with_state = pipeline.clone();
+        with_state.state = state.clone();
+        let (begun, mut record) =
+            pipeline_redeployment(&service, &with_state, environment, Timestamp::now());
+        record.initial_state = Some(pipeline.state.clone());
+        let mut next = service.clone();
+        next.pipeline = Some(begun.clone());
+        next.rev = service.rev + 1;
+        Loaded::Pipeline {
+            service: next.clone(),
+            pipeline: begun.clone(),
+        }
+        .render(d, &record)
+        .await?;
+        let id = record.id.clone();
+        let change = DeploymentChange {
+            services: vec![ServiceWrite::Replace {
+                service: next,
+                expected_rev: service.rev,
+            }],
+            deployments: vec![DeploymentWrite::Create(record)],
+            usage,
+            ..Default::default()
+        };
+        match d.store.change(change).await {
+            Ok(()) => {}
+            Err(StoreError::ConditionFailed) => {
+                return Err(Error::conflict(format!(
+                    "service {} changed while this update was prepared; retry",
+                    service.name
+                )));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        if !d.launch(Workflow::Deploy, &id).await {
+            return pipeline_of(&self.get(&update.service_name).await?);
+        }
+        Ok(begun)
     }
 
     /// Asks a running instance deployment to stop (see the environment's cancel for what that means).
@@ -577,6 +1112,25 @@ impl Services {
             .await?
         {
             Loaded::Instance { instance, .. } => Ok(instance),
+            _ => unreachable!("request_cancel returns the target it was given"),
+        }
+    }
+
+    /// Asks a running pipeline deployment to stop.
+    pub async fn cancel_pipeline(&self, service: &ResourceName) -> Result<Deployed> {
+        let loaded = self.get(service).await?;
+        let target = Loaded::Pipeline {
+            pipeline: pipeline_of(&loaded)?,
+            service: loaded,
+        };
+        match super::targets::request_cancel(
+            &self.d,
+            target,
+            &format!("the pipeline of service {service}"),
+        )
+        .await?
+        {
+            Loaded::Pipeline { pipeline, .. } => Ok(pipeline),
             _ => unreachable!("request_cancel returns the target it was given"),
         }
     }
@@ -635,13 +1189,37 @@ impl Services {
     }
 }
 
-/// Moves a service on after one of its deployments ended.
+pub fn pipeline_of(service: &Service) -> Result<Deployed> {
+    service.pipeline.clone().ok_or_else(|| {
+        Error::validation(format!(
+            "service {} has no pipeline that paved provisions",
+            service.name
+        ))
+    })
+}
+
+/// Moves a service on after one of its deployments ended. Each step is decided from what is
+/// stored, so when two deployments end at once and both try, the one that loses the write
+/// reads again and finds the work done (or the next step to take).
 pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
+    let mut attempts = 0;
+    loop {
+        match settle_once(d, name).await {
+            Err(Error::Store(StoreError::ConditionFailed)) if attempts < 5 => attempts += 1,
+            other => return other,
+        }
+    }
+}
+
+async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<()> {
     let Some(service) = d.store.service(name).await? else {
         return Ok(());
     };
     if service.status == ServiceStatus::DeleteInProgress {
         return settle_deletion(d, service).await;
+    }
+    if service.status == ServiceStatus::UpdateInProgress {
+        return settle_update(d, service).await;
     }
     if service.status != ServiceStatus::CreateInProgress {
         return Ok(());
@@ -676,28 +1254,15 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
         match &service.pipeline {
             None => next.status = ServiceStatus::Active,
             Some(pipeline) if pipeline.last_attempted_deployment_id.is_none() => {
-                let id = uuid::Uuid::new_v4().to_string();
-                let now = Timestamp::now();
                 let environment = instances
                     .first()
                     .map(|i| i.environment.clone())
                     .unwrap_or_else(|| name.clone());
-                let target = Target::ServicePipeline {
-                    service: name.clone(),
-                };
-                let record = deployment(
-                    &id,
-                    &environment,
-                    target,
-                    pipeline.state.clone(),
-                    service.created_at,
-                    now,
-                );
-                let mut started = pipeline.clone();
-                started.begin(&id, DeploymentStatus::InProgress, now);
+                let (started, record) =
+                    pipeline_redeployment(&service, pipeline, environment, Timestamp::now());
                 next.pipeline = Some(started);
+                start = Some(record.id.clone());
                 change.deployments.push(DeploymentWrite::Create(record));
-                start = Some(id);
             }
             Some(pipeline) => match pipeline.deployment_status {
                 DeploymentStatus::Succeeded => next.status = ServiceStatus::Active,
@@ -788,5 +1353,86 @@ async fn settle_deletion(d: &Deployer, service: Service) -> Result<()> {
         None => return Ok(()),
     };
     d.store.change(change).await?;
+    Ok(())
+}
+
+/// A service being updated is ACTIVE again once the deployments it waits for have ended and
+/// its pipeline has been redeployed for the new list of instances; UPDATE_FAILED with the
+/// reason of the first that failed.
+async fn settle_update(d: &Deployer, service: Service) -> Result<()> {
+    let mut failures = Vec::new();
+    for id in &service.awaiting {
+        let Some(deployment) = d.store.deployment(id).await? else {
+            continue;
+        };
+        if deployment.status.is_active() {
+            return Ok(());
+        }
+        if matches!(
+            deployment.status,
+            DeploymentStatus::Failed | DeploymentStatus::Cancelled | DeploymentStatus::DeleteFailed
+        ) {
+            let what = match &deployment.target {
+                Target::ServiceInstance { instance, .. } => format!("instance {instance}"),
+                Target::ServicePipeline { .. } => "the pipeline".to_string(),
+                other => other.resource_type().to_lowercase(),
+            };
+            failures.push(format!(
+                "{what}: {}",
+                deployment
+                    .status_message
+                    .as_deref()
+                    .unwrap_or("no reason recorded")
+            ));
+        }
+    }
+    let now = Timestamp::now();
+    let mut next = service.clone();
+    next.rev = service.rev + 1;
+    next.last_modified_at = now;
+    next.awaiting = vec![];
+    let mut change = DeploymentChange::default();
+    let mut start = None;
+    let pipeline_phase = match &service.pipeline {
+        Some(pipeline) => {
+            service.awaiting.len() == 1
+                && pipeline.last_attempted_deployment_id.as_ref() == service.awaiting.first()
+        }
+        None => false,
+    };
+    match &service.pipeline {
+        _ if !failures.is_empty() => {
+            next.status = ServiceStatus::UpdateFailed;
+            next.status_message = Some(failures.join("; "));
+        }
+        Some(pipeline)
+            if !pipeline_phase
+                && pipeline.last_attempted_deployment_id.is_some()
+                && pipeline.deployment_status != DeploymentStatus::DeleteComplete =>
+        {
+            let instances = d.store.instances(&service.name).await?;
+            let environment = instances
+                .first()
+                .map(|i| i.environment.clone())
+                .unwrap_or_else(|| service.name.clone());
+            let (started, record) = pipeline_redeployment(&service, pipeline, environment, now);
+            next.pipeline = Some(started);
+            next.awaiting = vec![record.id.clone()];
+            start = Some(record.id.clone());
+            change.deployments.push(DeploymentWrite::Create(record));
+        }
+        _ => {
+            next.status = ServiceStatus::Active;
+            next.status_message = None;
+        }
+    }
+    change.services.push(ServiceWrite::Replace {
+        service: next,
+        expected_rev: service.rev,
+    });
+    d.store.change(change).await?;
+    if let Some(id) = start {
+        Box::pin(d.launch(Workflow::Deploy, &id)).await;
+    }
     Ok(())
 }

@@ -6,13 +6,17 @@ use serde_json::{Map, Value as Json};
 
 use super::environments::{Deployer, status_name};
 use crate::domain::bundle::BundleLayout;
-use crate::domain::environment::{Deployed, Deployment, DeploymentStatus, Environment, Target};
+use crate::domain::component::{Component, service_inputs};
+use crate::domain::environment::{
+    Deployed, DeployedState, Deployment, DeploymentStatus, Environment, Target,
+};
 use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateKind;
 use crate::domain::{Error, Result};
 use crate::ports::{
-    DeploymentChange, DeploymentWrite, EnvironmentWrite, InstanceWrite, ServiceWrite, StatusChange,
+    ComponentWrite, DeploymentChange, DeploymentWrite, EnvironmentWrite, InstanceWrite,
+    ServiceWrite, StatusChange,
 };
 
 #[derive(Debug, Clone)]
@@ -26,6 +30,7 @@ pub enum Loaded {
         service: Service,
         pipeline: Deployed,
     },
+    Component(Component),
 }
 
 impl Loaded {
@@ -52,10 +57,8 @@ impl Loaded {
                     Some(Self::Pipeline { service, pipeline })
                 })
             }
-            Target::Component { .. } => {
-                return Err(Error::validation(
-                    "components are not deployed by this version of paved",
-                ));
+            Target::Component { component } => {
+                d.store.component(component).await?.map(Self::Component)
             }
         })
     }
@@ -65,6 +68,7 @@ impl Loaded {
             Self::Environment(environment) => &environment.deployed,
             Self::Instance { instance, .. } => &instance.deployed,
             Self::Pipeline { pipeline, .. } => pipeline,
+            Self::Component(component) => &component.deployed,
         }
     }
 
@@ -73,13 +77,17 @@ impl Loaded {
             Self::Environment(environment) => &mut environment.deployed,
             Self::Instance { instance, .. } => &mut instance.deployed,
             Self::Pipeline { pipeline, .. } => pipeline,
+            Self::Component(component) => &mut component.deployed,
         }
     }
 
-    pub fn template_kind(&self) -> TemplateKind {
+    /// The kind of catalog template the target runs on; `None` for a component, which
+    /// brings its own.
+    pub fn template_kind(&self) -> Option<TemplateKind> {
         match self {
-            Self::Environment(_) => TemplateKind::Environment,
-            _ => TemplateKind::Service,
+            Self::Environment(_) => Some(TemplateKind::Environment),
+            Self::Component(_) => None,
+            _ => Some(TemplateKind::Service),
         }
     }
 
@@ -127,6 +135,16 @@ impl Loaded {
                 }],
                 ..Default::default()
             },
+            (Self::Component(next), Self::Component(before)) => DeploymentChange {
+                components: vec![ComponentWrite::Replace {
+                    component: Component {
+                        rev: before.rev + 1,
+                        ..next.clone()
+                    },
+                    expected_rev: before.rev,
+                }],
+                ..Default::default()
+            },
             _ => DeploymentChange::default(),
         }
     }
@@ -151,6 +169,11 @@ impl Loaded {
                 "Service Pipeline",
                 service.name.to_string(),
                 d.arns.proton(&format!("service/{}/pipeline", service.name)),
+            ),
+            Self::Component(component) => (
+                "Component",
+                component.name.to_string(),
+                d.arns.proton(&format!("component/{}", component.name)),
             ),
         };
         StatusChange {
@@ -181,13 +204,21 @@ impl Loaded {
                             instance.environment
                         ))
                     })?;
+                let component = match &instance.component {
+                    Some(name) => d.store.component(name).await?,
+                    None => None,
+                };
+                let component_outputs = component.as_ref().map(|c| outputs_of(&c.deployed));
                 let context = render::instance_context(
                     &service_names(service),
                     instance.name.as_str(),
                     &state.inputs,
                     instance.environment.as_str(),
                     &outputs_of(&environment.deployed),
-                    None,
+                    component
+                        .as_ref()
+                        .zip(component_outputs.as_ref())
+                        .map(|(c, outputs)| (c.name.as_str(), outputs)),
                 );
                 let layout = BundleLayout::Service {
                     pipeline: version.has_pipeline,
@@ -215,9 +246,18 @@ impl Loaded {
                 let context =
                     render::pipeline_context(&service_names(service), &state.inputs, &instances);
                 let layout = BundleLayout::Service { pipeline: true };
-                d.render_part(&version, layout, "pipeline_infrastructure", context)
-                    .await
+                let rendered = d
+                    .render_part(&version, layout, "pipeline_infrastructure", context)
+                    .await?;
+                match &d.proton_endpoint {
+                    Some(endpoint) => {
+                        crate::domain::pipeline::with_proton_endpoint(&rendered, endpoint)
+                            .map_err(Error::Validation)
+                    }
+                    None => Ok(rendered),
+                }
             }
+            Self::Component(component) => render_component(d, component, state).await,
         }
     }
 }
@@ -262,6 +302,64 @@ pub async fn request_cancel(d: &Deployer, target: Loaded, what: &str) -> Result<
         tracing::warn!(error = %error, "status change event not published");
     }
     Ok(next)
+}
+
+/// Renders a component's own template file with the component namespace: its environment's
+/// outputs and, when attached, its service and instance (inputs from its service spec).
+async fn render_component(
+    d: &Deployer,
+    component: &Component,
+    state: &DeployedState,
+) -> Result<String> {
+    let definition = state.component.as_ref().ok_or_else(|| {
+        Error::validation(format!("component {} has no definition", component.name))
+    })?;
+    let environment = d
+        .store
+        .environment(&component.environment)
+        .await?
+        .ok_or_else(|| {
+            Error::validation(format!(
+                "environment {} does not exist",
+                component.environment
+            ))
+        })?;
+    let environment_outputs = outputs_of(&environment.deployed);
+    let attached = match (&definition.service, &definition.instance) {
+        (Some(service_name), Some(instance_name)) => {
+            let service = d.store.service(service_name).await?.ok_or_else(|| {
+                Error::validation(format!("service {service_name} does not exist"))
+            })?;
+            let instance = d
+                .store
+                .instance(service_name, instance_name)
+                .await?
+                .ok_or_else(|| {
+                    Error::validation(format!(
+                        "service instance {instance_name} of service {service_name} does not exist"
+                    ))
+                })?;
+            let spec = (!state.spec.is_empty()).then_some(state.spec.as_str());
+            let inputs = service_inputs(spec, instance_name, &instance.deployed.state.inputs)?;
+            Some((service_names(&service), instance_name.to_string(), inputs))
+        }
+        _ => None,
+    };
+    let context = render::component_context(
+        component.name.as_str(),
+        attached
+            .as_ref()
+            .map(|(names, instance, inputs)| (names, instance.as_str(), inputs)),
+        component.environment.as_str(),
+        &environment_outputs,
+    );
+    let file = crate::domain::bundle::manifest_files(&definition.manifest, "manifest")
+        .map_err(Error::Validation)?
+        .into_iter()
+        .next()
+        .unwrap_or_else(|| "cloudformation.yaml".into());
+    render::render(&file, &definition.template_file, context)
+        .map_err(|e| Error::validation(e.to_string()))
 }
 
 pub fn service_names(service: &Service) -> ServiceNames {

@@ -309,6 +309,28 @@ fn check_part(bundle: &Bundle, folder: &str) -> Result<InfrastructurePart, Strin
     let text = bundle
         .text(&manifest_path)?
         .ok_or_else(|| format!("{manifest_path} is missing from the bundle"))?;
+    let mut files = Vec::new();
+    for file in manifest_files(text, &manifest_path)? {
+        let path = format!("{folder}/{file}");
+        if file.contains("..") || file.starts_with('/') {
+            return Err(format!(
+                "{manifest_path}: file {file:?} is outside {folder}/"
+            ));
+        }
+        bundle
+            .text(&path)?
+            .ok_or_else(|| format!("{manifest_path}: names {path}, which is not in the bundle"))?;
+        files.push(path);
+    }
+    Ok(InfrastructurePart {
+        folder: folder.to_string(),
+        files,
+    })
+}
+
+/// The template files a manifest lists, checked to be Jinja-rendered CloudFormation; errors
+/// start with `manifest_path`.
+pub fn manifest_files(text: &str, manifest_path: &str) -> Result<Vec<String>, String> {
     let manifest: Manifest = super::yaml::from_str(text)
         .map_err(|e| format!("{manifest_path}: not a valid manifest: {e}"))?;
     let templates = manifest.infrastructure.templates;
@@ -338,22 +360,9 @@ fn check_part(bundle: &Bundle, folder: &str) -> Result<InfrastructurePart, Strin
                 "{manifest_path}: template_language {language:?} is not supported; paved deploys CloudFormation"
             ));
         }
-        let path = format!("{folder}/{}", template.file);
-        if template.file.contains("..") || template.file.starts_with('/') {
-            return Err(format!(
-                "{manifest_path}: file {:?} is outside {folder}/",
-                template.file
-            ));
-        }
-        bundle
-            .text(&path)?
-            .ok_or_else(|| format!("{manifest_path}: names {path}, which is not in the bundle"))?;
-        files.push(path);
+        files.push(template.file);
     }
-    Ok(InfrastructurePart {
-        folder: folder.to_string(),
-        files,
-    })
+    Ok(files)
 }
 
 #[cfg(test)]

@@ -57,6 +57,20 @@ pub struct DeployedState {
     pub spec: String,
     /// The spec's inputs with the schema's defaults filled in.
     pub inputs: Map<String, Json>,
+    /// A component's own definition (components have no template in the catalog).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ComponentDefinition>,
+}
+
+/// What a directly defined component deploys: its manifest and CloudFormation file, and the
+/// service instance it is attached to, if any.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ComponentDefinition {
+    pub manifest: String,
+    pub template_file: String,
+    pub service: Option<ResourceName>,
+    pub instance: Option<ResourceName>,
 }
 
 impl DeployedState {
@@ -118,6 +132,9 @@ impl Deployed {
 pub struct Environment {
     pub name: ResourceName,
     pub description: Option<Description>,
+    /// The role component stacks in this environment deploy under; no components without it.
+    #[serde(default)]
+    pub component_role_arn: Option<String>,
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub deployed: Deployed,

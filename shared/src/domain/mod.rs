@@ -1,9 +1,11 @@
 //! The pure rules of paved: values, templates, bundles, schemas. No I/O.
 
 pub mod bundle;
+pub mod component;
 pub mod environment;
 pub mod error;
 pub mod names;
+pub mod pipeline;
 pub mod render;
 pub mod schema;
 pub mod service;

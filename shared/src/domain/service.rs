@@ -77,6 +77,9 @@ pub struct Service {
     pub last_modified_at: Timestamp,
     /// The service's pipeline, when its template has one.
     pub pipeline: Option<Deployed>,
+    /// The deployments an UpdateService waits for before the service is ACTIVE again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub awaiting: Vec<String>,
     pub rev: u64,
 }
 
@@ -90,6 +93,9 @@ pub struct ServiceInstance {
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub deployed: Deployed,
+    /// The component attached to this instance (Proton attaches at most one, `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component: Option<ResourceName>,
     pub rev: u64,
 }
 

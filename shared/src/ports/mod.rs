@@ -160,6 +160,7 @@ pub trait BundleStore: Send + Sync {
 
 // --- Environments and the deployment engine -------------------------------------------------
 
+use crate::domain::component::Component;
 use crate::domain::environment::{Deployment, Environment, ProvisionedResource, StackOutput};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateVersion as Version;
@@ -201,6 +202,18 @@ pub enum InstanceWrite {
     },
 }
 
+pub enum ComponentWrite {
+    Create(Component),
+    Replace {
+        component: Component,
+        expected_rev: u64,
+    },
+    Delete {
+        name: ResourceName,
+        expected_rev: u64,
+    },
+}
+
 pub enum DeploymentWrite {
     Create(Deployment),
     Replace {
@@ -227,6 +240,7 @@ pub struct DeploymentChange {
     pub environments: Vec<EnvironmentWrite>,
     pub services: Vec<ServiceWrite>,
     pub instances: Vec<InstanceWrite>,
+    pub components: Vec<ComponentWrite>,
     pub deployments: Vec<DeploymentWrite>,
     pub usage: Vec<VersionUsage>,
 }
@@ -257,6 +271,13 @@ pub trait DeploymentStore: Send + Sync {
         environment: &ResourceName,
         limit: u32,
     ) -> Result<Vec<ServiceInstance>, StoreError>;
+    async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError>;
+    /// Components by name: all, or those in one environment.
+    async fn components(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Component>, StoreError>;
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError>;
 }
 
