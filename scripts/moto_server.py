@@ -3,9 +3,11 @@ it corrects; everything else is moto as released. Run with the project's venv Py
 
 import threading
 
+import moto.awslambda.models as awslambda
 import moto.cloudformation.models as models
 import moto.dynamodb.models as dynamodb
 import moto.ecr.models as ecr
+import moto.ec2.models.security_groups as ec2_security_groups
 import moto.ecs.models as ecs
 import moto.cloudformation.parsing as parsing
 import moto.cloudformation.responses as responses
@@ -97,6 +99,35 @@ def ecs_service_init(self, cluster, service_name, desired_count, *args, **kwargs
 
 ecs.Service.__init__ = ecs_service_init
 
+_ecs_update_service = ecs.EC2ContainerServiceBackend.update_service
+
+
+def ecs_update_service(self, service_properties):
+    # The same on update: moto 5.2.5 stores a quoted DesiredCount as text, and the next update
+    # of the service fails negating it.
+    count = service_properties.get("desired_count")
+    if isinstance(count, str) and count.strip().isdigit():
+        service_properties["desired_count"] = int(count)
+    return _ecs_update_service(self, service_properties)
+
+
+ecs.EC2ContainerServiceBackend.update_service = ecs_update_service
+
+_security_group_create = ec2_security_groups.SecurityGroup.create_from_cloudformation_json.__func__
+
+
+def security_group_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    # moto 5.2.5 requires FromPort and ToPort on every ingress rule; CloudFormation does not for
+    # IpProtocol -1 (all traffic), which the samples use. Missing ports mean all ports (-1).
+    for rule in cloudformation_json.get("Properties", {}).get("SecurityGroupIngress", []) or []:
+        if isinstance(rule, dict):
+            rule.setdefault("FromPort", -1)
+            rule.setdefault("ToPort", -1)
+    return _security_group_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+
+
+ec2_security_groups.SecurityGroup.create_from_cloudformation_json = classmethod(security_group_create)
+
 _ecr_create = ecr.Repository.create_from_cloudformation_json.__func__
 
 
@@ -121,6 +152,21 @@ def transact_write_items(self, transact_items):
 
 
 dynamodb.DynamoDBBackend.transact_write_items = transact_write_items
+
+_permission_create = awslambda.Permission.create_from_cloudformation_json.__func__
+
+
+def permission_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
+    # moto 5.2.5 fails listing a stack's resources when a Lambda permission names a function it
+    # does not hold (one made by the AWS::Serverless transform, which moto does not run): the
+    # permission is recorded without attaching it to a function.
+    try:
+        return _permission_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs)
+    except Exception:  # noqa: BLE001 - any failure to find the function
+        return awslambda.Permission(region=region_name)
+
+
+awslambda.Permission.create_from_cloudformation_json = classmethod(permission_create)
 
 if __name__ == "__main__":
     from moto.server import main

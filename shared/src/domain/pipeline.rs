@@ -2,7 +2,12 @@
 //! from CodeBuild. The AWS CLI sends those calls to `AWS_ENDPOINT_URL_PROTON` when it is set,
 //! so paved sets it on every CodeBuild project of a rendered pipeline template: the templates
 //! stay as their authors wrote them.
+//!
+//! A changed template is written back as JSON, with short-form intrinsics (`!Ref`, `!GetAtt`,
+//! `!Sub`, ...) in their long form: YAML re-emitted from a parse loses the quotes that keep a
+//! value such as `"2012-10-17"` a string for YAML 1.1 readers, and JSON has no such ambiguity.
 
+use serde_json::{Map, Value as Json};
 use yaml_serde::Value as Yaml;
 
 /// The variable the AWS CLI and SDKs read for the Proton endpoint.
@@ -52,23 +57,70 @@ pub fn with_proton_endpoint(template: &str, endpoint: &str) -> Result<String, St
     if !changed {
         return Ok(template.to_string());
     }
-    yaml_serde::to_string(&document).map_err(|e| format!("the pipeline template: {e}"))
+    let json = to_json(document)?;
+    serde_json::to_string_pretty(&json).map_err(|e| format!("the pipeline template: {e}"))
+}
+
+/// A parsed CloudFormation YAML template as its JSON form.
+fn to_json(value: Yaml) -> Result<Json, String> {
+    Ok(match value {
+        Yaml::Null => Json::Null,
+        Yaml::Bool(b) => Json::Bool(b),
+        Yaml::Number(n) => serde_json::to_value(&n).map_err(|e| e.to_string())?,
+        Yaml::String(s) => Json::String(s),
+        Yaml::Sequence(items) => {
+            Json::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
+        }
+        Yaml::Mapping(entries) => {
+            let mut map = Map::new();
+            for (key, value) in entries {
+                let key = match key {
+                    Yaml::String(s) => s,
+                    Yaml::Number(n) => n.to_string(),
+                    Yaml::Bool(b) => b.to_string(),
+                    other => return Err(format!("a mapping key is not a scalar: {other:?}")),
+                };
+                map.insert(key, to_json(value)?);
+            }
+            Json::Object(map)
+        }
+        Yaml::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let inner = to_json(tagged.value)?;
+            let (key, value) = match (name, inner) {
+                ("Ref" | "Condition", inner) => (name.to_string(), inner),
+                // `!GetAtt Resource.Attribute` splits at the first dot.
+                ("GetAtt", Json::String(text)) => {
+                    let parts: Vec<Json> = match text.split_once('.') {
+                        Some((resource, attribute)) => {
+                            vec![resource.into(), attribute.into()]
+                        }
+                        None => vec![text.into()],
+                    };
+                    ("Fn::GetAtt".to_string(), Json::Array(parts))
+                }
+                (other, inner) => (format!("Fn::{other}"), inner),
+            };
+            Json::Object(Map::from_iter([(key, value)]))
+        }
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PIPELINE: &str = "Resources:\n  Build:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      ServiceRole: !GetAtt Role.Arn\n      Environment:\n        Type: LINUX_CONTAINER\n        EnvironmentVariables:\n          - Name: repo_name\n            Value: !Ref Repo\n  Deploy:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      Environment:\n        Type: LINUX_CONTAINER\n  Bucket:\n    Type: AWS::S3::Bucket\nOutputs:\n  Name:\n    Value: !Sub '${AWS::StackName}-x'\n";
+    const PIPELINE: &str = "AWSTemplateFormatVersion: '2010-09-09'\nResources:\n  Build:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      ServiceRole: !GetAtt Role.Arn\n      Environment:\n        Type: LINUX_CONTAINER\n        EnvironmentVariables:\n          - Name: repo_name\n            Value: !Ref Repo\n  Deploy:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      Environment:\n        Type: LINUX_CONTAINER\n  Bucket:\n    Type: AWS::S3::Bucket\nOutputs:\n  Name:\n    Value: !Sub '${AWS::StackName}-x'\n";
 
     #[test]
     fn every_codebuild_project_gets_the_endpoint_and_the_rest_is_kept() {
         let out = with_proton_endpoint(PIPELINE, "https://paved.example/prod").unwrap();
-        let doc: Yaml = yaml_serde::from_str(&out).unwrap();
+        let doc: Json = serde_json::from_str(&out).unwrap();
         for project in ["Build", "Deploy"] {
             let variables =
                 doc["Resources"][project]["Properties"]["Environment"]["EnvironmentVariables"]
-                    .as_sequence()
+                    .as_array()
                     .unwrap();
             let endpoint = variables
                 .iter()
@@ -79,14 +131,35 @@ mod tests {
                 Some("https://paved.example/prod")
             );
         }
-        // Short-form intrinsics survive the round trip.
-        assert!(out.contains("!GetAtt Role.Arn"), "{out}");
-        assert!(out.contains("!Ref Repo"), "{out}");
-        assert!(out.contains("!Sub"), "{out}");
+        // Short-form intrinsics come out in their long form.
+        let build = &doc["Resources"]["Build"]["Properties"];
         assert_eq!(
-            doc["Resources"]["Bucket"]["Type"].as_str(),
-            Some("AWS::S3::Bucket")
+            build["ServiceRole"],
+            serde_json::json!({"Fn::GetAtt": ["Role", "Arn"]})
         );
+        assert_eq!(
+            build["Environment"]["EnvironmentVariables"][0]["Value"],
+            serde_json::json!({"Ref": "Repo"})
+        );
+        assert_eq!(
+            doc["Outputs"]["Name"]["Value"],
+            serde_json::json!({"Fn::Sub": "${AWS::StackName}-x"})
+        );
+        assert_eq!(doc["Resources"]["Bucket"]["Type"], "AWS::S3::Bucket");
+    }
+
+    #[test]
+    fn quoted_values_stay_strings_and_lists_under_tags_are_kept() {
+        let template = "Resources:\n  P:\n    Type: AWS::CodeBuild::Project\n    Properties:\n      Environment: {}\n      Tags: !If [IsProd, [{Key: a, Value: 'yes'}], !Ref AWS::NoValue]\n  Policy:\n    Type: AWS::IAM::ManagedPolicy\n    Properties:\n      PolicyDocument:\n        Version: '2012-10-17'\n";
+        let out = with_proton_endpoint(template, "https://x").unwrap();
+        let doc: Json = serde_json::from_str(&out).unwrap();
+        assert_eq!(
+            doc["Resources"]["Policy"]["Properties"]["PolicyDocument"]["Version"],
+            "2012-10-17"
+        );
+        let tags = &doc["Resources"]["P"]["Properties"]["Tags"]["Fn::If"];
+        assert_eq!(tags[1][0]["Value"], "yes");
+        assert_eq!(tags[2], serde_json::json!({"Ref": "AWS::NoValue"}));
     }
 
     #[test]
