@@ -191,8 +191,8 @@ def test_malformed_json_and_unknown_targets_answer_like_aws(platform, proton):
     assert status == 400 and body["__type"] == "ValidationException" and "not valid JSON" in body["message"]
     status, body = post("AwsProton20200720.BrewCoffee", "{}")
     assert status == 400 and body["__type"] == "UnknownOperationException"
-    code, message, status = error_of(proton.list_components)
-    assert (code, status) == ("NotImplementedException", 501) and "ListComponents" in message
+    code, message, status = error_of(proton.list_repositories)
+    assert (code, status) == ("NotImplementedException", 501) and "ListRepositories" in message
 
 
 def hostile_bundles():
