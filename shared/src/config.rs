@@ -5,6 +5,7 @@ use std::sync::Arc;
 use aws_config::{BehaviorVersion, SdkConfig};
 
 use crate::adapters::cloudformation::CloudFormationStacks;
+use crate::adapters::codepipeline::CodePipelines;
 use crate::adapters::eventbridge::EventBridgeEvents;
 use crate::adapters::stepfunctions::StepFunctionsWorkflows;
 use crate::adapters::{dynamodb::DynamoStore, s3::S3BundleStore};
@@ -27,6 +28,10 @@ pub struct Config {
     /// `PAVED_DELETE_STATE_MACHINE_ARN`).
     pub deploy_state_machine_arn: String,
     pub delete_state_machine_arn: String,
+    /// The state machine that runs a push's redeploy (`PAVED_REDEPLOY_STATE_MACHINE_ARN`).
+    pub redeploy_state_machine_arn: String,
+    /// The Secrets Manager secret GitHub webhooks are signed with (`PAVED_WEBHOOK_SECRET_ID`).
+    pub webhook_secret_id: Option<String>,
     /// Seconds the state machines wait between checks (`PAVED_POLL_SECONDS`, default 10).
     pub poll_seconds: u64,
     /// The EventBridge bus status changes go to (`PAVED_EVENT_BUS`, default `default`).
@@ -54,6 +59,10 @@ impl Config {
             account_id: var("PAVED_ACCOUNT_ID")?,
             deploy_state_machine_arn: var("PAVED_DEPLOY_STATE_MACHINE_ARN")?,
             delete_state_machine_arn: var("PAVED_DELETE_STATE_MACHINE_ARN")?,
+            redeploy_state_machine_arn: var("PAVED_REDEPLOY_STATE_MACHINE_ARN")?,
+            webhook_secret_id: std::env::var("PAVED_WEBHOOK_SECRET_ID")
+                .ok()
+                .filter(|v| !v.is_empty()),
             poll_seconds: std::env::var("PAVED_POLL_SECONDS")
                 .ok()
                 .and_then(|v| v.parse().ok())
@@ -113,8 +122,10 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
             aws_sdk_sfn::Client::new(sdk),
             config.deploy_state_machine_arn.clone(),
             config.delete_state_machine_arn.clone(),
+            config.redeploy_state_machine_arn.clone(),
             config.poll_seconds,
         )),
+        pipelines: Arc::new(CodePipelines::new(aws_sdk_codepipeline::Client::new(sdk))),
         events: Arc::new(EventBridgeEvents::new(
             aws_sdk_eventbridge::Client::new(sdk),
             &config.event_bus,

@@ -239,6 +239,7 @@ impl Stacks for CloudFormationStacks {
                         Some(ProvisionedResource {
                             name: r.logical_resource_id?,
                             identifier: r.physical_resource_id.unwrap_or_default(),
+                            resource_type: r.resource_type,
                         })
                     }),
             );

@@ -17,6 +17,8 @@
 //! | instances in an environment          | GSI `gsi1`: `gsi1pk = INSTANCES#ENVIRONMENT#<environment>` |
 //! | get a component / list components    | `pk = COMPONENT#<name>`, `sk = #COMPONENT`; GSI `gsi1`: `gsi1pk = COMPONENTS` |
 //! | components in an environment         | GSI `gsi2`: `gsi2pk = COMPONENTS#ENVIRONMENT#<environment>`, `gsi2sk = name` |
+//! | services that track a repository branch | GSI `gsi2`: `gsi2pk = REPOSITORY#<len>#<repository>#<branch>`, `gsi2sk = name` |
+//! | webhook deliveries seen (replays)    | `pk = DELIVERY#<sha256 of body>`, `sk = #DELIVERY`, TTL `expiresAt` |
 //!
 //! Every item carries `rev`; writes go through TransactWriteItems with `attribute_not_exists(pk)`
 //! for creates and `rev = :expected` for replaces and deletes, so no update is ever lost.
@@ -777,14 +779,24 @@ fn instance_sk(name: &str) -> String {
     format!("INSTANCE#{name}")
 }
 
+/// The index partition of the services that track a repository's branch. The repository id
+/// is length-prefixed, so no pair of repository and branch can spell another's key.
+fn tracking_pk(repository: &str, branch: &str) -> String {
+    format!("REPOSITORY#{}#{repository}#{branch}", repository.len())
+}
+
 fn service_item(service: &Service) -> Result<Item, StoreError> {
+    let tracking = match (&service.repository.id, &service.repository.branch) {
+        (Some(repository), Some(branch)) => Some(tracking_pk(repository, branch)),
+        _ => None,
+    };
     to_item(&Keyed {
         pk: service_pk(service.name.as_str()),
         sk: SERVICE_SK.into(),
         gsi1pk: "SERVICES".into(),
         gsi1sk: service.name.to_string(),
-        gsi2pk: None,
-        gsi2sk: None,
+        gsi2sk: tracking.as_ref().map(|_| service.name.to_string()),
+        gsi2pk: tracking,
         record: service,
     })
 }
@@ -821,6 +833,45 @@ fn component_item(component: &Component) -> Result<Item, StoreError> {
 
 #[async_trait]
 impl DeploymentStore for DynamoStore {
+    async fn services_tracking(
+        &self,
+        repository: &str,
+        branch: &str,
+    ) -> Result<Vec<Service>, StoreError> {
+        let mut services = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .query_index::<Service>(
+                    GSI2,
+                    tracking_pk(repository, branch),
+                    PageRequest {
+                        limit: None,
+                        cursor,
+                    },
+                )
+                .await?;
+            services.extend(page.items);
+            cursor = page.cursor;
+            if cursor.is_none() {
+                return Ok(services);
+            }
+        }
+    }
+
+    async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            ("pk".to_string(), AttributeValue::S(format!("DELIVERY#{key}"))),
+            ("sk".to_string(), AttributeValue::S("#DELIVERY".into())),
+            ("expiresAt".to_string(), AttributeValue::N(expires_at.to_string())),
+        ]);
+        match self.transact(vec![self.put(item, Condition::Absent)]).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
         match self.get(component_pk(name.as_str()), COMPONENT_SK).await? {
             Some(item) => Ok(Some(from_item::<Keyed<Component>>(item)?.record)),

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::Client;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 
+use crate::domain::push::{PUSH_DETAIL_TYPE, PUSH_SOURCE, Push, event_detail};
 use crate::ports::{BoxError, Events, StatusChange};
 
 pub const SOURCE: &str = "paved.proton";
@@ -38,6 +39,22 @@ impl Events for EventBridgeEvents {
             .resources(change.arn)
             .detail(detail.to_string())
             .build();
+        self.put(entry).await
+    }
+
+    async fn put_push(&self, push: &Push) -> Result<(), BoxError> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(PUSH_SOURCE)
+            .detail_type(PUSH_DETAIL_TYPE)
+            .detail(event_detail(push).to_string())
+            .build();
+        self.put(entry).await
+    }
+}
+
+impl EventBridgeEvents {
+    async fn put(&self, entry: PutEventsRequestEntry) -> Result<(), BoxError> {
         let output = self.client.put_events().entries(entry).send().await?;
         if output.failed_entry_count > 0 {
             let reason = output

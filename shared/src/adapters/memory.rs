@@ -29,6 +29,7 @@ struct Tables {
     services: BTreeMap<String, Service>,
     instances: BTreeMap<(String, String), ServiceInstance>,
     components: BTreeMap<String, Component>,
+    deliveries: std::collections::HashSet<String>,
 }
 
 #[derive(Default)]
@@ -333,6 +334,27 @@ impl DeploymentStore for MemoryStore {
             .collect())
     }
 
+    async fn services_tracking(
+        &self,
+        repository: &str,
+        branch: &str,
+    ) -> Result<Vec<Service>, StoreError> {
+        Ok(self
+            .lock()
+            .services
+            .values()
+            .filter(|s| {
+                s.repository.id.as_deref() == Some(repository)
+                    && s.repository.branch.as_deref() == Some(branch)
+            })
+            .cloned()
+            .collect())
+    }
+
+    async fn remember_delivery(&self, key: &str, _expires_at: u64) -> Result<bool, StoreError> {
+        Ok(self.lock().deliveries.insert(key.to_string()))
+    }
+
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
         Ok(self.lock().components.get(name.as_str()).cloned())
     }
@@ -590,9 +612,11 @@ impl BundleStore for MemoryBundleStore {
 use std::collections::VecDeque;
 
 use crate::domain::environment::{ProvisionedResource, StackOutput};
+use crate::domain::push::Push;
 use crate::ports::{
-    BoxError, ChangeSetState, CloudError, Events, ExecutionState, StackState, Stacks, StatusChange,
-    Workflow, Workflows,
+    BoxError, ChangeSetState, CloudError, Events, ExecutionState, PipelineError, PipelineExecution,
+    PipelineRef, Pipelines, Secrets, StackState, StageState, Stacks, StatusChange, Workflow,
+    Workflows,
 };
 
 /// Records the executions started; `refuse_starts` makes starting fail.
@@ -642,6 +666,7 @@ impl Workflows for RecordingWorkflows {
 #[derive(Default)]
 pub struct RecordingEvents {
     pub published: Mutex<Vec<StatusChange>>,
+    pub pushes: Mutex<Vec<Push>>,
 }
 
 #[async_trait]
@@ -652,6 +677,111 @@ impl Events for RecordingEvents {
             .unwrap_or_else(|p| p.into_inner())
             .push(change);
         Ok(())
+    }
+
+    async fn put_push(&self, push: &Push) -> Result<(), BoxError> {
+        lock(&self.pushes).push(push.clone());
+        Ok(())
+    }
+}
+
+/// Secrets held in memory.
+#[derive(Default)]
+pub struct MemorySecrets {
+    pub values: Mutex<HashMap<String, Vec<u8>>>,
+}
+
+#[async_trait]
+impl Secrets for MemorySecrets {
+    async fn secret(&self, id: &str) -> Result<Vec<u8>, BoxError> {
+        lock(&self.values)
+            .get(id)
+            .cloned()
+            .ok_or_else(|| format!("no secret {id}").into())
+    }
+}
+
+/// A scripted CodePipeline: executions end as the script says (default: in progress once,
+/// then succeeded), and stage states can be set, which moto cannot show.
+#[derive(Default)]
+pub struct ScriptedPipelines {
+    /// Known pipelines by name; starting another is `NotFound`.
+    pub pipelines: Mutex<Vec<String>>,
+    /// Starts, as (pipeline, client token, execution id).
+    pub started: Mutex<Vec<(String, String, String)>>,
+    /// Statuses `execution()` reports, in order, before `Succeeded`.
+    pub status_script: Mutex<VecDeque<String>>,
+    pub stage_states: Mutex<Vec<StageState>>,
+}
+
+impl ScriptedPipelines {
+    fn name(&self, pipeline: &PipelineRef) -> Result<String, PipelineError> {
+        let name = pipeline.name.clone().unwrap_or_default();
+        if lock(&self.pipelines).contains(&name) {
+            Ok(name)
+        } else {
+            Err(PipelineError::NotFound(format!("pipeline {name:?} does not exist")))
+        }
+    }
+}
+
+#[async_trait]
+impl Pipelines for ScriptedPipelines {
+    async fn start(&self, pipeline: &PipelineRef, token: &str) -> Result<String, PipelineError> {
+        let name = self.name(pipeline)?;
+        let mut started = lock(&self.started);
+        if let Some((_, _, id)) = started.iter().find(|(n, t, _)| *n == name && t == token) {
+            return Ok(id.clone());
+        }
+        let id = format!("exec-{}", started.len() + 1);
+        started.push((name, token.to_string(), id.clone()));
+        Ok(id)
+    }
+
+    async fn execution(
+        &self,
+        pipeline: &PipelineRef,
+        id: &str,
+    ) -> Result<PipelineExecution, PipelineError> {
+        self.name(pipeline)?;
+        let status = lock(&self.status_script)
+            .pop_front()
+            .unwrap_or_else(|| "Succeeded".into());
+        Ok(PipelineExecution {
+            id: id.to_string(),
+            status,
+            status_summary: None,
+            started_at: None,
+            updated_at: None,
+            revisions: vec![],
+        })
+    }
+
+    async fn executions(
+        &self,
+        pipeline: &PipelineRef,
+        limit: u32,
+    ) -> Result<Vec<PipelineExecution>, PipelineError> {
+        let name = self.name(pipeline)?;
+        Ok(lock(&self.started)
+            .iter()
+            .rev()
+            .filter(|(n, _, _)| *n == name)
+            .take(limit as usize)
+            .map(|(_, _, id)| PipelineExecution {
+                id: id.clone(),
+                status: "Succeeded".into(),
+                status_summary: None,
+                started_at: None,
+                updated_at: None,
+                revisions: vec![],
+            })
+            .collect())
+    }
+
+    async fn stages(&self, pipeline: &PipelineRef) -> Result<Vec<StageState>, PipelineError> {
+        self.name(pipeline)?;
+        Ok(lock(&self.stage_states).clone())
     }
 }
 
@@ -782,20 +912,24 @@ impl Stacks for ScriptedStacks {
         let template = self.template_of(stack).unwrap_or_default();
         let parsed: yaml_serde::Value =
             yaml_serde::from_str(&template).unwrap_or(yaml_serde::Value::Null);
-        let names = parsed
+        let resources = parsed
             .get("Resources")
             .and_then(|r| r.as_mapping())
             .map(|m| {
-                m.keys()
-                    .filter_map(|k| k.as_str().map(str::to_string))
+                m.iter()
+                    .filter_map(|(k, v)| {
+                        let kind = v.get("Type").and_then(|t| t.as_str()).map(str::to_string);
+                        Some((k.as_str()?.to_string(), kind))
+                    })
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
-        Ok(names
+        Ok(resources
             .into_iter()
-            .map(|name| ProvisionedResource {
+            .map(|(name, resource_type)| ProvisionedResource {
                 identifier: format!("{stack}-{name}"),
                 name,
+                resource_type,
             })
             .collect())
     }

@@ -1,8 +1,10 @@
 //! Implementations of the ports: AWS (DynamoDB, S3, CloudFormation, Step Functions,
-//! EventBridge) and in-memory.
+//! EventBridge, CodePipeline, Secrets Manager) and in-memory.
 
 #[cfg(feature = "aws")]
 pub mod cloudformation;
+#[cfg(feature = "aws")]
+pub mod codepipeline;
 #[cfg(feature = "aws")]
 pub mod dynamodb;
 #[cfg(feature = "aws")]
@@ -10,5 +12,7 @@ pub mod eventbridge;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(feature = "aws")]
+pub mod secretsmanager;
 #[cfg(feature = "aws")]
 pub mod stepfunctions;

@@ -9,16 +9,24 @@ pub struct StepFunctionsWorkflows {
     client: Client,
     deploy_arn: String,
     delete_arn: String,
+    redeploy_arn: String,
     /// How long the state machines wait between checks of a change set or a stack.
     poll_seconds: u64,
 }
 
 impl StepFunctionsWorkflows {
-    pub fn new(client: Client, deploy_arn: String, delete_arn: String, poll_seconds: u64) -> Self {
+    pub fn new(
+        client: Client,
+        deploy_arn: String,
+        delete_arn: String,
+        redeploy_arn: String,
+        poll_seconds: u64,
+    ) -> Self {
         Self {
             client,
             deploy_arn,
             delete_arn,
+            redeploy_arn,
             poll_seconds,
         }
     }
@@ -27,6 +35,7 @@ impl StepFunctionsWorkflows {
         match workflow {
             Workflow::Deploy => &self.deploy_arn,
             Workflow::Delete => &self.delete_arn,
+            Workflow::Redeploy => &self.redeploy_arn,
         }
     }
 }

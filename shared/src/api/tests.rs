@@ -63,6 +63,7 @@ impl Harness {
             workflows: Arc::new(RecordingWorkflows::default()),
             events: Arc::new(RecordingEvents::default()),
             stacks: Arc::new(ScriptedStacks::default()),
+            pipelines: Arc::new(crate::adapters::memory::ScriptedPipelines::default()),
             arns: ArnBuilder {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),

@@ -10,6 +10,7 @@ use super::catalog::{Catalog, NewTemplate, NewVersion, S3Source, VersionChange, 
 use super::engine::{Engine, TaskError};
 use super::environments::{ArnBuilder, Deployer, EnvironmentUpdate, Environments, NewEnvironment};
 use crate::adapters::memory::{
+    ScriptedPipelines,
     MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedStacks,
 };
 use crate::domain::Error;
@@ -29,6 +30,7 @@ struct World {
     environments: Environments,
     engine: Engine,
     stacks: Arc<ScriptedStacks>,
+    pipelines: Arc<ScriptedPipelines>,
     workflows: Arc<RecordingWorkflows>,
     events: Arc<RecordingEvents>,
     store: Arc<MemoryStore>,
@@ -54,6 +56,7 @@ impl World {
         ]);
         bundles.put("src", "env.tar.gz", archive);
         let stacks = Arc::new(ScriptedStacks::default());
+        let pipelines = Arc::new(ScriptedPipelines::default());
         let workflows = Arc::new(RecordingWorkflows::default());
         let events = Arc::new(RecordingEvents::default());
         let deployer = Deployer {
@@ -63,6 +66,7 @@ impl World {
             workflows: workflows.clone(),
             events: events.clone(),
             stacks: stacks.clone(),
+            pipelines: pipelines.clone(),
             arns: ArnBuilder {
                 region: "us-east-1".into(),
                 account_id: "123456789012".into(),
@@ -79,6 +83,7 @@ impl World {
             environments: Environments::new(deployer.clone()),
             engine: Engine::new(deployer),
             stacks,
+            pipelines,
             workflows,
             events,
             store,
@@ -1258,6 +1263,7 @@ mod services {
             match workflow {
                 Workflow::Deploy => w.run_deploy(id).await,
                 Workflow::Delete => w.run_delete(id).await,
+                Workflow::Redeploy => unreachable!("no push in this test"),
             }
         }
         assert!(

@@ -28,6 +28,9 @@ pub enum TaskError {
     ChangeSetFailed(String),
     #[error("{0}")]
     StackFailed(String),
+    /// A service's pipeline could not be started or followed.
+    #[error("{0}")]
+    PipelineFailed(String),
     /// The task's input names nothing paved knows.
     #[error("{0}")]
     InvalidTask(String),
@@ -41,6 +44,7 @@ impl TaskError {
             Self::RenderFailed(_) => "RenderFailed",
             Self::ChangeSetFailed(_) => "ChangeSetFailed",
             Self::StackFailed(_) => "StackFailed",
+            Self::PipelineFailed(_) => "PipelineFailed",
             Self::InvalidTask(_) => "InvalidTask",
         }
     }
@@ -74,6 +78,15 @@ impl From<CloudError> for TaskError {
     }
 }
 
+impl From<crate::ports::PipelineError> for TaskError {
+    fn from(error: crate::ports::PipelineError) -> Self {
+        match error {
+            crate::ports::PipelineError::NotFound(message) => Self::PipelineFailed(message),
+            other => Self::Retryable(chain(&other)),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct TaskInput {
@@ -98,6 +111,12 @@ impl Engine {
     /// Runs one task step of a state machine.
     #[tracing::instrument(skip_all, fields(task, deployment))]
     pub async fn run(&self, payload: Json) -> Result<Json, TaskError> {
+        let task = payload.get("task").and_then(Json::as_str).unwrap_or_default();
+        if super::pushes::TASKS.contains(&task) {
+            return super::pushes::Pushes::new(self.d.clone())
+                .run_task(payload)
+                .await;
+        }
         let input: TaskInput = serde_json::from_value(payload)
             .map_err(|e| TaskError::InvalidTask(format!("task input: {e}")))?;
         tracing::Span::current().record("task", input.task.as_str());
@@ -535,6 +554,7 @@ mod tests {
             "RenderFailed",
             "ChangeSetFailed",
             "StackFailed",
+            "PipelineFailed",
             "InvalidTask",
         ];
         let tasks = [
@@ -547,8 +567,12 @@ mod tests {
             "deleteStack",
             "checkDeleted",
             "finishDelete",
+            "startPipeline",
+            "checkPipeline",
+            "finishRedeploy",
+            "failRedeploy",
         ];
-        for name in ["deploy", "delete"] {
+        for name in ["deploy", "delete", "redeploy"] {
             let definition = machine(name);
             let states = definition["States"].as_object().unwrap();
             assert!(states.contains_key(definition["StartAt"].as_str().unwrap()));
@@ -600,7 +624,7 @@ mod tests {
                         state.get("Retry").is_some(),
                         "{name}: {state_name} has no Retry"
                     );
-                    let is_failure_recorder = task == "fail";
+                    let is_failure_recorder = task == "fail" || task == "failRedeploy";
                     assert_eq!(
                         state.get("Catch").is_none(),
                         is_failure_recorder,

@@ -21,7 +21,7 @@ use crate::domain::template::{
 use crate::domain::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, DeploymentChange, DeploymentStore, DeploymentWrite,
-    EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Stacks, StatusChange, StoreError,
+    EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Pipelines, Stacks, StatusChange, StoreError,
     VersionUsage, Workflow, Workflows,
 };
 
@@ -64,6 +64,7 @@ pub struct Deployer {
     pub workflows: Arc<dyn Workflows>,
     pub events: Arc<dyn Events>,
     pub stacks: Arc<dyn Stacks>,
+    pub pipelines: Arc<dyn Pipelines>,
     pub arns: ArnBuilder,
     /// The role service pipelines deploy under (`PAVED_PIPELINE_ROLE_ARN`).
     pub pipeline_role_arn: Option<String>,

@@ -5,6 +5,7 @@ pub mod catalog;
 pub mod components;
 pub mod engine;
 pub mod environments;
+pub mod pushes;
 pub mod services;
 pub mod targets;
 

@@ -436,6 +436,7 @@ impl Services {
                 )
             }),
             awaiting: vec![],
+            redeploys: Default::default(),
             rev: 1,
         };
         let mut change = DeploymentChange {

@@ -94,6 +94,9 @@ pub struct StackOutput {
 pub struct ProvisionedResource {
     pub name: String,
     pub identifier: String,
+    /// The CloudFormation type, as the stack reported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_type: Option<String>,
 }
 
 /// The deployment bookkeeping of anything paved deploys as a stack: what is deployed (or being

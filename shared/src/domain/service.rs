@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::environment::Deployed;
+use super::push::Redeploys;
 use super::error::Error;
 use super::names::{Description, ResourceName, Timestamp};
 use super::spec::{InstanceSpec, Spec};
@@ -80,6 +81,9 @@ pub struct Service {
     /// The deployments an UpdateService waits for before the service is ACTIVE again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub awaiting: Vec<String>,
+    /// Redeploys caused by pushes to the service's repository and branch.
+    #[serde(default)]
+    pub redeploys: Redeploys,
     pub rev: u64,
 }
 

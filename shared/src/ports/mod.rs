@@ -271,6 +271,15 @@ pub trait DeploymentStore: Send + Sync {
         environment: &ResourceName,
         limit: u32,
     ) -> Result<Vec<ServiceInstance>, StoreError>;
+    /// Services whose pipeline builds `branch` of `repository` (an index query, never a scan).
+    async fn services_tracking(
+        &self,
+        repository: &str,
+        branch: &str,
+    ) -> Result<Vec<Service>, StoreError>;
+    /// Remembers a webhook delivery until `expires_at` (seconds since the epoch); `false` if it
+    /// was remembered already (a replay).
+    async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError>;
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError>;
     /// Components by name: all, or those in one environment.
     async fn components(
@@ -344,6 +353,8 @@ pub trait Stacks: Send + Sync {
 pub enum Workflow {
     Deploy,
     Delete,
+    /// A push's redeploy: start the service's pipeline and follow it.
+    Redeploy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -385,4 +396,68 @@ pub struct StatusChange {
 #[async_trait]
 pub trait Events: Send + Sync {
     async fn publish(&self, change: StatusChange) -> Result<(), BoxError>;
+    /// Puts a push on the bus as paved's push event, for the push rule to route.
+    async fn put_push(&self, push: &crate::domain::push::Push) -> Result<(), BoxError>;
+}
+
+/// Reads secrets (the webhook secret).
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    async fn secret(&self, id: &str) -> Result<Vec<u8>, BoxError>;
+}
+
+/// A service's CodePipeline: its name if its stack reported one, and the stack it lives in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineRef {
+    pub name: Option<String>,
+    pub stack: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineExecution {
+    pub id: String,
+    /// CodePipeline's status: InProgress, Stopped, Stopping, Succeeded, Superseded, Failed, ...
+    pub status: String,
+    pub status_summary: Option<String>,
+    pub started_at: Option<f64>,
+    pub updated_at: Option<f64>,
+    pub revisions: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StageState {
+    pub name: String,
+    pub status: Option<String>,
+    pub execution_id: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The pipeline does not exist, or the service has none paved can name.
+    #[error("{0}")]
+    NotFound(String),
+    #[error("CodePipeline throttled the request")]
+    Throttled(#[source] BoxError),
+    #[error("the CodePipeline request failed")]
+    Backend(#[source] BoxError),
+}
+
+/// The CodePipeline operations a redeploy and the pipeline state need.
+#[async_trait]
+pub trait Pipelines: Send + Sync {
+    /// Starts an execution; the same `client_token` does not start a second one.
+    async fn start(&self, pipeline: &PipelineRef, client_token: &str)
+    -> Result<String, PipelineError>;
+    async fn execution(
+        &self,
+        pipeline: &PipelineRef,
+        id: &str,
+    ) -> Result<PipelineExecution, PipelineError>;
+    /// The latest executions, newest first.
+    async fn executions(
+        &self,
+        pipeline: &PipelineRef,
+        limit: u32,
+    ) -> Result<Vec<PipelineExecution>, PipelineError>;
+    async fn stages(&self, pipeline: &PipelineRef) -> Result<Vec<StageState>, PipelineError>;
 }
