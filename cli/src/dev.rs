@@ -9,6 +9,7 @@ use std::time::Duration;
 use paved_core::config::{self, Config};
 
 use crate::local_aws::{self, LocalAws, TASKS_FUNCTION};
+use crate::local_pushes;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::process::{Child, Command};
@@ -44,6 +45,14 @@ pub struct DevArgs {
     /// Seconds the state machines wait between checks of CloudFormation.
     #[arg(long, env = "PAVED_POLL_SECONDS", default_value_t = 1)]
     poll_seconds: u64,
+    /// The secret local GitHub webhook deliveries are signed with (kept in moto's Secrets
+    /// Manager as paved/github-webhook).
+    #[arg(
+        long,
+        env = "PAVED_WEBHOOK_SECRET",
+        default_value = "paved-local-webhook-secret"
+    )]
+    webhook_secret: String,
 }
 
 /// moto's default account: role ARNs in local templates must use it.
@@ -161,6 +170,8 @@ async fn serve(
         account_id: LOCAL_ACCOUNT.into(),
         deploy_state_machine_arn: state_machine("paved-deploy"),
         delete_state_machine_arn: state_machine("paved-delete"),
+        redeploy_state_machine_arn: state_machine("paved-redeploy"),
+        webhook_secret_id: Some(local_pushes::WEBHOOK_SECRET_ID.into()),
         poll_seconds: args.poll_seconds,
         event_bus: "default".into(),
         pipeline_role_arn: Some(format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-pipeline")),
@@ -177,7 +188,16 @@ async fn serve(
     let aws_listener = TcpListener::bind(("127.0.0.1", args.aws_port))
         .await
         .map_err(io(format!("listening on 127.0.0.1:{}", args.aws_port)))?;
-    let local_aws = Arc::new(LocalAws::new(moto_port, config::engine(&settings, &sdk)));
+    // Locally, pipelines are stand-ins in moto's CodePipeline (see local_pushes).
+    let mut deployer = config::deployer(&settings, &sdk);
+    deployer.pipelines = Arc::new(local_pushes::LocalPipelines::new(
+        &sdk,
+        format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-local-pipeline"),
+    ));
+    let local_aws = Arc::new(LocalAws::new(
+        moto_port,
+        paved_core::app::engine::Engine::new(deployer.clone()),
+    ));
     let mut aws_stop = stopped.subscribe();
     let aws_server = tokio::spawn(
         axum::serve(aws_listener, local_aws::router(local_aws))
@@ -191,7 +211,31 @@ async fn serve(
         .await
         .map_err(DevError::Resources)?;
     create_state_machines(&args.statemachines, &settings, &sdk).await?;
-    let app = Arc::new(config::app(&settings, &sdk));
+    local_pushes::ensure_pipeline_role(&sdk)
+        .await
+        .map_err(DevError::Resources)?;
+    let queue = local_pushes::setup(&sdk, &args.webhook_secret)
+        .await
+        .map_err(DevError::Resources)?;
+    let catalog =
+        paved_core::app::catalog::Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
+    let app = Arc::new(paved_core::api::App::new(catalog, deployer.clone()));
+    let webhook = Arc::new(paved_core::app::webhook::Webhook {
+        store: deployer.store.clone(),
+        events: deployer.events.clone(),
+        secrets: Arc::new(
+            paved_core::adapters::secretsmanager::SecretsManagerSecrets::new(
+                aws_sdk_secretsmanager::Client::new(&sdk),
+            ),
+        ),
+        secret_id: settings.webhook_secret_id.clone(),
+    });
+    let poller = tokio::spawn(local_pushes::poll(
+        sdk.clone(),
+        queue,
+        Arc::new(paved_core::app::pushes::Pushes::new(deployer.clone())),
+        stopped.subscribe(),
+    ));
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(io(format!("listening on 127.0.0.1:{}", args.port)))?;
@@ -200,11 +244,18 @@ async fn serve(
     println!("  local AWS:     {aws_endpoint}");
     println!("  bundle bucket: {}", args.bucket);
     println!("  table:         {}", args.table);
+    println!(
+        "  GitHub webhook: http://127.0.0.1:{}{} (secret: {})",
+        args.port,
+        paved_core::api::webhook::PATH,
+        args.webhook_secret
+    );
     println!("Stop with Ctrl-C.");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
-    let server = axum::serve(listener, paved_core::api::router(app)).with_graceful_shutdown(stop);
+    let routes = paved_core::api::router(app).merge(paved_core::api::webhook::router(webhook));
+    let server = axum::serve(listener, routes).with_graceful_shutdown(stop);
     let outcome = tokio::select! {
         served = server => served.map_err(|e| io("serving the Proton API")(e).into()),
         exited = moto.wait() => match exited {
@@ -214,6 +265,7 @@ async fn serve(
     };
     let _ = stopped.send(true);
     let _ = aws_server.await;
+    let _ = poller.await;
     if outcome.is_ok() {
         println!("paved stopped");
     }
@@ -236,6 +288,7 @@ async fn create_state_machines(
     for (file, arn) in [
         ("deploy.asl.json", &settings.deploy_state_machine_arn),
         ("delete.asl.json", &settings.delete_state_machine_arn),
+        ("redeploy.asl.json", &settings.redeploy_state_machine_arn),
     ] {
         let path = folder.join(file);
         let definition = std::fs::read_to_string(&path)

@@ -2,6 +2,7 @@
 
 mod dev;
 mod local_aws;
+mod local_pushes;
 mod template;
 
 use clap::{Parser, Subcommand};

@@ -7,12 +7,15 @@ use aws_config::{BehaviorVersion, SdkConfig};
 use crate::adapters::cloudformation::CloudFormationStacks;
 use crate::adapters::codepipeline::CodePipelines;
 use crate::adapters::eventbridge::EventBridgeEvents;
+use crate::adapters::secretsmanager::SecretsManagerSecrets;
 use crate::adapters::stepfunctions::StepFunctionsWorkflows;
 use crate::adapters::{dynamodb::DynamoStore, s3::S3BundleStore};
 use crate::api::App;
 use crate::app::catalog::Catalog;
 use crate::app::engine::Engine;
 use crate::app::environments::{ArnBuilder, Deployer};
+use crate::app::pushes::Pushes;
+use crate::app::webhook::Webhook;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -155,6 +158,24 @@ pub fn app(config: &Config, sdk: &SdkConfig) -> App {
 /// The deployment engine on the AWS adapters.
 pub fn engine(config: &Config, sdk: &SdkConfig) -> Engine {
     Engine::new(deployer(config, sdk))
+}
+
+/// The push handler on the AWS adapters.
+pub fn pushes(config: &Config, sdk: &SdkConfig) -> Pushes {
+    Pushes::new(deployer(config, sdk))
+}
+
+/// The GitHub webhook on the AWS adapters.
+pub fn webhook(config: &Config, sdk: &SdkConfig) -> Webhook {
+    let deployer = deployer(config, sdk);
+    Webhook {
+        store: deployer.store,
+        events: deployer.events,
+        secrets: Arc::new(SecretsManagerSecrets::new(
+            aws_sdk_secretsmanager::Client::new(sdk),
+        )),
+        secret_id: config.webhook_secret_id.clone(),
+    }
 }
 
 /// The SDK configuration for a local emulator: its endpoint, a region and throwaway credentials.

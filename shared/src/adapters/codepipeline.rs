@@ -34,7 +34,10 @@ where
     E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
     R: std::fmt::Debug + Send + Sync + 'static,
 {
-    let code = error.as_service_error().and_then(|e| e.code()).unwrap_or("");
+    let code = error
+        .as_service_error()
+        .and_then(|e| e.code())
+        .unwrap_or("");
     match code {
         "PipelineNotFoundException" | "PipelineExecutionNotFoundException" => {
             PipelineError::NotFound(
@@ -45,7 +48,9 @@ where
                     .to_string(),
             )
         }
-        "ThrottlingException" | "LimitExceededException" | "ConcurrentPipelineExecutionsLimitExceededException" => {
+        "ThrottlingException"
+        | "LimitExceededException"
+        | "ConcurrentPipelineExecutionsLimitExceededException" => {
             PipelineError::Throttled(Box::new(error) as BoxError)
         }
         _ => PipelineError::Backend(Box::new(error)),

@@ -861,15 +861,32 @@ impl DeploymentStore for DynamoStore {
 
     async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError> {
         let item = HashMap::from([
-            ("pk".to_string(), AttributeValue::S(format!("DELIVERY#{key}"))),
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("DELIVERY#{key}")),
+            ),
             ("sk".to_string(), AttributeValue::S("#DELIVERY".into())),
-            ("expiresAt".to_string(), AttributeValue::N(expires_at.to_string())),
+            (
+                "expiresAt".to_string(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
         ]);
         match self.transact(vec![self.put(item, Condition::Absent)]).await {
             Ok(()) => Ok(true),
             Err(StoreError::ConditionFailed) => Ok(false),
             Err(other) => Err(other),
         }
+    }
+
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(format!("DELIVERY#{key}"), "#DELIVERY")))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
     }
 
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {

@@ -355,6 +355,11 @@ impl DeploymentStore for MemoryStore {
         Ok(self.lock().deliveries.insert(key.to_string()))
     }
 
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().deliveries.remove(key);
+        Ok(())
+    }
+
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
         Ok(self.lock().components.get(name.as_str()).cloned())
     }
@@ -615,7 +620,7 @@ use crate::domain::environment::{ProvisionedResource, StackOutput};
 use crate::domain::push::Push;
 use crate::ports::{
     BoxError, ChangeSetState, CloudError, Events, ExecutionState, PipelineError, PipelineExecution,
-    PipelineRef, Pipelines, Secrets, StackState, StageState, Stacks, StatusChange, Workflow,
+    PipelineRef, Pipelines, Secrets, StackState, Stacks, StageState, StatusChange, Workflow,
     Workflows,
 };
 
@@ -720,7 +725,9 @@ impl ScriptedPipelines {
         if lock(&self.pipelines).contains(&name) {
             Ok(name)
         } else {
-            Err(PipelineError::NotFound(format!("pipeline {name:?} does not exist")))
+            Err(PipelineError::NotFound(format!(
+                "pipeline {name:?} does not exist"
+            )))
         }
     }
 }

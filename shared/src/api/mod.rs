@@ -6,7 +6,9 @@ mod catalog;
 mod components;
 mod environments;
 mod operations;
+mod paved;
 mod services;
+pub mod webhook;
 mod wire;
 
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use tracing::Instrument;
 use crate::app::catalog::Catalog;
 use crate::app::components::Components;
 use crate::app::environments::{Deployer, Environments};
+use crate::app::pushes::Pushes;
 use crate::app::services::Services;
 pub use operations::PROTON_OPERATIONS;
 pub use wire::ApiError;
@@ -32,6 +35,7 @@ pub struct App {
     pub environments: Environments,
     pub services: Services,
     pub components: Components,
+    pub pushes: Pushes,
     pub region: String,
     pub account_id: String,
 }
@@ -43,7 +47,8 @@ impl App {
             catalog,
             environments: Environments::new(deployer.clone()),
             services: Services::new(deployer.clone()),
-            components: Components::new(deployer),
+            components: Components::new(deployer.clone()),
+            pushes: Pushes::new(deployer),
             region: arns.region,
             account_id: arns.account_id,
         }
@@ -58,6 +63,8 @@ impl App {
 }
 
 const TARGET_PREFIX: &str = "AwsProton20200720.";
+/// paved's own operations, which the Proton model has no place for: same protocol, own prefix.
+pub const PAVED_TARGET_PREFIX: &str = "Paved20261127.";
 
 /// The whole Proton API.
 pub fn router(app: Arc<App>) -> Router {
@@ -70,6 +77,13 @@ async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
+    if let Some(operation) = target.strip_prefix(PAVED_TARGET_PREFIX) {
+        let span = tracing::info_span!("paved", operation, request_id = %request_id);
+        let result = paved::dispatch(&app, operation, &body)
+            .instrument(span)
+            .await;
+        return wire::respond(result, operation, &request_id);
+    }
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
     let span = tracing::info_span!("proton", operation, request_id = %request_id);
     let result = dispatch(&app, operation, &body).instrument(span).await;

@@ -10,8 +10,8 @@ use super::catalog::{Catalog, NewTemplate, NewVersion, S3Source, VersionChange, 
 use super::engine::{Engine, TaskError};
 use super::environments::{ArnBuilder, Deployer, EnvironmentUpdate, Environments, NewEnvironment};
 use crate::adapters::memory::{
-    ScriptedPipelines,
-    MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedStacks,
+    MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedPipelines,
+    ScriptedStacks,
 };
 use crate::domain::Error;
 use crate::domain::bundle::tests::{MANIFEST, pack};

@@ -111,7 +111,10 @@ impl Engine {
     /// Runs one task step of a state machine.
     #[tracing::instrument(skip_all, fields(task, deployment))]
     pub async fn run(&self, payload: Json) -> Result<Json, TaskError> {
-        let task = payload.get("task").and_then(Json::as_str).unwrap_or_default();
+        let task = payload
+            .get("task")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
         if super::pushes::TASKS.contains(&task) {
             return super::pushes::Pushes::new(self.d.clone())
                 .run_task(payload)

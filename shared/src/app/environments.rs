@@ -21,8 +21,8 @@ use crate::domain::template::{
 use crate::domain::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, DeploymentChange, DeploymentStore, DeploymentWrite,
-    EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Pipelines, Stacks, StatusChange, StoreError,
-    VersionUsage, Workflow, Workflows,
+    EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Pipelines, Stacks, StatusChange,
+    StoreError, VersionUsage, Workflow, Workflows,
 };
 
 /// A deployment whose workflow has not been seen running this long after it was recorded is

@@ -8,6 +8,7 @@ pub mod environments;
 pub mod pushes;
 pub mod services;
 pub mod targets;
+pub mod webhook;
 
 #[cfg(test)]
 mod deploy_tests;

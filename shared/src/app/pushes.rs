@@ -17,8 +17,8 @@ use crate::domain::push::{Admission, Push, ReceivedPush, RunStatus};
 use crate::domain::service::{Service, ServiceStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
-    DeploymentChange, PipelineExecution, PipelineRef, ServiceWrite, StageState,
-    StoreError, Workflow,
+    DeploymentChange, PipelineExecution, PipelineRef, ServiceWrite, StageState, StoreError,
+    Workflow,
 };
 
 /// The task names of the redeploy state machine.
@@ -156,8 +156,12 @@ impl Pushes {
                     Some("Superseded") => RunStatus::Superseded,
                     _ => RunStatus::Failed,
                 };
-                let message = (status != RunStatus::Succeeded)
-                    .then(|| format!("the pipeline execution ended {}", input.status.as_deref().unwrap_or("without a status")));
+                let message = (status != RunStatus::Succeeded).then(|| {
+                    format!(
+                        "the pipeline execution ended {}",
+                        input.status.as_deref().unwrap_or("without a status")
+                    )
+                });
                 self.finish(&input, status, message).await?;
                 Ok(json!({}))
             }
@@ -167,7 +171,8 @@ impl Pushes {
                     .as_ref()
                     .map(caught)
                     .unwrap_or_else(|| "the redeploy failed".into());
-                self.finish(&input, RunStatus::Failed, Some(message)).await?;
+                self.finish(&input, RunStatus::Failed, Some(message))
+                    .await?;
                 Ok(json!({}))
             }
             other => Err(TaskError::InvalidTask(format!(
@@ -183,9 +188,10 @@ impl Pushes {
         mut change: impl FnMut(&mut Service) -> std::result::Result<T, TaskError>,
     ) -> std::result::Result<(T, Service), TaskError> {
         for _ in 0..5 {
-            let service = self.d.store.service(name).await?.ok_or_else(|| {
-                TaskError::InvalidTask(format!("service {name} does not exist"))
-            })?;
+            let service =
+                self.d.store.service(name).await?.ok_or_else(|| {
+                    TaskError::InvalidTask(format!("service {name} does not exist"))
+                })?;
             let mut next = service.clone();
             let outcome = change(&mut next)?;
             next.rev = service.rev + 1;
@@ -239,10 +245,14 @@ impl Pushes {
             Admission::Start => {}
             Admission::Queued { replaced } => {
                 tracing::info!(service = %input.service, replaced = ?replaced.map(|r| r.commit_id), "push queued behind the running redeploy");
-                return Ok(json!({ "started": false, "queued": true, "pipelineExecutionId": null }));
+                return Ok(
+                    json!({ "started": false, "queued": true, "pipelineExecutionId": null }),
+                );
             }
             Admission::Duplicate => {
-                return Ok(json!({ "started": false, "queued": false, "pipelineExecutionId": null }));
+                return Ok(
+                    json!({ "started": false, "queued": false, "pipelineExecutionId": null }),
+                );
             }
         }
         let running = service.redeploys.running.as_ref();
@@ -358,13 +368,24 @@ impl Pushes {
 
 /// The message of what a Catch caught.
 fn caught(error: &Json) -> String {
-    let cause = error.get("Cause").and_then(Json::as_str).unwrap_or_default();
+    let cause = error
+        .get("Cause")
+        .and_then(Json::as_str)
+        .unwrap_or_default();
     serde_json::from_str::<Json>(cause)
         .ok()
-        .and_then(|c| c.get("errorMessage").and_then(Json::as_str).map(str::to_string))
+        .and_then(|c| {
+            c.get("errorMessage")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
         .unwrap_or_else(|| {
             if cause.is_empty() {
-                error.get("Error").and_then(Json::as_str).unwrap_or("unknown error").to_string()
+                error
+                    .get("Error")
+                    .and_then(Json::as_str)
+                    .unwrap_or("unknown error")
+                    .to_string()
             } else {
                 cause.to_string()
             }

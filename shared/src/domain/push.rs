@@ -14,6 +14,28 @@ pub const PUSH_DETAIL_TYPE: &str = "Source Push";
 pub const CODECOMMIT_SOURCE: &str = "aws.codecommit";
 pub const CODECOMMIT_DETAIL_TYPE: &str = "CodeCommit Repository State Change";
 
+/// The EventBridge patterns of the push rules: CodeCommit branch updates and paved's push
+/// event. `infra/template.yaml` uses these (a test checks it) and `paved dev` creates them.
+pub fn rule_patterns() -> [(&'static str, Json); 2] {
+    [
+        (
+            "CodeCommitPushes",
+            serde_json::json!({
+                "source": [CODECOMMIT_SOURCE],
+                "detail-type": [CODECOMMIT_DETAIL_TYPE],
+                "detail": {
+                    "event": ["referenceCreated", "referenceUpdated"],
+                    "referenceType": ["branch"],
+                },
+            }),
+        ),
+        (
+            "SourcePushes",
+            serde_json::json!({ "source": [PUSH_SOURCE], "detail-type": [PUSH_DETAIL_TYPE] }),
+        ),
+    ]
+}
+
 /// A signed GitHub delivery is accepted this long after the push it reports (clock skew and
 /// GitHub's own retries included); older ones are refused as possible replays.
 pub const WEBHOOK_FRESHNESS_SECONDS: i64 = 15 * 60;
@@ -147,7 +169,9 @@ pub enum WebhookError {
     MalformedSignature,
     #[error("the signature does not match the body")]
     Forged,
-    #[error("the push was made {age} s ago; signed deliveries older than {WEBHOOK_FRESHNESS_SECONDS} s are refused as possible replays")]
+    #[error(
+        "the push was made {age} s ago; signed deliveries older than {WEBHOOK_FRESHNESS_SECONDS} s are refused as possible replays"
+    )]
     Stale { age: i64 },
     #[error("this delivery was received before")]
     Replayed,
@@ -365,7 +389,10 @@ mod tests {
                        "referenceType": "branch", "referenceName": "main", "commitId": SHA}
         });
         let push = from_event(&codecommit).unwrap().unwrap();
-        assert_eq!((push.repository_id.as_str(), push.branch.as_str()), ("web", "main"));
+        assert_eq!(
+            (push.repository_id.as_str(), push.branch.as_str()),
+            ("web", "main")
+        );
         assert_eq!(push.source, PushSource::CodeCommit);
         let mut tag = codecommit.clone();
         tag["detail"]["referenceType"] = json!("tag");
@@ -376,14 +403,20 @@ mod tests {
 
         let paved = json!({"source": "paved.push", "detail-type": "Source Push",
                            "detail": {"repositoryId": "acme/web", "branchName": "main", "commitId": SHA}});
-        assert_eq!(from_event(&paved).unwrap().unwrap().repository_id, "acme/web");
+        assert_eq!(
+            from_event(&paved).unwrap().unwrap().repository_id,
+            "acme/web"
+        );
         let mut bad = paved.clone();
         bad["detail"]["commitId"] = json!("not-a-commit");
         assert!(from_event(&bad).unwrap_err().contains("commitId"));
         let mut extra = paved.clone();
         extra["detail"]["branch"] = json!("main");
         assert!(from_event(&extra).is_err(), "unknown members are refused");
-        assert!(from_event(&json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}})).is_err());
+        assert!(
+            from_event(&json!({"source": "aws.s3", "detail-type": "Object Created", "detail": {}}))
+                .is_err()
+        );
     }
 
     #[test]
@@ -394,7 +427,10 @@ mod tests {
         let expected = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17";
         assert_eq!(sign(secret, body), expected);
         verify_signature(secret, body, Some(expected)).unwrap();
-        assert_eq!(verify_signature(secret, body, None), Err(WebhookError::Unsigned));
+        assert_eq!(
+            verify_signature(secret, body, None),
+            Err(WebhookError::Unsigned)
+        );
         assert_eq!(
             verify_signature(secret, b"Hello, World?", Some(expected)),
             Err(WebhookError::Forged)
@@ -403,7 +439,12 @@ mod tests {
             verify_signature(b"another secret", body, Some(expected)),
             Err(WebhookError::Forged)
         );
-        for malformed in ["sha1=757107ea", "sha256=zz", "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17", &expected[..70]] {
+        for malformed in [
+            "sha1=757107ea",
+            "sha256=zz",
+            "757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17",
+            &expected[..70],
+        ] {
             assert_eq!(
                 verify_signature(secret, body, Some(malformed)),
                 Err(WebhookError::MalformedSignature),
@@ -413,7 +454,10 @@ mod tests {
         // A tag differing in its last byte only is as forged as one differing in the first.
         let mut last = expected.to_string();
         last.replace_range(70.., "6");
-        assert_eq!(verify_signature(secret, body, Some(&last)), Err(WebhookError::Forged));
+        assert_eq!(
+            verify_signature(secret, body, Some(&last)),
+            Err(WebhookError::Forged)
+        );
         assert_eq!(delivery_key(body), delivery_key(b"Hello, World!"));
         assert_ne!(delivery_key(body), delivery_key(b"Hello, World?"));
     }
@@ -426,13 +470,27 @@ mod tests {
             .unwrap()
         };
         let now = 1_800_000_000;
-        let push = github_push(&body("refs/heads/main", now - 5, false), now).unwrap().unwrap();
-        assert_eq!((push.repository_id.as_str(), push.branch.as_str()), ("acme/web", "main"));
-        assert_eq!(github_push(&body("refs/tags/v1", now, false), now).unwrap(), None);
-        assert_eq!(github_push(&body("refs/heads/gone", now, true), now).unwrap(), None);
+        let push = github_push(&body("refs/heads/main", now - 5, false), now)
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            (push.repository_id.as_str(), push.branch.as_str()),
+            ("acme/web", "main")
+        );
+        assert_eq!(
+            github_push(&body("refs/tags/v1", now, false), now).unwrap(),
+            None
+        );
+        assert_eq!(
+            github_push(&body("refs/heads/gone", now, true), now).unwrap(),
+            None
+        );
         let stale = github_push(&body("refs/heads/main", now - 3600, false), now).unwrap_err();
         assert_eq!(stale, WebhookError::Stale { age: 3600 });
-        assert!(matches!(github_push(b"{}", now), Err(WebhookError::Payload(_))));
+        assert!(matches!(
+            github_push(b"{}", now),
+            Err(WebhookError::Payload(_))
+        ));
     }
 
     fn received(commit: &str) -> ReceivedPush {
@@ -447,26 +505,59 @@ mod tests {
     fn a_burst_of_pushes_runs_one_redeploy_then_one_for_the_newest() {
         let now = Timestamp(2.0);
         let mut redeploys = Redeploys::default();
-        assert_eq!(redeploys.admit(received("aaaaaaa"), "x-a", now), Admission::Start);
-        assert_eq!(redeploys.admit(received("aaaaaaa"), "x-a", now), Admission::Duplicate);
+        assert_eq!(
+            redeploys.admit(received("aaaaaaa"), "x-a", now),
+            Admission::Start
+        );
+        assert_eq!(
+            redeploys.admit(received("aaaaaaa"), "x-a", now),
+            Admission::Duplicate
+        );
         assert_eq!(
             redeploys.admit(received("bbbbbbb"), "x-b", now),
             Admission::Queued { replaced: None }
         );
         let queued = redeploys.admit(received("ccccccc"), "x-c", now);
-        assert_eq!(queued, Admission::Queued { replaced: Some(received("bbbbbbb")) });
-        assert_eq!(redeploys.admit(received("ccccccc"), "x-c-again", now), Admission::Duplicate);
+        assert_eq!(
+            queued,
+            Admission::Queued {
+                replaced: Some(received("bbbbbbb"))
+            }
+        );
+        assert_eq!(
+            redeploys.admit(received("ccccccc"), "x-c-again", now),
+            Admission::Duplicate
+        );
         assert_eq!(redeploys.coalesced, 1);
         // Ending another execution changes nothing; ending the running one hands over c.
-        assert_eq!(redeploys.finish("x-b", RunStatus::Succeeded, None, now), None);
-        let next = redeploys.finish("x-a", RunStatus::Succeeded, None, now).unwrap();
+        assert_eq!(
+            redeploys.finish("x-b", RunStatus::Succeeded, None, now),
+            None
+        );
+        let next = redeploys
+            .finish("x-a", RunStatus::Succeeded, None, now)
+            .unwrap();
         assert_eq!(next, received("ccccccc"));
-        assert_eq!(redeploys.last.as_ref().unwrap().status, RunStatus::Succeeded);
+        assert_eq!(
+            redeploys.last.as_ref().unwrap().status,
+            RunStatus::Succeeded
+        );
         assert!(redeploys.running.is_none() && redeploys.pending.is_none());
         // The follow-up execution for it starts.
-        assert_eq!(redeploys.admit(received("ccccccc"), "x-c-next", now), Admission::Start);
-        let none = redeploys.finish("x-c-next", RunStatus::Failed, Some("Build failed".into()), now);
+        assert_eq!(
+            redeploys.admit(received("ccccccc"), "x-c-next", now),
+            Admission::Start
+        );
+        let none = redeploys.finish(
+            "x-c-next",
+            RunStatus::Failed,
+            Some("Build failed".into()),
+            now,
+        );
         assert_eq!(none, None);
-        assert_eq!(redeploys.last.unwrap().status_message.as_deref(), Some("Build failed"));
+        assert_eq!(
+            redeploys.last.unwrap().status_message.as_deref(),
+            Some("Build failed")
+        );
     }
 }

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::environment::Deployed;
-use super::push::Redeploys;
 use super::error::Error;
 use super::names::{Description, ResourceName, Timestamp};
+use super::push::Redeploys;
 use super::spec::{InstanceSpec, Spec};
 use super::template::CompatibleEnvironmentTemplate;
 

@@ -280,6 +280,8 @@ pub trait DeploymentStore: Send + Sync {
     /// Remembers a webhook delivery until `expires_at` (seconds since the epoch); `false` if it
     /// was remembered already (a replay).
     async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError>;
+    /// Forgets a delivery that could not be handled, so that its retry is not a replay.
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError>;
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError>;
     /// Components by name: all, or those in one environment.
     async fn components(
@@ -446,8 +448,11 @@ pub enum PipelineError {
 #[async_trait]
 pub trait Pipelines: Send + Sync {
     /// Starts an execution; the same `client_token` does not start a second one.
-    async fn start(&self, pipeline: &PipelineRef, client_token: &str)
-    -> Result<String, PipelineError>;
+    async fn start(
+        &self,
+        pipeline: &PipelineRef,
+        client_token: &str,
+    ) -> Result<String, PipelineError>;
     async fn execution(
         &self,
         pipeline: &PipelineRef,

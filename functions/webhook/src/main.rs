@@ -1,0 +1,18 @@
+//! GitHub push webhooks as a Lambda function behind its own API Gateway API (GitHub calls from
+//! its own addresses, so this API is open; every delivery must carry a valid signature).
+
+use std::sync::Arc;
+
+use lambda_http::{Error, run, tracing};
+use paved_core::{api, config};
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    tracing::init_default_subscriber();
+    let settings = config::Config::from_env()?;
+    let sdk = config::sdk_config().await;
+    run(api::webhook::router(Arc::new(config::webhook(
+        &settings, &sdk,
+    ))))
+    .await
+}

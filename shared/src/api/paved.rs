@@ -1,0 +1,102 @@
+//! paved's own operations (`X-Amz-Target: Paved20261127.<Operation>`, awsJson1_0 like Proton's).
+//!
+//! - `GetServicePipelineState {serviceName, maxResults?}`: the service's redeploys (running,
+//!   pending, last), its pipeline's latest executions and its stage states.
+
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::App;
+use super::wire::{ApiError, compact, parse};
+use crate::domain::names::ResourceName;
+use crate::domain::push::Redeploy;
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct StateRequest {
+    service_name: ResourceName,
+    max_results: Option<u32>,
+}
+
+pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<Value, ApiError> {
+    match operation {
+        "GetServicePipelineState" => {
+            let request: StateRequest = parse(body)?;
+            let limit = request.max_results.unwrap_or(10).clamp(1, 100);
+            let view = app.pushes.state(&request.service_name, limit).await?;
+            let redeploys = &view.service.redeploys;
+            let mut state = compact(json!({
+                "serviceName": view.service.name,
+                "repositoryId": view.service.repository.id,
+                "branchName": view.service.repository.branch,
+                "pipelineName": view.pipeline.as_ref().and_then(|p| p.name.clone()),
+                "pipelineStack": view.pipeline.as_ref().map(|p| p.stack.clone()),
+                "redeploys": compact(json!({
+                    "running": redeploys.running.as_ref().map(redeploy_json),
+                    "pending": redeploys.pending.as_ref().map(|p| json!({
+                        "commitId": p.commit_id, "source": p.source, "receivedAt": p.received_at,
+                    })),
+                    "last": redeploys.last.as_ref().map(redeploy_json),
+                    "coalesced": redeploys.coalesced,
+                })),
+            }));
+            if let Value::Object(map) = &mut state {
+                match &view.executions {
+                    Ok(executions) => {
+                        let items: Vec<Value> = executions
+                            .iter()
+                            .map(|e| {
+                                compact(json!({
+                                    "pipelineExecutionId": e.id,
+                                    "status": e.status,
+                                    "statusSummary": e.status_summary,
+                                    "startTime": e.started_at,
+                                    "lastUpdateTime": e.updated_at,
+                                    "sourceRevisions": e.revisions,
+                                }))
+                            })
+                            .collect();
+                        map.insert("executions".into(), json!(items));
+                    }
+                    Err(reason) => {
+                        map.insert("executionsUnavailable".into(), json!(reason));
+                    }
+                }
+                match &view.stages {
+                    Ok(stages) => {
+                        let items: Vec<Value> = stages
+                            .iter()
+                            .map(|s| {
+                                compact(json!({
+                                    "stageName": s.name,
+                                    "status": s.status,
+                                    "pipelineExecutionId": s.execution_id,
+                                }))
+                            })
+                            .collect();
+                        map.insert("stages".into(), json!(items));
+                    }
+                    Err(reason) => {
+                        map.insert("stagesUnavailable".into(), json!(reason));
+                    }
+                }
+            }
+            Ok(json!({ "pipelineState": state }))
+        }
+        _ => Err(ApiError::UnknownOperation),
+    }
+}
+
+fn redeploy_json(run: &Redeploy) -> Value {
+    compact(json!({
+        "commitId": run.push.commit_id,
+        "source": run.push.source,
+        "receivedAt": run.push.received_at,
+        "execution": run.execution,
+        "pipelineExecutionId": run.pipeline_execution_id,
+        "status": run.status,
+        "statusMessage": run.status_message,
+        "startedAt": run.started_at,
+        "endedAt": run.ended_at,
+    }))
+}
