@@ -629,6 +629,8 @@ use crate::ports::{
 pub struct RecordingWorkflows {
     pub started: Mutex<Vec<(Workflow, String)>>,
     pub states: Mutex<HashMap<String, ExecutionState>>,
+    /// The input each execution was started with; a second start of a name starts nothing.
+    pub inputs: Mutex<HashMap<String, serde_json::Value>>,
     pub refuse_starts: std::sync::atomic::AtomicBool,
 }
 
@@ -638,10 +640,17 @@ impl Workflows for RecordingWorkflows {
         &self,
         workflow: Workflow,
         execution: &str,
-        _input: serde_json::Value,
+        input: serde_json::Value,
     ) -> Result<(), BoxError> {
         if self.refuse_starts.load(std::sync::atomic::Ordering::SeqCst) {
             return Err("start refused".into());
+        }
+        if lock(&self.inputs)
+            .insert(execution.to_string(), input)
+            .is_some()
+        {
+            // Step Functions keeps execution names unique: starting one again is a no-op.
+            return Ok(());
         }
         self.started
             .lock()

@@ -95,3 +95,139 @@ impl Webhook {
         Ok(Outcome::Accepted(push))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::adapters::memory::{MemorySecrets, MemoryStore, RecordingEvents};
+    use crate::domain::push::sign;
+    use serde_json::json;
+
+    const SECRET: &[u8] = b"s3cret";
+
+    fn webhook() -> (Webhook, Arc<RecordingEvents>) {
+        let secrets = MemorySecrets::default();
+        secrets
+            .values
+            .lock()
+            .unwrap()
+            .insert("hook".into(), SECRET.to_vec());
+        let events = Arc::new(RecordingEvents::default());
+        let hook = Webhook {
+            store: Arc::new(MemoryStore::default()),
+            events: events.clone(),
+            secrets: Arc::new(secrets),
+            secret_id: Some("hook".into()),
+        };
+        (hook, events)
+    }
+
+    fn body(pushed_at: i64) -> Vec<u8> {
+        serde_json::to_vec(&json!({
+            "ref": "refs/heads/main",
+            "after": "0123456789abcdef0123456789abcdef01234567",
+            "repository": {"full_name": "acme/web", "pushed_at": pushed_at},
+        }))
+        .unwrap()
+    }
+
+    async fn deliver(
+        hook: &Webhook,
+        event: &str,
+        body: &[u8],
+        signature: Option<&str>,
+    ) -> Result<Outcome, Rejection> {
+        hook.receive(Delivery {
+            event: Some(event),
+            signature,
+            body,
+        })
+        .await
+    }
+
+    #[tokio::test]
+    async fn a_signed_fresh_push_is_put_on_the_bus_once() {
+        let (hook, events) = webhook();
+        let body = body(Timestamp::now().0 as i64);
+        let signature = sign(SECRET, &body);
+        let outcome = deliver(&hook, "push", &body, Some(&signature))
+            .await
+            .unwrap();
+        assert!(
+            matches!(outcome, Outcome::Accepted(ref p) if p.repository_id == "acme/web" && p.branch == "main")
+        );
+        let again = deliver(&hook, "push", &body, Some(&signature))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(again, Rejection::Refused(WebhookError::Replayed)),
+            "{again:?}"
+        );
+        assert_eq!(events.pushes.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn unsigned_forged_and_stale_deliveries_are_refused_and_write_nothing() {
+        let (hook, events) = webhook();
+        let now = Timestamp::now().0 as i64;
+        let fresh = body(now);
+        let cases = [
+            (None, fresh.clone(), WebhookError::Unsigned),
+            (
+                Some(sign(b"wrong", &fresh)),
+                fresh.clone(),
+                WebhookError::Forged,
+            ),
+            (
+                Some("sha256=00".into()),
+                fresh.clone(),
+                WebhookError::MalformedSignature,
+            ),
+        ];
+        for (signature, body, expected) in cases {
+            let refused = deliver(&hook, "push", &body, signature.as_deref())
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(refused, Rejection::Refused(ref e) if *e == expected),
+                "{refused:?}"
+            );
+        }
+        let stale = body(now - 3600);
+        let refused = deliver(&hook, "push", &stale, Some(&sign(SECRET, &stale)))
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            refused,
+            Rejection::Refused(WebhookError::Stale { .. })
+        ));
+        assert!(events.pushes.lock().unwrap().is_empty());
+        // None of them was remembered: the genuine delivery still goes through.
+        let ok = deliver(&hook, "push", &fresh, Some(&sign(SECRET, &fresh))).await;
+        assert!(matches!(ok, Ok(Outcome::Accepted(_))), "{ok:?}");
+    }
+
+    #[tokio::test]
+    async fn pings_and_other_events_are_answered_without_a_push() {
+        let (hook, events) = webhook();
+        let ping = br#"{"zen": "Keep it logically awesome."}"#;
+        let outcome = deliver(&hook, "ping", ping, Some(&sign(SECRET, ping)))
+            .await
+            .unwrap();
+        assert_eq!(outcome, Outcome::Ignored("pong".into()));
+        let forged_ping = deliver(&hook, "ping", ping, Some(&sign(b"x", ping))).await;
+        assert!(forged_ping.is_err(), "the signature is checked first");
+        let issue = br#"{"action": "opened"}"#;
+        let outcome = deliver(&hook, "issues", issue, Some(&sign(SECRET, issue)))
+            .await
+            .unwrap();
+        assert!(matches!(outcome, Outcome::Ignored(_)));
+        assert!(events.pushes.lock().unwrap().is_empty());
+        let no_secret = Webhook {
+            secret_id: None,
+            ..hook.clone()
+        };
+        let unavailable = deliver(&no_secret, "ping", ping, Some(&sign(SECRET, ping))).await;
+        assert!(matches!(unavailable, Err(Rejection::Unavailable(_))));
+    }
+}
