@@ -3,6 +3,7 @@
 mod dev;
 mod local_aws;
 mod local_pushes;
+mod pipeline_state;
 mod template;
 
 use clap::{Parser, Subcommand};
@@ -25,6 +26,8 @@ enum Command {
     /// Render and test template bundles offline.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// Show a service's redeploys and its pipeline's latest executions and stage states.
+    PipelineState(pipeline_state::PipelineStateArgs),
 }
 
 #[tokio::main]
@@ -39,6 +42,7 @@ async fn main() -> std::process::ExitCode {
     let result = match Cli::parse().command {
         Command::Dev(args) => dev::run(args).await.map(|()| true),
         Command::Template(command) => template::run(command),
+        Command::PipelineState(args) => pipeline_state::run(args).await,
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,

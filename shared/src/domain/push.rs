@@ -493,6 +493,20 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn the_sam_template_routes_pushes_with_the_same_rules_as_paved_dev() {
+        let path = format!("{}/../infra/template.yaml", env!("CARGO_MANIFEST_DIR"));
+        let template: yaml_serde::Value =
+            yaml_serde::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let events = &template["Resources"]["PushFunction"]["Properties"]["Events"];
+        for (name, pattern) in rule_patterns() {
+            let rule = &events[name];
+            assert_eq!(rule["Type"].as_str(), Some("EventBridgeRule"), "{name}");
+            let in_template = serde_json::to_value(&rule["Properties"]["Pattern"]).unwrap();
+            assert_eq!(in_template, pattern, "{name}");
+        }
+    }
+
     fn received(commit: &str) -> ReceivedPush {
         ReceivedPush {
             commit_id: commit.into(),
