@@ -249,6 +249,12 @@ impl Pushes {
                     json!({ "started": false, "queued": true, "pipelineExecutionId": null }),
                 );
             }
+            Admission::Superseded => {
+                tracing::info!(service = %input.service, commit = %received.commit_id, "push superseded by a newer one");
+                return Ok(
+                    json!({ "started": false, "queued": false, "pipelineExecutionId": null }),
+                );
+            }
             Admission::Duplicate => {
                 return Ok(
                     json!({ "started": false, "queued": false, "pipelineExecutionId": null }),

@@ -105,6 +105,9 @@ struct PavedDetail {
     repository_id: String,
     branch_name: String,
     commit_id: String,
+    /// Who reported the push, when paved relays it (`github` for its webhook).
+    #[serde(default)]
+    provider: Option<String>,
 }
 
 /// The push an EventBridge event reports; `Ok(None)` for an event that is no branch push
@@ -140,7 +143,10 @@ pub fn from_event(event: &Json) -> Result<Option<Push>, String> {
                 repository_id: detail.repository_id,
                 branch: detail.branch_name,
                 commit_id: detail.commit_id,
-                source: PushSource::Paved,
+                source: match detail.provider.as_deref() {
+                    Some("github") => PushSource::GitHub,
+                    _ => PushSource::Paved,
+                },
             }
             .checked()
             .map(Some)
@@ -153,11 +159,15 @@ pub fn from_event(event: &Json) -> Result<Option<Push>, String> {
 
 /// The detail of paved's push event for a push.
 pub fn event_detail(push: &Push) -> Json {
-    serde_json::json!({
+    let mut detail = serde_json::json!({
         "repositoryId": push.repository_id,
         "branchName": push.branch,
         "commitId": push.commit_id,
-    })
+    });
+    if push.source == PushSource::GitHub {
+        detail["provider"] = "github".into();
+    }
+    detail
 }
 
 /// Why a webhook delivery is refused.
@@ -316,6 +326,8 @@ pub enum Admission {
     Queued { replaced: Option<ReceivedPush> },
     /// This push (or this execution) was seen already: do nothing.
     Duplicate,
+    /// A newer push was received before this one got here: its redeploy covers this one.
+    Superseded,
 }
 
 impl Redeploys {
@@ -333,6 +345,16 @@ impl Redeploys {
             || self.last.as_ref().is_some_and(|r| r.execution == execution)
         {
             return Admission::Duplicate;
+        }
+        let newer = |other: Option<&ReceivedPush>| {
+            other.is_some_and(|o| o.received_at.0 > push.received_at.0)
+        };
+        if newer(self.running.as_ref().map(|r| &r.push))
+            || newer(self.pending.as_ref())
+            || newer(self.last.as_ref().map(|r| &r.push))
+        {
+            self.coalesced += 1;
+            return Admission::Superseded;
         }
         if self.running.is_some() {
             let replaced = self.pending.replace(push);
@@ -407,6 +429,14 @@ mod tests {
             from_event(&paved).unwrap().unwrap().repository_id,
             "acme/web"
         );
+        // The webhook's relayed pushes keep saying they came from GitHub.
+        let relayed = Push {
+            source: PushSource::GitHub,
+            ..from_event(&paved).unwrap().unwrap()
+        };
+        let mut again = paved.clone();
+        again["detail"] = event_detail(&relayed);
+        assert_eq!(from_event(&again).unwrap().unwrap(), relayed);
         let mut bad = paved.clone();
         bad["detail"]["commitId"] = json!("not-a-commit");
         assert!(from_event(&bad).unwrap_err().contains("commitId"));
@@ -508,11 +538,50 @@ mod tests {
     }
 
     fn received(commit: &str) -> ReceivedPush {
+        received_at(commit, 1.0)
+    }
+
+    fn received_at(commit: &str, at: f64) -> ReceivedPush {
         ReceivedPush {
             commit_id: commit.into(),
             source: PushSource::GitHub,
-            received_at: Timestamp(1.0),
+            received_at: Timestamp(at),
         }
+    }
+
+    #[test]
+    fn a_push_that_arrives_after_a_newer_one_is_superseded() {
+        let now = Timestamp(9.0);
+        let mut redeploys = Redeploys::default();
+        assert_eq!(
+            redeploys.admit(received_at("bbbbbbb", 2.0), "x-b", now),
+            Admission::Start
+        );
+        // The older push's execution got here late: the running build is of a newer state.
+        assert_eq!(
+            redeploys.admit(received_at("aaaaaaa", 1.0), "x-a", now),
+            Admission::Superseded
+        );
+        assert_eq!(
+            redeploys.admit(received_at("ddddddd", 4.0), "x-d", now),
+            Admission::Queued { replaced: None }
+        );
+        assert_eq!(
+            redeploys.admit(received_at("ccccccc", 3.0), "x-c", now),
+            Admission::Superseded
+        );
+        assert_eq!(redeploys.pending.as_ref().unwrap().commit_id, "ddddddd");
+        assert_eq!(redeploys.coalesced, 2);
+        redeploys.finish("x-b", RunStatus::Succeeded, None, now);
+        assert_eq!(
+            redeploys.admit(received_at("ddddddd", 4.0), "x-d2", now),
+            Admission::Start
+        );
+        redeploys.finish("x-d2", RunStatus::Succeeded, None, now);
+        assert_eq!(
+            redeploys.admit(received_at("ccccccc", 3.0), "x-c", now),
+            Admission::Superseded
+        );
     }
 
     #[test]
