@@ -5,12 +5,11 @@
 use serde::Deserialize;
 
 use super::environments::Deployer;
-use super::services::{deployment, stack_name};
+use super::services::{deletion_of, deployment, redeployment_of, stack_name};
 use super::targets::{Loaded, request_cancel};
 use crate::domain::component::{Component, check_definition};
 use crate::domain::environment::{
-    ComponentDefinition, Deployed, DeployedState, DeploymentStatus, DeploymentType, Operation,
-    Target,
+    ComponentDefinition, Deployed, DeployedState, DeploymentStatus, DeploymentType, Target,
 };
 use crate::domain::names::{Description, ResourceName, Timestamp};
 use crate::domain::service::{ServiceInstance, ServiceStatus};
@@ -352,16 +351,15 @@ impl Components {
         let target = Target::Component {
             component: update.name.clone(),
         };
-        let mut record = deployment(
+        let record = redeployment_of(
             &id,
             &current.environment,
             target,
+            &current.deployed,
             state.clone(),
             current.created_at,
             now,
         );
-        record.initial_state = Some(current.deployed.state.clone());
-        record.previous_succeeded_id = current.deployed.last_succeeded_deployment_id.clone();
         next.deployed.state = state;
         next.deployed.begin(&id, DeploymentStatus::InProgress, now);
         next.last_client_request_token = update.client_token.clone();
@@ -415,17 +413,14 @@ impl Components {
         let target = Target::Component {
             component: name.clone(),
         };
-        let mut record = deployment(
+        let record = deletion_of(
             &id,
             &current.environment,
             target,
-            current.deployed.state.clone(),
+            &current.deployed,
             current.created_at,
             now,
         );
-        record.operation = Operation::Delete;
-        record.status = DeploymentStatus::DeleteInProgress;
-        record.initial_state = Some(current.deployed.state.clone());
         self.write(
             DeploymentChange {
                 components: vec![ComponentWrite::Replace {
@@ -588,16 +583,15 @@ async fn redeploy_instance(
         service: service.clone(),
         instance: name.clone(),
     };
-    let mut record = deployment(
+    let record = redeployment_of(
         &id,
         &instance.environment,
         target,
+        &instance.deployed,
         instance.deployed.state.clone(),
         instance.created_at,
         now,
     );
-    record.initial_state = Some(instance.deployed.state.clone());
-    record.previous_succeeded_id = instance.deployed.last_succeeded_deployment_id.clone();
     let mut next = instance.clone();
     next.deployed.begin(&id, DeploymentStatus::InProgress, now);
     next.rev = instance.rev + 1;

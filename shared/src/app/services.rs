@@ -142,6 +142,39 @@ pub(crate) fn deployment(
     }
 }
 
+/// A deployment that moves what `current` deployed to `state`: it records the state it starts
+/// from and the last successful deployment before it.
+pub(crate) fn redeployment_of(
+    id: &str,
+    environment: &ResourceName,
+    target: Target,
+    current: &Deployed,
+    state: DeployedState,
+    created: Timestamp,
+    now: Timestamp,
+) -> Deployment {
+    let mut record = deployment(id, environment, target, state, created, now);
+    record.initial_state = Some(current.state.clone());
+    record.previous_succeeded_id = current.last_succeeded_deployment_id.clone();
+    record
+}
+
+/// The deletion of what `current` deployed.
+pub(crate) fn deletion_of(
+    id: &str,
+    environment: &ResourceName,
+    target: Target,
+    current: &Deployed,
+    created: Timestamp,
+    now: Timestamp,
+) -> Deployment {
+    let state = current.state.clone();
+    let mut record = redeployment_of(id, environment, target, current, state, created, now);
+    record.operation = Operation::Delete;
+    record.status = DeploymentStatus::DeleteInProgress;
+    record
+}
+
 /// The deletion of one instance: the instance marked DELETE_IN_PROGRESS and its record.
 fn instance_deletion(instance: &ServiceInstance, now: Timestamp) -> (InstanceWrite, Deployment) {
     let id = uuid::Uuid::new_v4().to_string();
@@ -153,17 +186,14 @@ fn instance_deletion(instance: &ServiceInstance, now: Timestamp) -> (InstanceWri
         service: instance.service.clone(),
         instance: instance.name.clone(),
     };
-    let mut record = deployment(
+    let record = deletion_of(
         &id,
         &instance.environment,
         target,
-        instance.deployed.state.clone(),
+        &instance.deployed,
         instance.created_at,
         now,
     );
-    record.operation = Operation::Delete;
-    record.status = DeploymentStatus::DeleteInProgress;
-    record.initial_state = Some(instance.deployed.state.clone());
     let write = InstanceWrite::Replace {
         instance: next,
         expected_rev: instance.rev,
@@ -183,18 +213,20 @@ fn pipeline_redeployment(
     let target = Target::ServicePipeline {
         service: service.name.clone(),
     };
-    let mut record = deployment(
-        &id,
-        &environment,
-        target,
-        pipeline.state.clone(),
-        service.created_at,
-        now,
-    );
-    if pipeline.last_succeeded_deployment_id.is_some() {
-        record.initial_state = Some(pipeline.state.clone());
-        record.previous_succeeded_id = pipeline.last_succeeded_deployment_id.clone();
-    }
+    let record = if pipeline.last_succeeded_deployment_id.is_some() {
+        let state = pipeline.state.clone();
+        let created = service.created_at;
+        redeployment_of(&id, &environment, target, pipeline, state, created, now)
+    } else {
+        deployment(
+            &id,
+            &environment,
+            target,
+            pipeline.state.clone(),
+            service.created_at,
+            now,
+        )
+    };
     let mut started = pipeline.clone();
     started.begin(&id, DeploymentStatus::InProgress, now);
     (started, record)
@@ -803,12 +835,14 @@ impl Services {
                     .first()
                     .map(|i| i.environment.clone())
                     .unwrap_or_else(|| name.clone());
-                let (mut begun, mut record) =
-                    pipeline_redeployment(&service, pipeline, environment, now);
-                record.operation = Operation::Delete;
-                record.status = DeploymentStatus::DeleteInProgress;
-                record.initial_state = Some(pipeline.state.clone());
-                begun.deployment_status = DeploymentStatus::DeleteInProgress;
+                let id = uuid::Uuid::new_v4().to_string();
+                let target = Target::ServicePipeline {
+                    service: name.clone(),
+                };
+                let created = service.created_at;
+                let record = deletion_of(&id, &environment, target, pipeline, created, now);
+                let mut begun = pipeline.clone();
+                begun.begin(&id, DeploymentStatus::DeleteInProgress, now);
                 deleting = begun;
                 started.push(record.id.clone());
                 change.deployments.push(DeploymentWrite::Create(record));
@@ -973,16 +1007,15 @@ impl Services {
             service: service.name.clone(),
             instance: update.name.clone(),
         };
-        let mut record = deployment(
+        let record = redeployment_of(
             &id,
             &current.environment,
             target,
+            &current.deployed,
             state.clone(),
             current.created_at,
             now,
         );
-        record.initial_state = Some(current.deployed.state.clone());
-        record.previous_succeeded_id = current.deployed.last_succeeded_deployment_id.clone();
         let mut next = current.clone();
         next.deployed.state = state;
         next.deployed.begin(&id, DeploymentStatus::InProgress, now);
