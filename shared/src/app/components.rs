@@ -16,8 +16,7 @@ use crate::domain::service::{ServiceInstance, ServiceStatus};
 use crate::domain::template::{ComponentSource, TemplateKind};
 use crate::domain::{Error, Result};
 use crate::ports::{
-    ComponentWrite, DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest,
-    StoreError, Workflow,
+    ComponentWrite, DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, Workflow,
 };
 
 #[derive(Debug, Clone, Deserialize)]
@@ -256,13 +255,13 @@ impl Components {
     }
 
     async fn write(&self, change: DeploymentChange, name: &ResourceName) -> Result<()> {
-        match self.d.store.change(change).await {
-            Ok(()) => Ok(()),
-            Err(StoreError::ConditionFailed) => Err(Error::conflict(format!(
-                "component {name} or its service instance changed while this request was prepared; retry"
-            ))),
-            Err(other) => Err(other.into()),
-        }
+        self.d
+            .write(change, || {
+                format!(
+                    "component {name} or its service instance changed while this request was prepared; retry"
+                )
+            })
+            .await
     }
 
     /// Redeploys a component with a new template file or service spec (CURRENT_VERSION), or

@@ -281,6 +281,20 @@ impl Deployer {
         Ok((template, VersionNumber { major, minor }))
     }
 
+    /// Applies a change; if a condition fails (another request changed what it read), the
+    /// caller gets a ConflictException saying `conflict()`.
+    pub async fn write(
+        &self,
+        change: DeploymentChange,
+        conflict: impl FnOnce() -> String,
+    ) -> Result<()> {
+        match self.store.change(change).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed) => Err(Error::conflict(conflict())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// Hands a recorded deployment to its workflow. If that fails, the deployment fails now
     /// rather than waiting for a workflow that will never run; `false` says so.
     pub async fn launch(&self, workflow: Workflow, id: &str) -> bool {
@@ -401,16 +415,13 @@ impl Environments {
             usage: vec![VersionUsage { version, delta: 1 }],
             ..Default::default()
         };
-        match d.store.change(change).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(Error::conflict(format!(
-                    "environment {} was created, or its template version changed, by another request",
-                    new.name
-                )));
-            }
-            Err(other) => return Err(other.into()),
-        }
+        d.write(change, || {
+            format!(
+                "environment {} was created, or its template version changed, by another request",
+                new.name
+            )
+        })
+        .await?;
         d.publish(&environment, None).await;
         self.start(Workflow::Deploy, environment, &id).await
     }

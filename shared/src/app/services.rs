@@ -493,16 +493,13 @@ impl Services {
                 delta: uses,
             });
         }
-        match d.store.change(change).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(Error::conflict(format!(
-                    "service {} was created, or its template version changed, by another request",
-                    new.name
-                )));
-            }
-            Err(other) => return Err(other.into()),
-        }
+        d.write(change, || {
+            format!(
+                "service {} was created, or its template version changed, by another request",
+                new.name
+            )
+        })
+        .await?;
         for id in &started {
             d.launch(Workflow::Deploy, id).await;
         }
@@ -657,16 +654,13 @@ impl Services {
             service: next.clone(),
             expected_rev: service.rev,
         });
-        match d.store.change(change).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(Error::conflict(format!(
-                    "service {} changed while this update was prepared; retry",
-                    service.name
-                )));
-            }
-            Err(other) => return Err(other.into()),
-        }
+        d.write(change, || {
+            format!(
+                "service {} changed while this update was prepared; retry",
+                service.name
+            )
+        })
+        .await?;
         for id in &deploys {
             d.launch(Workflow::Deploy, id).await;
         }
@@ -765,16 +759,13 @@ impl Services {
             usage: vec![VersionUsage { version, delta: 1 }],
             ..Default::default()
         };
-        match d.store.change(change).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(Error::conflict(format!(
-                    "service instance {} was created by another request",
-                    new.name
-                )));
-            }
-            Err(other) => return Err(other.into()),
-        }
+        d.write(change, || {
+            format!(
+                "service instance {} was created by another request",
+                new.name
+            )
+        })
+        .await?;
         d.launch(Workflow::Deploy, &id).await;
         self.instance(&new.service_name, &new.name).await
     }
@@ -1035,16 +1026,13 @@ impl Services {
             usage,
             ..Default::default()
         };
-        match d.store.change(change).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(Error::conflict(format!(
-                    "service instance {} changed while this update was prepared (another deployment or its component); retry",
-                    update.name
-                )));
-            }
-            Err(other) => return Err(other.into()),
-        }
+        d.write(change, || {
+            format!(
+                "service instance {} changed while this update was prepared (another deployment or its component); retry",
+                update.name
+            )
+        })
+        .await?;
         if !d.launch(Workflow::Deploy, &id).await {
             return self.instance(&update.service_name, &update.name).await;
         }
@@ -1116,16 +1104,13 @@ impl Services {
             usage,
             ..Default::default()
         };
-        match d.store.change(change).await {
-            Ok(()) => {}
-            Err(StoreError::ConditionFailed) => {
-                return Err(Error::conflict(format!(
-                    "service {} changed while this update was prepared; retry",
-                    service.name
-                )));
-            }
-            Err(other) => return Err(other.into()),
-        }
+        d.write(change, || {
+            format!(
+                "service {} changed while this update was prepared; retry",
+                service.name
+            )
+        })
+        .await?;
         if !d.launch(Workflow::Deploy, &id).await {
             return pipeline_of(&self.get(&update.service_name).await?);
         }
