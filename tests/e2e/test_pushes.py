@@ -14,7 +14,7 @@ import boto3
 import pytest
 
 from conftest import PAVED_BIN, SAMPLES, unique
-from test_services import CONNECTION, ROLE, publish, service_spec, wait_for
+from test_services import CONNECTION, fargate_environments, publish, service_spec, wait_for
 
 WEBHOOK_SECRET = b"paved-local-webhook-secret"  # `paved dev`'s default
 
@@ -80,11 +80,8 @@ def github_push(repository, branch, sha):
 
 @pytest.fixture(scope="module")
 def web_service(platform, proton):
-    env_template, env = unique("fargate-env"), unique("prod")
-    publish(proton, platform, "environment", env_template, SAMPLES / "environment-templates/fargate-env/v1")
-    proton.create_environment(name=env, templateName=env_template, templateMajorVersion="1", protonServiceRoleArn=ROLE,
-                              spec=(SAMPLES / "environment-templates/fargate-env/spec/spec.yaml").read_text())
-    platform.cli("proton", "wait", "environment-deployed", "--name", env)
+    env = unique("prod")
+    env_template = fargate_environments(platform, proton, [env])
     template, service = unique("lb-svc"), unique("web")
     publish(proton, platform, "service", template, SAMPLES / "service-templates/load-balanced-fargate-svc/v1",
             compatible=[{"templateName": env_template, "majorVersion": "1"}])

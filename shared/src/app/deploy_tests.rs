@@ -1715,4 +1715,37 @@ mod pushes {
         assert_eq!(last.status, RunStatus::Failed);
         assert!(last.status_message.unwrap().contains("does not exist"));
     }
+
+    #[tokio::test]
+    async fn a_redeploy_whose_execution_died_does_not_hold_back_the_next_push() {
+        let w = World::new().await;
+        let pushes = service_with_pipeline(&w).await;
+        let first = pushes
+            .receive(&push("acme/api", "main", 'a'), "e1")
+            .await
+            .unwrap();
+        let mut state = w.workflows.inputs.lock().unwrap()[&first[0]].clone();
+        state["task"] = json!("startPipeline");
+        assert_eq!(w.engine.run(state).await.unwrap()["started"], true);
+        // The execution times out before it records anything.
+        w.workflows
+            .states
+            .lock()
+            .unwrap()
+            .insert(first[0].clone(), ExecutionState::Ended);
+        let second = pushes
+            .receive(&push("acme/api", "main", 'b'), "e2")
+            .await
+            .unwrap();
+        let outcome = run_redeploy(&w, &second[0]).await;
+        assert_eq!(outcome["status"], "Succeeded", "{outcome}");
+        let redeploys = pushes
+            .state(&name("api"), 10)
+            .await
+            .unwrap()
+            .service
+            .redeploys;
+        assert_eq!(redeploys.last.unwrap().push.commit_id, "b".repeat(40));
+        assert!(redeploys.running.is_none());
+    }
 }

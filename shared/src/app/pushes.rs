@@ -17,8 +17,8 @@ use crate::domain::push::{Admission, Push, ReceivedPush, RunStatus};
 use crate::domain::service::{Service, ServiceStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
-    DeploymentChange, PipelineExecution, PipelineRef, ServiceWrite, StageState, StoreError,
-    Workflow,
+    DeploymentChange, ExecutionState, PipelineExecution, PipelineRef, ServiceWrite, StageState,
+    StoreError, Workflow,
 };
 
 /// The task names of the redeploy state machine.
@@ -225,6 +225,7 @@ impl Pushes {
             received_at: Timestamp(input.received_at.unwrap_or_else(|| Timestamp::now().0)),
         };
         let execution = input.execution.clone();
+        self.clear_stale_run(&input.service, &execution).await?;
         let (admission, service) = self
             .update_service(&input.service, |service| {
                 let mine = service
@@ -285,6 +286,51 @@ impl Pushes {
         .await?;
         tracing::info!(service = %input.service, pipeline_execution = %id, "pipeline started");
         Ok(json!({ "started": true, "queued": false, "pipelineExecutionId": id }))
+    }
+
+    /// A redeploy recorded as running whose execution has ended (timed out, stopped) would
+    /// hold every later push back: it is recorded as failed, and its pending push started.
+    async fn clear_stale_run(
+        &self,
+        service: &ResourceName,
+        execution: &str,
+    ) -> std::result::Result<(), TaskError> {
+        let Some(stored) = self.d.store.service(service).await? else {
+            return Ok(());
+        };
+        let Some(running) = stored
+            .redeploys
+            .running
+            .filter(|r| r.execution != execution)
+        else {
+            return Ok(());
+        };
+        let state = self
+            .d
+            .workflows
+            .state(Workflow::Redeploy, &running.execution)
+            .await
+            .map_err(|e| TaskError::Retryable(format!("redeploy state unknown: {e}")))?;
+        if matches!(state, Some(ExecutionState::Running)) {
+            return Ok(());
+        }
+        tracing::warn!(%service, execution = %running.execution, "a redeploy ended without recording its result");
+        let stale = RedeployInput {
+            task: "failRedeploy".into(),
+            service: service.clone(),
+            execution: running.execution.clone(),
+            push: None,
+            received_at: None,
+            pipeline_execution_id: None,
+            status: None,
+            error: None,
+        };
+        self.finish(
+            &stale,
+            RunStatus::Failed,
+            Some("the redeploy's execution ended without recording a result".into()),
+        )
+        .await
     }
 
     async fn check_pipeline(&self, input: &RedeployInput) -> std::result::Result<Json, TaskError> {
