@@ -46,7 +46,7 @@ use crate::domain::template::{
 use crate::ports::{
     CatalogStore, CatalogWrite, ComponentWrite, DeploymentChange, DeploymentStore, DeploymentWrite,
     EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest, ServiceWrite,
-    StoreError, TemplateWrite, VersionUsage, VersionWrite,
+    StoreError, TemplateWrite, TokenRecord, VersionUsage, VersionWrite,
 };
 
 pub const GSI1: &str = "gsi1";
@@ -831,8 +831,39 @@ fn component_item(component: &Component) -> Result<Item, StoreError> {
     })
 }
 
+const DEPLOYMENT_TOKEN_SK: &str = "#DEPLOYMENT-TOKEN";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentTokenItem {
+    pk: String,
+    sk: String,
+    scope: String,
+    token: String,
+    fingerprint: String,
+    deployment_id: String,
+    expires_at: u64,
+}
+
 #[async_trait]
 impl DeploymentStore for DynamoStore {
+    async fn token(&self, scope: &str, token: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(item) = self
+            .get(format!("TOKEN#{scope}#{token}"), DEPLOYMENT_TOKEN_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let item: DeploymentTokenItem = from_item(item)?;
+        Ok(Some(TokenRecord {
+            scope: item.scope,
+            token: item.token,
+            fingerprint: item.fingerprint,
+            deployment_id: item.deployment_id,
+            expires_at: item.expires_at,
+        }))
+    }
+
     async fn services_tracking(
         &self,
         repository: &str,
@@ -1095,6 +1126,18 @@ impl DeploymentStore for DynamoStore {
         }
         for usage in &change.usage {
             items.push(self.usage_update(usage));
+        }
+        if let Some(record) = change.token {
+            let item = DeploymentTokenItem {
+                pk: format!("TOKEN#{}#{}", record.scope, record.token),
+                sk: DEPLOYMENT_TOKEN_SK.into(),
+                scope: record.scope,
+                token: record.token,
+                fingerprint: record.fingerprint,
+                deployment_id: record.deployment_id,
+                expires_at: record.expires_at,
+            };
+            items.push(self.put(to_item(&item)?, Condition::Absent));
         }
         self.transact(items).await
     }

@@ -14,7 +14,7 @@ use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNu
 use crate::ports::{
     BlobError, BundleStore, CatalogStore, CatalogWrite, ComponentWrite, DeploymentChange,
     DeploymentStore, DeploymentWrite, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page,
-    PageRequest, ServiceWrite, StoreError, TemplateWrite, VersionWrite,
+    PageRequest, ServiceWrite, StoreError, TemplateWrite, TokenRecord, VersionWrite,
 };
 
 type VersionKey = (TemplateKind, String, VersionNumber);
@@ -30,6 +30,7 @@ struct Tables {
     instances: BTreeMap<(String, String), ServiceInstance>,
     components: BTreeMap<String, Component>,
     deliveries: std::collections::HashSet<String>,
+    deployment_tokens: HashMap<(String, String), TokenRecord>,
 }
 
 #[derive(Default)]
@@ -334,6 +335,14 @@ impl DeploymentStore for MemoryStore {
             .collect())
     }
 
+    async fn token(&self, scope: &str, token: &str) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self
+            .lock()
+            .deployment_tokens
+            .get(&(scope.to_string(), token.to_string()))
+            .cloned())
+    }
+
     async fn services_tracking(
         &self,
         repository: &str,
@@ -459,6 +468,13 @@ impl DeploymentStore for MemoryStore {
                 return Err(StoreError::ConditionFailed);
             }
         }
+        if let Some(record) = &change.token
+            && tables
+                .deployment_tokens
+                .contains_key(&(record.scope.clone(), record.token.clone()))
+        {
+            return Err(StoreError::ConditionFailed);
+        }
         for usage in &change.usage {
             let key = (
                 usage.version.kind,
@@ -523,6 +539,11 @@ impl DeploymentStore for MemoryStore {
                     tables.deployments.remove(&id);
                 }
             }
+        }
+        if let Some(record) = change.token {
+            tables
+                .deployment_tokens
+                .insert((record.scope.clone(), record.token.clone()), record);
         }
         for usage in change.usage {
             let key = (

@@ -2,16 +2,16 @@
 //! service instance (whose template then reads its outputs) or standing alone in an
 //! environment. An attached instance is redeployed when its component's outputs change.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::environments::Deployer;
+use super::environments::{Deployer, fingerprint};
 use super::services::{deletion_of, deployment, redeployment_of, stack_name};
 use super::targets::{Loaded, request_cancel};
 use crate::domain::component::{Component, check_definition};
 use crate::domain::environment::{
     ComponentDefinition, Deployed, DeployedState, DeploymentStatus, DeploymentType, Target,
 };
-use crate::domain::names::{Description, ResourceName, Timestamp};
+use crate::domain::names::{ClientToken, Description, ResourceName, Timestamp};
 use crate::domain::service::{ServiceInstance, ServiceStatus};
 use crate::domain::template::{ComponentSource, TemplateKind};
 use crate::domain::{Error, Result};
@@ -19,7 +19,7 @@ use crate::ports::{
     ComponentWrite, DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, Workflow,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewComponent {
     pub name: ResourceName,
@@ -30,10 +30,10 @@ pub struct NewComponent {
     pub manifest: String,
     pub template_file: String,
     pub service_spec: Option<String>,
-    pub client_token: Option<String>,
+    pub client_token: Option<ClientToken>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ComponentUpdate {
     pub name: ResourceName,
@@ -43,7 +43,7 @@ pub struct ComponentUpdate {
     pub service_instance_name: Option<ResourceName>,
     pub service_spec: Option<String>,
     pub template_file: Option<String>,
-    pub client_token: Option<String>,
+    pub client_token: Option<ClientToken>,
 }
 
 /// Which components a listing asks for.
@@ -138,6 +138,12 @@ impl Components {
     #[tracing::instrument(skip_all, fields(component = %new.name))]
     pub async fn create(&self, new: NewComponent) -> Result<Component> {
         let d = &self.d;
+        let scope = format!("CreateComponent/{}", new.name);
+        let print = fingerprint(&new);
+        let token = new.client_token.as_ref();
+        if d.replay(&scope, token, &print).await?.is_some() {
+            return self.get(&new.name).await;
+        }
         let definition = ComponentDefinition {
             manifest: new.manifest.clone(),
             template_file: new.template_file.clone(),
@@ -209,7 +215,7 @@ impl Components {
             environment: environment_name.clone(),
             created_at: now,
             last_modified_at: now,
-            last_client_request_token: new.client_token.clone(),
+            last_client_request_token: token.map(|t| t.as_str().to_string()),
             deployed: Deployed {
                 state: state.clone(),
                 stack_name: stack_name(&["component", new.name.as_str()]),
@@ -235,6 +241,7 @@ impl Components {
         let mut change = DeploymentChange {
             components: vec![ComponentWrite::Create(component.clone())],
             deployments: vec![DeploymentWrite::Create(record)],
+            token: Deployer::token_record(&scope, token, &print, &id),
             ..Default::default()
         };
         if let Some(instance) = instance {
@@ -269,6 +276,12 @@ impl Components {
     #[tracing::instrument(skip_all, fields(component = %update.name))]
     pub async fn update(&self, update: ComponentUpdate) -> Result<Component> {
         let d = &self.d;
+        let scope = format!("UpdateComponent/{}", update.name);
+        let print = fingerprint(&update);
+        let token = update.client_token.as_ref();
+        if d.replay(&scope, token, &print).await?.is_some() {
+            return self.get(&update.name).await;
+        }
         let current = self.get(&update.name).await?;
         if current.deployed.deployment_status.is_active() {
             return Err(Error::conflict(format!(
@@ -361,7 +374,8 @@ impl Components {
         );
         next.deployed.state = state;
         next.deployed.begin(&id, DeploymentStatus::InProgress, now);
-        next.last_client_request_token = update.client_token.clone();
+        next.last_client_request_token =
+            update.client_token.as_ref().map(|t| t.as_str().to_string());
         Loaded::Component(next.clone()).render(d, &record).await?;
         let mut change = DeploymentChange {
             components: vec![ComponentWrite::Replace {
@@ -369,6 +383,7 @@ impl Components {
                 expected_rev: current.rev,
             }],
             deployments: vec![DeploymentWrite::Create(record)],
+            token: Deployer::token_record(&scope, token, &print, &id),
             ..Default::default()
         };
         if let Some(instance) = instance {

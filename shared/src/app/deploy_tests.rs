@@ -1176,6 +1176,7 @@ mod services {
             spec: spec.map(str::to_string),
             template_major_version: None,
             template_minor_version: None,
+            client_token: None,
         };
         let spec = "proton: ServiceSpec\ninstances:\n  - {name: a, environment: dev, spec: {port: 8080}}\n";
         let updated = services.update_instance(update(Some(spec))).await.unwrap();
@@ -1206,6 +1207,46 @@ mod services {
         assert!(
             matches!(err, Error::Validation(ref m) if m.contains("no entry")),
             "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_retried_instance_update_with_its_client_token_gets_the_same_answer() {
+        use crate::app::services::InstanceUpdate;
+        use crate::domain::names::ClientToken;
+        let w = World::new().await;
+        let services = deployed_service(&w, &["a"], true).await;
+        let update = |port: u16| InstanceUpdate {
+            name: name("a"),
+            service_name: name("api"),
+            deployment_type: DeploymentType::CurrentVersion,
+            spec: Some(format!(
+                "proton: ServiceSpec\ninstances:\n  - {{name: a, environment: dev, spec: {{port: {port}}}}}\n"
+            )),
+            template_major_version: None,
+            template_minor_version: None,
+            client_token: Some(ClientToken::parse("retry-me").unwrap()),
+        };
+        let before = w.started_count();
+        let first = services.update_instance(update(8080)).await.unwrap();
+        // The SDK retries with the same token: the same deployment, not a conflict.
+        let again = services.update_instance(update(8080)).await.unwrap();
+        assert_eq!(
+            again.deployed.last_attempted_deployment_id,
+            first.deployed.last_attempted_deployment_id
+        );
+        assert_eq!(w.started_count(), before + 1, "one deployment");
+        w.run_deploy(&w.last_started()).await;
+        let after = services.update_instance(update(8080)).await.unwrap();
+        assert_eq!(
+            after.deployed.last_attempted_deployment_id,
+            first.deployed.last_attempted_deployment_id,
+            "even after it ended"
+        );
+        let other = services.update_instance(update(9090)).await.unwrap_err();
+        assert!(
+            matches!(other, Error::Validation(ref m) if m.contains("already used with different parameters")),
+            "{other:?}"
         );
     }
 
@@ -1343,6 +1384,7 @@ mod services {
             spec: None,
             template_major_version: None,
             template_minor_version: None,
+            client_token: None,
         };
         let err = services.update_instance(update.clone()).await.unwrap_err();
         assert!(

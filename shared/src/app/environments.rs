@@ -11,7 +11,7 @@ use crate::domain::environment::{
     Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
     Target, target_version,
 };
-use crate::domain::names::{Arn, Description, ResourceName, Timestamp, VersionPart};
+use crate::domain::names::{Arn, ClientToken, Description, ResourceName, Timestamp, VersionPart};
 use crate::domain::render;
 use crate::domain::schema::InputRole;
 use crate::domain::spec::{Spec, keep_current_values, resolve_inputs};
@@ -22,12 +22,24 @@ use crate::domain::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, DeploymentChange, DeploymentStore, DeploymentWrite,
     EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Pipelines, Stacks, StatusChange,
-    StoreError, VersionUsage, Workflow, Workflows,
+    StoreError, TokenRecord, VersionUsage, Workflow, Workflows,
 };
 
 /// A deployment whose workflow has not been seen running this long after it was recorded is
 /// taken as never started.
 const START_GRACE_SECONDS: f64 = 120.0;
+
+/// How long a deployment request's `clientToken` is remembered (Proton's 8 hours).
+const TOKEN_SECONDS: u64 = 8 * 60 * 60;
+
+/// A request's parameters as one canonical string, its `clientToken` left out.
+pub fn fingerprint<T: serde::Serialize>(request: &T) -> String {
+    let mut value = serde_json::to_value(request).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("clientToken");
+    }
+    value.to_string()
+}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -279,6 +291,49 @@ impl Deployer {
             })?,
         };
         Ok((template, VersionNumber { major, minor }))
+    }
+
+    /// What a request with `clientToken` did before: `Some(deployment id)` if the token was
+    /// used with the same request (`fingerprint`) in the last 8 hours; a ValidationException if
+    /// it was used with another.
+    pub async fn replay(
+        &self,
+        scope: &str,
+        token: Option<&ClientToken>,
+        fingerprint: &str,
+    ) -> Result<Option<String>> {
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        let Some(record) = self.store.token(scope, token.as_str()).await? else {
+            return Ok(None);
+        };
+        if record.expires_at < Timestamp::now().0 as u64 {
+            return Ok(None);
+        }
+        if record.fingerprint != fingerprint {
+            return Err(Error::validation(format!(
+                "clientToken {:?} was already used with different parameters",
+                token.as_str()
+            )));
+        }
+        Ok(Some(record.deployment_id))
+    }
+
+    /// The record that lets a retry with the same token replay this request.
+    pub fn token_record(
+        scope: &str,
+        token: Option<&ClientToken>,
+        fingerprint: &str,
+        deployment_id: &str,
+    ) -> Option<TokenRecord> {
+        token.map(|token| TokenRecord {
+            scope: scope.to_string(),
+            token: token.as_str().to_string(),
+            fingerprint: fingerprint.to_string(),
+            deployment_id: deployment_id.to_string(),
+            expires_at: Timestamp::now().0 as u64 + TOKEN_SECONDS,
+        })
     }
 
     /// Applies a change; if a condition fails (another request changed what it read), the

@@ -4,16 +4,16 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::environments::Deployer;
+use super::environments::{Deployer, fingerprint};
 use super::targets::Loaded;
 use crate::domain::bundle::BundleLayout;
 use crate::domain::environment::{
     Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
     Target, target_version,
 };
-use crate::domain::names::{Description, ResourceName, Timestamp, VersionPart};
+use crate::domain::names::{ClientToken, Description, ResourceName, Timestamp, VersionPart};
 use crate::domain::schema::{InputRole, TemplateSchema};
 use crate::domain::service::{
     EnvironmentFacts, Repository, Service, ServiceInstance, ServiceStatus, TemplateOffer,
@@ -27,7 +27,7 @@ use crate::ports::{
     VersionUsage, Workflow,
 };
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct InstanceUpdate {
     pub name: ResourceName,
@@ -36,6 +36,7 @@ pub struct InstanceUpdate {
     pub spec: Option<String>,
     pub template_major_version: Option<VersionPart>,
     pub template_minor_version: Option<VersionPart>,
+    pub client_token: Option<ClientToken>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -56,7 +57,7 @@ pub struct ServiceUpdate {
     pub spec: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct NewInstance {
     pub name: ResourceName,
@@ -64,6 +65,7 @@ pub struct NewInstance {
     pub spec: String,
     pub template_major_version: Option<VersionPart>,
     pub template_minor_version: Option<VersionPart>,
+    pub client_token: Option<ClientToken>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -674,6 +676,12 @@ impl Services {
     #[tracing::instrument(skip_all, fields(service = %new.service_name, instance = %new.name))]
     pub async fn create_instance(&self, new: NewInstance) -> Result<ServiceInstance> {
         let d = &self.d;
+        let scope = format!("CreateServiceInstance/{}/{}", new.service_name, new.name);
+        let print = fingerprint(&new);
+        let token = new.client_token.as_ref();
+        if d.replay(&scope, token, &print).await?.is_some() {
+            return self.instance(&new.service_name, &new.name).await;
+        }
         let service = self.get(&new.service_name).await?;
         if let Some(existing) = d.store.instance(&new.service_name, &new.name).await? {
             return if existing.deployed.state.spec == new.spec {
@@ -757,6 +765,7 @@ impl Services {
             instances: vec![InstanceWrite::Create(instance.clone())],
             deployments: vec![DeploymentWrite::Create(record)],
             usage: vec![VersionUsage { version, delta: 1 }],
+            token: Deployer::token_record(&scope, token, &print, &id),
             ..Default::default()
         };
         d.write(change, || {
@@ -935,6 +944,15 @@ impl Services {
     #[tracing::instrument(skip_all, fields(service = %update.service_name, instance = %update.name))]
     pub async fn update_instance(&self, update: InstanceUpdate) -> Result<ServiceInstance> {
         let d = &self.d;
+        let scope = format!(
+            "UpdateServiceInstance/{}/{}",
+            update.service_name, update.name
+        );
+        let print = fingerprint(&update);
+        let token = update.client_token.as_ref();
+        if d.replay(&scope, token, &print).await?.is_some() {
+            return self.instance(&update.service_name, &update.name).await;
+        }
         let service = self.get(&update.service_name).await?;
         let current = self.instance(&update.service_name, &update.name).await?;
         if current.deployed.deployment_status.is_active()
@@ -1024,6 +1042,7 @@ impl Services {
             }],
             deployments: vec![DeploymentWrite::Create(record)],
             usage,
+            token: Deployer::token_record(&scope, token, &print, &id),
             ..Default::default()
         };
         d.write(change, || {

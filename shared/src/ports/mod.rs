@@ -234,6 +234,17 @@ pub struct VersionUsage {
     pub delta: i64,
 }
 
+/// A `clientToken` of a deployment request: the request's fingerprint and the deployment it
+/// started, so that a retry with the same token gets the same answer (for 8 hours).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenRecord {
+    pub scope: String,
+    pub token: String,
+    pub fingerprint: String,
+    pub deployment_id: String,
+    pub expires_at: u64,
+}
+
 /// Writes applied together or not at all (at most 100 items, DynamoDB's transaction limit).
 #[derive(Default)]
 pub struct DeploymentChange {
@@ -243,6 +254,8 @@ pub struct DeploymentChange {
     pub components: Vec<ComponentWrite>,
     pub deployments: Vec<DeploymentWrite>,
     pub usage: Vec<VersionUsage>,
+    /// Recorded only if no record of the token exists yet.
+    pub token: Option<TokenRecord>,
 }
 
 #[async_trait]
@@ -272,6 +285,7 @@ pub trait DeploymentStore: Send + Sync {
         limit: u32,
     ) -> Result<Vec<ServiceInstance>, StoreError>;
     /// Services whose pipeline builds `branch` of `repository` (an index query, never a scan).
+    async fn token(&self, scope: &str, token: &str) -> Result<Option<TokenRecord>, StoreError>;
     async fn services_tracking(
         &self,
         repository: &str,
