@@ -1302,10 +1302,17 @@ mod services {
         };
         let updating = services.update(update.clone()).await.unwrap();
         assert_eq!(updating.status, ServiceStatus::UpdateInProgress);
-        let again = services.update(update).await.unwrap_err();
+        // A retry of the same update is answered with the service as it is.
+        let again = services.update(update.clone()).await.unwrap();
+        assert_eq!(again.status, ServiceStatus::UpdateInProgress);
+        let other = ServiceUpdate {
+            spec: Some("proton: ServiceSpec\ninstances:\n  - {name: c, environment: dev}\n".into()),
+            ..update
+        };
+        let refused = services.update(other).await.unwrap_err();
         assert!(
-            matches!(again, Error::Conflict(ref m) if m.contains("being updated")),
-            "{again:?}"
+            matches!(refused, Error::Conflict(ref m) if m.contains("being updated")),
+            "{refused:?}"
         );
         let started = w.started_since(before);
         assert_eq!(started.len(), 2, "{started:?}");

@@ -524,9 +524,13 @@ impl Services {
         if let Some(description) = &update.description {
             next.description = Some(description.clone());
         }
-        let Some(text) = update.spec.clone() else {
+        // The spec it already has changes nothing: a retried update is answered, not refused.
+        let Some(text) = update.spec.clone().filter(|text| *text != service.spec) else {
             if service.status == ServiceStatus::DeleteInProgress {
                 conflict_if_busy(&service)?;
+            }
+            if update.description.is_none() || next.description == service.description {
+                return Ok(service);
             }
             d.store
                 .change(DeploymentChange {
