@@ -251,7 +251,13 @@ impl Pipelines for LocalPipelines {
     }
 
     async fn stages(&self, pipeline: &PipelineRef) -> Result<Vec<StageState>, PipelineError> {
-        self.inner.stages(&Self::local(pipeline)).await
+        match self.inner.stages(&Self::local(pipeline)).await {
+            Err(PipelineError::Backend(_)) => Err(PipelineError::Unavailable(
+                "stage states are not available locally (moto does not implement GetPipelineState)"
+                    .into(),
+            )),
+            other => other,
+        }
     }
 }
 

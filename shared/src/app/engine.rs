@@ -81,7 +81,8 @@ impl From<CloudError> for TaskError {
 impl From<crate::ports::PipelineError> for TaskError {
     fn from(error: crate::ports::PipelineError) -> Self {
         match error {
-            crate::ports::PipelineError::NotFound(message) => Self::PipelineFailed(message),
+            crate::ports::PipelineError::NotFound(message)
+            | crate::ports::PipelineError::Unavailable(message) => Self::PipelineFailed(message),
             other => Self::Retryable(chain(&other)),
         }
     }

@@ -452,6 +452,9 @@ pub enum PipelineError {
     /// The pipeline does not exist, or the service has none paved can name.
     #[error("{0}")]
     NotFound(String),
+    /// What this CodePipeline cannot tell (an emulator without the operation).
+    #[error("{0}")]
+    Unavailable(String),
     #[error("CodePipeline throttled the request")]
     Throttled(#[source] BoxError),
     #[error("the CodePipeline request failed")]
