@@ -1273,6 +1273,31 @@ mod services {
         assert_eq!(service.status, ServiceStatus::CreateFailed);
     }
 
+    #[tokio::test]
+    async fn a_service_waiting_on_an_instance_whose_workflow_died_fails_when_it_is_read() {
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let services = world_with_service_template(&w).await;
+        services.create(new_service(&["a", "b"])).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let died = w.started_since(1)[0].1.clone();
+        w.workflows
+            .states
+            .lock()
+            .unwrap()
+            .insert(died, ExecutionState::Ended);
+        // Only the service is read (as `aws proton wait service-created` does).
+        let service = services.get(&name("api")).await.unwrap();
+        assert_eq!(service.status, ServiceStatus::CreateFailed);
+        assert!(
+            service
+                .status_message
+                .unwrap()
+                .contains("ended without recording a result")
+        );
+    }
+
     /// A deployed service `api` with the given instances in `dev`, pipeline included.
     async fn deployed_service(w: &World, instances: &[&str], components: bool) -> Services {
         w.create("dev", SPEC).await.unwrap();

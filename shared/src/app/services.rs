@@ -1179,10 +1179,27 @@ impl Services {
 
     pub async fn get(&self, name: &ResourceName) -> Result<Service> {
         let service = self.load(name).await?;
-        // A pipeline deployment whose workflow ended unrecorded is failed here (as are instances').
-        match &service.pipeline {
-            Some(pipeline) if self.d.reconcile(pipeline).await => self.load(name).await,
-            _ => Ok(service),
+        // A deployment whose workflow ended unrecorded is failed here: the pipeline's, and while
+        // the service waits on its instances, theirs, so that its status (and the waiters that
+        // poll it) never hang on a deployment that will not report.
+        let mut reconciled = match &service.pipeline {
+            Some(pipeline) => self.d.reconcile(pipeline).await,
+            None => false,
+        };
+        if matches!(
+            service.status,
+            ServiceStatus::CreateInProgress
+                | ServiceStatus::UpdateInProgress
+                | ServiceStatus::DeleteInProgress
+        ) {
+            for instance in self.d.store.instances(name).await? {
+                reconciled |= self.d.reconcile(&instance.deployed).await;
+            }
+        }
+        if reconciled {
+            self.load(name).await
+        } else {
+            Ok(service)
         }
     }
 
