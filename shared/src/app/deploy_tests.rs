@@ -1822,4 +1822,45 @@ mod pushes {
         assert_eq!(redeploys.last.unwrap().push.commit_id, "b".repeat(40));
         assert!(redeploys.running.is_none());
     }
+
+    #[tokio::test]
+    async fn a_pending_push_survives_a_failed_start_of_its_redeploy() {
+        let w = World::new().await;
+        let pushes = service_with_pipeline(&w).await;
+        let first = pushes
+            .receive(&push("acme/api", "main", 'a'), "e1")
+            .await
+            .unwrap();
+        let mut state = w.workflows.inputs.lock().unwrap()[&first[0]].clone();
+        state["task"] = json!("startPipeline");
+        let run = w.engine.run(state.clone()).await.unwrap();
+        let second = pushes
+            .receive(&push("acme/api", "main", 'b'), "e2")
+            .await
+            .unwrap();
+        assert_eq!(run_redeploy(&w, &second[0]).await["queued"], true);
+        state["pipelineExecutionId"] = run["pipelineExecutionId"].clone();
+        state["status"] = json!("Succeeded");
+        state["task"] = json!("finishRedeploy");
+        // Starting the pending push's redeploy fails once; the step is retried.
+        w.workflows.refuse_starts.store(true, Ordering::SeqCst);
+        assert!(w.engine.run(state.clone()).await.is_err());
+        w.workflows.refuse_starts.store(false, Ordering::SeqCst);
+        let before = w.started_count();
+        w.engine.run(state).await.unwrap();
+        let follow_up = w.started_since(before);
+        assert_eq!(follow_up.len(), 1, "the pending push is not lost");
+        assert_eq!(
+            run_redeploy(&w, &follow_up[0].1).await["status"],
+            "Succeeded"
+        );
+        let last = pushes
+            .state(&name("api"), 10)
+            .await
+            .unwrap()
+            .service
+            .redeploys
+            .last;
+        assert_eq!(last.unwrap().push.commit_id, "b".repeat(40));
+    }
 }

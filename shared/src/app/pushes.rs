@@ -350,6 +350,9 @@ impl Pushes {
     }
 
     /// Records how the running redeploy ended and starts the pending push's, if one waits.
+    /// The pending push is admitted as running under its follow-up execution in the same
+    /// write, so a retry of this step (the start failed) starts that same execution again
+    /// rather than losing the push.
     async fn finish(
         &self,
         input: &RedeployInput,
@@ -357,26 +360,39 @@ impl Pushes {
         message: Option<String>,
     ) -> std::result::Result<(), TaskError> {
         let execution = input.execution.clone();
-        let (next, _) = self
+        let name = input.service.clone();
+        let (follow_up, service) = self
             .update_service(&input.service, |service| {
-                Ok(service
-                    .redeploys
-                    .finish(&execution, status, message.clone(), Timestamp::now()))
+                let now = Timestamp::now();
+                let redeploys = &mut service.redeploys;
+                if let Some(running) = &redeploys.running
+                    && running.execution != execution
+                {
+                    // Retried: this step admitted its follow-up before (or it has nothing to do).
+                    let follow_up = &running.push;
+                    let expected = execution_name(&follow_up.commit_id, name.as_str(), &execution);
+                    return Ok(
+                        (running.execution == expected).then(|| (follow_up.clone(), expected))
+                    );
+                }
+                let Some(pending) = redeploys.finish(&execution, status, message.clone(), now)
+                else {
+                    return Ok(None);
+                };
+                let follow_up = execution_name(&pending.commit_id, name.as_str(), &execution);
+                redeploys.admit(pending.clone(), &follow_up, now);
+                Ok(Some((pending, follow_up)))
             })
             .await?;
-        let Some(pending) = next else {
+        let Some((pending, follow_up)) = follow_up else {
             return Ok(());
         };
-        let service = self.d.store.service(&input.service).await?.ok_or_else(|| {
-            TaskError::InvalidTask(format!("service {} does not exist", input.service))
-        })?;
         let push = Push {
             repository_id: service.repository.id.clone().unwrap_or_default(),
             branch: service.repository.branch.clone().unwrap_or_default(),
             commit_id: pending.commit_id.clone(),
             source: pending.source,
         };
-        let follow_up = execution_name(&pending.commit_id, service.name.as_str(), &execution);
         self.start_execution(&service.name, &follow_up, &push, pending.received_at)
             .await
             .map_err(|e| TaskError::Retryable(format!("the pending redeploy did not start: {e}")))
