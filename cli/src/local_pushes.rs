@@ -19,7 +19,7 @@ pub const QUEUE: &str = "paved-pushes";
 pub const WEBHOOK_SECRET_ID: &str = "paved/github-webhook";
 
 /// Creates the push queue, the push rules on the default bus (targeting the queue) and the
-/// webhook secret; returns the queue's URL and the secret's value.
+/// webhook secret holding `secret`; returns the queue's URL.
 pub async fn setup(sdk: &aws_config::SdkConfig, secret: &str) -> Result<String, BoxError> {
     let sqs = aws_sdk_sqs::Client::new(sdk);
     let url = sqs

@@ -70,16 +70,13 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
             }
             "UpdateServicePipeline" => {
                 let update: crate::app::services::PipelineUpdate = parse(body)?;
-                let name = update.service_name.clone();
-                let pipeline = services.update_pipeline(update).await?;
-                let service = services.get(&name).await?;
-                json!({ "pipeline": pipeline_json(app, &service, &pipeline) })
+                let service = services.update_pipeline(update).await?;
+                json!({ "pipeline": pipeline_json(app, &service, &pipeline_of(&service)?) })
             }
             "CancelServicePipelineDeployment" => {
                 let ServiceRef { service_name } = parse(body)?;
-                let pipeline = services.cancel_pipeline(&service_name).await?;
-                let service = services.get(&service_name).await?;
-                json!({ "pipeline": pipeline_json(app, &service, &pipeline) })
+                let service = services.cancel_pipeline(&service_name).await?;
+                json!({ "pipeline": pipeline_json(app, &service, &pipeline_of(&service)?) })
             }
             "UpdateServiceInstance" => {
                 let update: crate::app::services::InstanceUpdate = parse(body)?;

@@ -810,11 +810,12 @@ impl Services {
                 "service {name} has deployments in progress; wait for them to end, then delete it"
             )));
         }
-        if let Some(instance) = instances.iter().find(|i| i.component.is_some()) {
+        if let Some((instance, component)) = instances
+            .iter()
+            .find_map(|i| Some((&i.name, i.component.as_ref()?)))
+        {
             return Err(Error::conflict(format!(
-                "instance {} has component {} attached; delete the component first",
-                instance.name,
-                instance.component.as_ref().expect("found by is_some")
+                "instance {instance} has component {component} attached; delete the component first"
             )));
         }
         let now = Timestamp::now();
@@ -1064,7 +1065,7 @@ impl Services {
 
     /// Redeploys the service's pipeline with a new spec (its `pipeline` inputs) or version.
     #[tracing::instrument(skip_all, fields(service = %update.service_name))]
-    pub async fn update_pipeline(&self, update: PipelineUpdate) -> Result<Deployed> {
+    pub async fn update_pipeline(&self, update: PipelineUpdate) -> Result<Service> {
         let d = &self.d;
         let service = self.get(&update.service_name).await?;
         let pipeline = pipeline_of(&service)?;
@@ -1084,7 +1085,7 @@ impl Services {
             ));
         };
         if update.deployment_type == DeploymentType::None {
-            return Ok(pipeline);
+            return Ok(service);
         }
         let Redeploy { state, usage } = self
             .redeploy(
@@ -1120,7 +1121,7 @@ impl Services {
         let id = record.id.clone();
         let change = DeploymentChange {
             services: vec![ServiceWrite::Replace {
-                service: next,
+                service: next.clone(),
                 expected_rev: service.rev,
             }],
             deployments: vec![DeploymentWrite::Create(record)],
@@ -1135,9 +1136,9 @@ impl Services {
         })
         .await?;
         if !d.launch(Workflow::Deploy, &id).await {
-            return pipeline_of(&self.get(&update.service_name).await?);
+            return self.get(&update.service_name).await;
         }
-        Ok(begun)
+        Ok(next)
     }
 
     /// Asks a running instance deployment to stop (see the environment's cancel for what that means).
@@ -1159,7 +1160,7 @@ impl Services {
     }
 
     /// Asks a running pipeline deployment to stop.
-    pub async fn cancel_pipeline(&self, service: &ResourceName) -> Result<Deployed> {
+    pub async fn cancel_pipeline(&self, service: &ResourceName) -> Result<Service> {
         let loaded = self.get(service).await?;
         let target = Loaded::Pipeline {
             pipeline: pipeline_of(&loaded)?,
@@ -1172,7 +1173,10 @@ impl Services {
         )
         .await?
         {
-            Loaded::Pipeline { pipeline, .. } => Ok(pipeline),
+            Loaded::Pipeline { service, pipeline } => Ok(Service {
+                pipeline: Some(pipeline),
+                ..service
+            }),
             _ => unreachable!("request_cancel returns the target it was given"),
         }
     }

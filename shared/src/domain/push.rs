@@ -206,8 +206,9 @@ pub fn verify_signature(
     ring::hmac::verify(&key, body, &tag).map_err(|_| WebhookError::Forged)
 }
 
-/// The header value GitHub would send for `body` (for tests and for `paved` tooling).
-pub fn sign(secret: &[u8], body: &[u8]) -> String {
+/// The header value GitHub would send for `body`.
+#[cfg(test)]
+pub(crate) fn sign(secret: &[u8], body: &[u8]) -> String {
     let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret);
     format!(
         "sha256={}",
