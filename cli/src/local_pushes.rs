@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use paved_core::app::pushes::Pushes;
-use paved_core::domain::push::{from_event, rule_patterns};
+use paved_core::domain::push::rule_patterns;
 use paved_core::ports::{
     BoxError, PipelineError, PipelineExecution, PipelineRef, Pipelines, StageState,
 };
@@ -107,16 +107,9 @@ pub async fn poll(
                 .as_deref()
                 .and_then(|b| serde_json::from_str(b).ok())
                 .unwrap_or(Value::Null);
-            let id = event.get("id").and_then(Value::as_str).unwrap_or_default();
-            match from_event(&event) {
-                Ok(Some(push)) => {
-                    if let Err(error) = pushes.receive(&push, id).await {
-                        tracing::warn!(error = %error, "push not handled; it will be delivered again");
-                        continue;
-                    }
-                }
-                Ok(None) => tracing::info!(event = %id, "not a branch push; dropped"),
-                Err(reason) => tracing::warn!(event = %id, %reason, "event refused"),
+            if let Err(error) = pushes.handle_event(&event).await {
+                tracing::warn!(error = %error, "push not handled; it will be delivered again");
+                continue;
             }
             if let Some(receipt) = message.receipt_handle
                 && let Err(error) = sqs

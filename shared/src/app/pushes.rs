@@ -13,7 +13,7 @@ use serde_json::{Value as Json, json};
 use super::engine::TaskError;
 use super::environments::Deployer;
 use crate::domain::names::{ResourceName, Timestamp};
-use crate::domain::push::{Admission, Push, ReceivedPush, RunStatus};
+use crate::domain::push::{Admission, Push, ReceivedPush, RunStatus, from_event};
 use crate::domain::service::{Service, ServiceStatus};
 use crate::domain::{Error, Result};
 use crate::ports::{
@@ -119,6 +119,24 @@ impl Pushes {
             started.push(execution);
         }
         Ok(started)
+    }
+
+    /// An EventBridge event from a push rule: a branch push is received (see `receive`);
+    /// anything else (a tag, a deleted branch, a malformed event) is logged and dropped, as
+    /// retrying it would not make it a push. An error means the push should be delivered again.
+    pub async fn handle_event(&self, event: &Json) -> Result<Vec<String>> {
+        let id = event.get("id").and_then(Json::as_str).unwrap_or_default();
+        match from_event(event) {
+            Ok(Some(push)) => self.receive(&push, id).await,
+            Ok(None) => {
+                tracing::info!(event = %id, "not a branch push; dropped");
+                Ok(vec![])
+            }
+            Err(reason) => {
+                tracing::warn!(event = %id, %reason, "event refused");
+                Ok(vec![])
+            }
+        }
     }
 
     async fn start_execution(
