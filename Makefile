@@ -6,7 +6,9 @@ PYTHON ?= python3
 export PAVED_PORT ?= 4000
 export PAVED_AWS_PORT ?= 5000
 
-.PHONY: setup dev test lint build bench bench-deploy clean
+DEPLOY_VENV ?= .venv-deploy
+
+.PHONY: setup dev test lint build bench bench-deploy deploy-tools lambdas deploy clean
 
 setup: $(VENV)/.installed
 
@@ -32,6 +34,22 @@ bench-deploy: setup
 	cargo build --quiet -p paved-cli
 	PAVED_BIN=$${CARGO_TARGET_DIR:-target}/debug/paved $(VENV)/bin/python scripts/bench_deploy.py
 
+$(DEPLOY_VENV)/.installed: requirements-deploy.txt
+	$(PYTHON) -m venv $(DEPLOY_VENV)
+	$(DEPLOY_VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements-deploy.txt
+	touch $@
+
+## The SAM CLI, cargo-lambda and zig (for the arm64 cross build), in their own venv.
+deploy-tools: $(DEPLOY_VENV)/.installed
+
+## Build the four Lambda functions for arm64 (sam build runs cargo lambda).
+lambdas: deploy-tools
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" $(DEPLOY_VENV)/bin/sam build --template-file infra/template.yaml
+
+## Build, then deploy with samconfig.toml (pass more with DEPLOY_ARGS="--parameter-overrides ...").
+deploy: lambdas
+	PATH="$(CURDIR)/$(DEPLOY_VENV)/bin:$$PATH" $(DEPLOY_VENV)/bin/sam deploy $(DEPLOY_ARGS)
+
 lint:
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
@@ -40,5 +58,5 @@ build:
 	cargo build --workspace --all-targets
 
 clean:
-	rm -rf $(VENV) .paved
+	rm -rf $(VENV) $(DEPLOY_VENV) .paved .aws-sam
 	cargo clean

@@ -1625,6 +1625,28 @@ mod pushes {
         }
     }
 
+    /// Starts a push's redeploy and leaves it running (its pipeline started, not followed);
+    /// returns its execution and the input its last step (finishRedeploy, Succeeded) takes.
+    async fn start_running(
+        w: &World,
+        pushes: &Pushes,
+        commit: char,
+        event: &str,
+    ) -> (String, serde_json::Value) {
+        let started = pushes
+            .receive(&push("acme/api", "main", commit), event)
+            .await
+            .unwrap();
+        let mut state = w.workflows.inputs.lock().unwrap()[&started[0]].clone();
+        state["task"] = json!("startPipeline");
+        let run = w.engine.run(state.clone()).await.unwrap();
+        assert_eq!(run["started"], true);
+        state["pipelineExecutionId"] = run["pipelineExecutionId"].clone();
+        state["status"] = json!("Succeeded");
+        state["task"] = json!("finishRedeploy");
+        (started[0].clone(), state)
+    }
+
     #[tokio::test]
     async fn a_push_starts_the_pipeline_of_the_services_on_its_branch_only() {
         let w = World::new().await;
@@ -1675,15 +1697,8 @@ mod pushes {
     async fn a_burst_of_pushes_coalesces_into_one_more_run_for_the_newest_commit() {
         let w = World::new().await;
         let pushes = service_with_pipeline(&w).await;
-        let first = pushes
-            .receive(&push("acme/api", "main", 'a'), "e1")
-            .await
-            .unwrap();
         // The first run has started its pipeline and is being followed...
-        let mut state = w.workflows.inputs.lock().unwrap()[&first[0]].clone();
-        state["task"] = json!("startPipeline");
-        let run = w.engine.run(state.clone()).await.unwrap();
-        assert_eq!(run["started"], true);
+        let (_, finished) = start_running(&w, &pushes, 'a', "e1").await;
         // ...when three more pushes arrive.
         let mut queued = Vec::new();
         for (commit, event) in [('b', "e2"), ('c', "e3"), ('d', "e4")] {
@@ -1708,10 +1723,7 @@ mod pushes {
         );
         // The first run ends: one more starts, for d.
         let before = w.started_count();
-        state["pipelineExecutionId"] = run["pipelineExecutionId"].clone();
-        state["status"] = json!("Succeeded");
-        state["task"] = json!("finishRedeploy");
-        w.engine.run(state).await.unwrap();
+        w.engine.run(finished).await.unwrap();
         let follow_up = w.started_since(before);
         assert_eq!(follow_up.len(), 1);
         assert_eq!(follow_up[0].0, Workflow::Redeploy);
@@ -1794,19 +1806,13 @@ mod pushes {
     async fn a_redeploy_whose_execution_died_does_not_hold_back_the_next_push() {
         let w = World::new().await;
         let pushes = service_with_pipeline(&w).await;
-        let first = pushes
-            .receive(&push("acme/api", "main", 'a'), "e1")
-            .await
-            .unwrap();
-        let mut state = w.workflows.inputs.lock().unwrap()[&first[0]].clone();
-        state["task"] = json!("startPipeline");
-        assert_eq!(w.engine.run(state).await.unwrap()["started"], true);
+        let (first, _) = start_running(&w, &pushes, 'a', "e1").await;
         // The execution times out before it records anything.
         w.workflows
             .states
             .lock()
             .unwrap()
-            .insert(first[0].clone(), ExecutionState::Ended);
+            .insert(first, ExecutionState::Ended);
         let second = pushes
             .receive(&push("acme/api", "main", 'b'), "e2")
             .await
@@ -1827,27 +1833,18 @@ mod pushes {
     async fn a_pending_push_survives_a_failed_start_of_its_redeploy() {
         let w = World::new().await;
         let pushes = service_with_pipeline(&w).await;
-        let first = pushes
-            .receive(&push("acme/api", "main", 'a'), "e1")
-            .await
-            .unwrap();
-        let mut state = w.workflows.inputs.lock().unwrap()[&first[0]].clone();
-        state["task"] = json!("startPipeline");
-        let run = w.engine.run(state.clone()).await.unwrap();
+        let (_, finished) = start_running(&w, &pushes, 'a', "e1").await;
         let second = pushes
             .receive(&push("acme/api", "main", 'b'), "e2")
             .await
             .unwrap();
         assert_eq!(run_redeploy(&w, &second[0]).await["queued"], true);
-        state["pipelineExecutionId"] = run["pipelineExecutionId"].clone();
-        state["status"] = json!("Succeeded");
-        state["task"] = json!("finishRedeploy");
         // Starting the pending push's redeploy fails once; the step is retried.
         w.workflows.refuse_starts.store(true, Ordering::SeqCst);
-        assert!(w.engine.run(state.clone()).await.is_err());
+        assert!(w.engine.run(finished.clone()).await.is_err());
         w.workflows.refuse_starts.store(false, Ordering::SeqCst);
         let before = w.started_count();
-        w.engine.run(state).await.unwrap();
+        w.engine.run(finished).await.unwrap();
         let follow_up = w.started_since(before);
         assert_eq!(follow_up.len(), 1, "the pending push is not lost");
         assert_eq!(
