@@ -18,7 +18,7 @@ fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let corpus = std::env::var("PAVED_SAMPLES")
         .map(PathBuf::from)
-        .unwrap_or_else(|_| root.join("../shared/conformance/proton-cfn-samples"));
+        .unwrap_or_else(|_| root.join("conformance/proton-cfn-samples"));
     let iterations: u32 = std::env::var("PAVED_BENCH_ITERATIONS")
         .ok()
         .and_then(|v| v.parse().ok())

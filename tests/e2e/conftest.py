@@ -23,7 +23,7 @@ if not VENV.is_absolute():
 PAVED_BIN = Path(os.environ.get("PAVED_BIN", REPO / "target" / "debug" / "paved"))
 if not PAVED_BIN.is_absolute():
     PAVED_BIN = REPO / PAVED_BIN
-SAMPLES = Path(os.environ.get("PAVED_SAMPLES", REPO.parent / "shared" / "conformance" / "proton-cfn-samples"))
+SAMPLES = Path(os.environ.get("PAVED_SAMPLES", REPO / "conformance" / "proton-cfn-samples"))
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": REGION}
 
