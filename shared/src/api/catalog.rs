@@ -153,7 +153,7 @@ fn check_provisioning_member(kind: TemplateKind, body: &[u8]) -> Result<(), ApiE
     };
     let value: Value = serde_json::from_slice(body).unwrap_or(Value::Null);
     if value.get(wrong).is_some() {
-        return Err(crate::domain::Error::validation(format!(
+        return Err(crate::app::Error::validation(format!(
             "{wrong}: not a member of this operation's input"
         ))
         .into());

@@ -7,7 +7,7 @@ use super::App;
 use super::services::{deployed_json, merge, outputs_json, resources_json};
 use super::wire::{ApiError, ByName, compact, next_token, page, parse};
 use crate::app::components::{ComponentFilter, ComponentUpdate, NewComponent};
-use crate::domain::Error;
+use crate::app::Error;
 use crate::domain::component::Component;
 use crate::domain::names::ResourceName;
 

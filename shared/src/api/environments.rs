@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use super::App;
 use super::wire::{ApiError, ByName, compact, next_token, page, parse};
 use crate::app::environments::{EnvironmentUpdate, NewEnvironment, status_name};
-use crate::domain::Error;
+use crate::app::Error;
 use crate::domain::environment::{DeployedState, Deployment, Environment, Target};
 use crate::domain::names::{ResourceName, VersionPart};
 

@@ -6,9 +6,9 @@ use base64::Engine;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use crate::domain::Error;
+use crate::app::Error;
 use crate::domain::error::chain;
-use crate::ports::PageRequest;
+use crate::ports::{PageRequest, StoreError};
 
 /// The input of the operations that take just a resource `name`.
 #[derive(serde::Deserialize)]
@@ -38,13 +38,35 @@ pub enum ApiError {
 impl ApiError {
     fn parts(&self) -> (u16, &'static str, String) {
         match self {
-            Self::Domain(error) => (error.status(), error.proton_type(), error.public_message()),
+            Self::Domain(error) => proton_error(error),
             // As AWS answers an unknown awsJson target.
             Self::UnknownOperation => (400, "UnknownOperationException", self.to_string()),
             // Not retried by SDKs (they retry 500, 502, 503, 504), and says plainly what is missing.
             Self::NotImplemented(_) => (501, "NotImplementedException", self.to_string()),
         }
     }
+}
+
+/// The one mapping of a use-case error to Proton's wire: (HTTP status, `__type`, message).
+/// Internal failures stay opaque to the caller; their cause goes to the log.
+pub fn proton_error(error: &Error) -> (u16, &'static str, String) {
+    let (status, kind) = match error {
+        Error::Validation(_) => (400, "ValidationException"),
+        Error::NotFound(_) => (404, "ResourceNotFoundException"),
+        Error::Conflict(_) | Error::Store(StoreError::ConditionFailed) => (409, "ConflictException"),
+        Error::QuotaExceeded(_) => (402, "ServiceQuotaExceededException"),
+        Error::Throttled(_) | Error::Store(StoreError::Throttled(_)) => (429, "ThrottlingException"),
+        Error::Store(_) | Error::Blob(_) => (500, "InternalServerException"),
+    };
+    let message = match error {
+        _ if status == 500 => "paved could not complete the request; the cause is in its log".into(),
+        _ if status == 429 => "the request was throttled; retry with backoff".into(),
+        Error::Store(StoreError::ConditionFailed) => {
+            "the resource was changed by another request; read it again and retry".into()
+        }
+        other => other.to_string(),
+    };
+    (status, kind, message)
 }
 
 pub fn respond(result: Result<Value, ApiError>, operation: &str, request_id: &str) -> Response {

@@ -13,7 +13,7 @@ use crate::domain::template::{
     CompatibleEnvironmentTemplate, ComponentSource, Provisioning, Template, TemplateKind,
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
-use crate::domain::{Error, Result};
+use crate::app::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, CatalogWrite, IdempotencyRecord, Page, PageRequest, StoreError,
     TemplateWrite, VersionWrite,

@@ -14,7 +14,7 @@ use crate::domain::environment::{
 use crate::domain::names::{ClientToken, Description, ResourceName, Timestamp};
 use crate::domain::service::{ServiceInstance, ServiceStatus};
 use crate::domain::template::{ComponentSource, TemplateKind};
-use crate::domain::{Error, Result};
+use crate::app::{Error, Result};
 use crate::ports::{
     ComponentWrite, DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, Workflow,
 };

@@ -13,7 +13,7 @@ use crate::adapters::memory::{
     MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedPipelines,
     ScriptedStacks,
 };
-use crate::domain::Error;
+use crate::app::Error;
 use crate::domain::bundle::tests::{MANIFEST, pack};
 use crate::domain::environment::{DeploymentStatus, DeploymentType};
 use crate::domain::names::{Arn, ResourceName, S3Bucket, S3Key, VersionPart};

@@ -7,7 +7,7 @@ use serde_json::{Value as Json, json};
 
 use super::environments::{Deployer, status_name};
 use super::targets::Loaded;
-use crate::domain::Error;
+use crate::app::Error;
 use crate::domain::environment::{Deployment, DeploymentStatus, Operation, Target};
 use crate::domain::error::chain;
 use crate::domain::names::Timestamp;

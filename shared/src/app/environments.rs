@@ -18,7 +18,7 @@ use crate::domain::spec::{Spec, keep_current_values, resolve_inputs};
 use crate::domain::template::{
     Template, TemplateKind, TemplateVersion, VersionNumber, VersionStatus,
 };
-use crate::domain::{Error, Result};
+use crate::app::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, DeploymentChange, DeploymentStore, DeploymentWrite,
     EnvironmentWrite, Events, ExecutionState, Page, PageRequest, Pipelines, Stacks, StatusChange,

@@ -4,6 +4,7 @@ pub mod authoring;
 pub mod catalog;
 pub mod components;
 pub mod engine;
+pub mod error;
 pub mod environments;
 pub mod pushes;
 pub mod services;
@@ -12,3 +13,5 @@ pub mod webhook;
 
 #[cfg(test)]
 mod deploy_tests;
+
+pub use error::{Error, Result};

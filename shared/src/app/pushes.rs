@@ -15,7 +15,7 @@ use super::environments::Deployer;
 use crate::domain::names::{ResourceName, Timestamp};
 use crate::domain::push::{Admission, Push, ReceivedPush, RunStatus, from_event};
 use crate::domain::service::{Service, ServiceStatus};
-use crate::domain::{Error, Result};
+use crate::app::{Error, Result};
 use crate::ports::{
     DeploymentChange, ExecutionState, PipelineExecution, PipelineRef, ServiceWrite, StageState,
     StoreError, Workflow,

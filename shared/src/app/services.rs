@@ -21,7 +21,7 @@ use crate::domain::service::{
 };
 use crate::domain::spec::{Inputs, InstanceSpec, Spec, keep_current_values, resolve_inputs};
 use crate::domain::template::{TemplateKind, TemplateVersion, VersionStatus};
-use crate::domain::{Error, Result};
+use crate::app::{Error, Result};
 use crate::ports::{
     DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
     VersionUsage, Workflow,

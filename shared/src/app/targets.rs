@@ -13,7 +13,7 @@ use crate::domain::environment::{
 use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateKind;
-use crate::domain::{Error, Result};
+use crate::app::{Error, Result};
 use crate::ports::{
     ComponentWrite, DeploymentChange, DeploymentWrite, EnvironmentWrite, InstanceWrite,
     ServiceWrite, StatusChange,
