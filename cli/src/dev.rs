@@ -196,7 +196,7 @@ async fn serve(
     ));
     let local_aws = Arc::new(LocalAws::new(
         moto_port,
-        paved_core::app::engine::Engine::new(deployer.clone()),
+        paved_core::app::tasks::Tasks::new(deployer.clone()),
     ));
     let mut aws_stop = stopped.subscribe();
     let aws_server = tokio::spawn(

@@ -14,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use paved_core::app::engine::Engine;
+use paved_core::app::tasks::Tasks;
 use serde_json::json;
 
 /// The name the state machines invoke (`${TasksFunctionArn}` locally).
@@ -23,7 +23,7 @@ pub const TASKS_FUNCTION: &str = "paved-tasks";
 pub struct LocalAws {
     moto_port: u16,
     client: Client<HttpConnector, Body>,
-    engine: Engine,
+    tasks: Tasks,
     stats: Mutex<Stats>,
 }
 
@@ -39,11 +39,11 @@ struct Stats {
 }
 
 impl LocalAws {
-    pub fn new(moto_port: u16, engine: Engine) -> Self {
+    pub fn new(moto_port: u16, tasks: Tasks) -> Self {
         Self {
             moto_port,
             client: Client::builder(TokioExecutor::new()).build_http(),
-            engine,
+            tasks,
             stats: Mutex::default(),
         }
     }
@@ -142,7 +142,7 @@ async fn invoke(local: &LocalAws, function: &str, body: Bytes) -> Response {
         serde_json::from_slice(&body).unwrap_or(serde_json::Value::Null);
     let task = payload["task"].as_str().unwrap_or("unknown").to_string();
     let started = Instant::now();
-    let result = local.engine.run(payload).await;
+    let result = local.tasks.run(payload).await;
     {
         let mut stats = local.stats();
         *stats.task_steps.entry(task).or_default() += 1;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use aws_config::{BehaviorVersion, SdkConfig};
 
-use crate::adapters::cloudformation::CloudFormationStacks;
+use crate::adapters::cloudformation::{CloudFormation, CloudFormationStacks};
 use crate::adapters::codepipeline::CodePipelines;
 use crate::adapters::eventbridge::EventBridgeEvents;
 use crate::adapters::secretsmanager::SecretsManagerSecrets;
@@ -12,9 +12,9 @@ use crate::adapters::stepfunctions::StepFunctionsWorkflows;
 use crate::adapters::{dynamodb::DynamoStore, s3::S3BundleStore};
 use crate::api::App;
 use crate::app::catalog::Catalog;
-use crate::app::engine::Engine;
-use crate::app::environments::{ArnBuilder, Deployer};
+use crate::app::deploy::{ArnBuilder, Deployer, Provisioners};
 use crate::app::pushes::Pushes;
+use crate::app::tasks::Tasks;
 use crate::app::webhook::Webhook;
 
 #[derive(Debug, Clone)]
@@ -133,11 +133,9 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
             aws_sdk_eventbridge::Client::new(sdk),
             &config.event_bus,
         )),
-        stacks: Arc::new(CloudFormationStacks::new(
-            aws_sdk_cloudformation::Client::new(sdk),
-            s3,
-            &config.bucket,
-        )),
+        provisioners: Provisioners::new(Arc::new(CloudFormation::new(Arc::new(
+            CloudFormationStacks::new(aws_sdk_cloudformation::Client::new(sdk), s3, &config.bucket),
+        )))),
         arns: ArnBuilder {
             region: config.region.clone(),
             account_id: config.account_id.clone(),
@@ -155,9 +153,9 @@ pub fn app(config: &Config, sdk: &SdkConfig) -> App {
     App::new(catalog, deployer)
 }
 
-/// The deployment engine on the AWS adapters.
-pub fn engine(config: &Config, sdk: &SdkConfig) -> Engine {
-    Engine::new(deployer(config, sdk))
+/// The state machines' task steps on the AWS adapters.
+pub fn tasks(config: &Config, sdk: &SdkConfig) -> Tasks {
+    Tasks::new(deployer(config, sdk))
 }
 
 /// The push handler on the AWS adapters.

@@ -14,3 +14,5 @@ pub mod app;
 pub mod config;
 pub mod domain;
 pub mod ports;
+#[cfg(test)]
+pub mod testing;

@@ -204,8 +204,8 @@ def test_status_changes_reach_eventbridge_and_executions_are_visible_in_step_fun
     assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
     entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=execution)["events"]
                if "stateEnteredEventDetails" in e]
-    assert entered[0] == "Render the template and create a change set"
-    assert "Execute the change set" in entered and entered[-1] == "Record the outputs and the result"
+    assert entered[0] == "Render the template and plan the deployment"
+    assert "Apply the plan" in entered and entered[-1] == "Record the outputs and the result"
 
 
 def test_listing_filtering_cancelling_and_retrying_with_the_cli(platform, proton):

@@ -37,6 +37,7 @@ fn service(name: &str, repository: &str, branch: &str) -> Service {
                 inputs: Default::default(),
                 component: None,
             },
+            engine: Default::default(),
             stack_name: format!("paved-pipeline-{name}"),
             role_arn: "arn:aws:iam::123456789012:role/pipeline".into(),
             deployment_status: DeploymentStatus::Succeeded,

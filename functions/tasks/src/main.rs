@@ -1,8 +1,8 @@
-//! The task steps of the deploy and delete state machines, as one Lambda function that runs the
-//! step named in its payload (`{"task": "prepare", "deploymentId": ...}`).
+//! The task steps of the deploy, delete and redeploy state machines, as one Lambda function
+//! that runs the step named in its payload (`{"task": "plan", "deploymentId": ...}`).
 
 use lambda_runtime::{Diagnostic, Error, LambdaEvent, run, service_fn, tracing};
-use paved_core::app::engine::TaskError;
+use paved_core::app::deploy::TaskError;
 use paved_core::config;
 use serde_json::Value;
 
@@ -24,9 +24,9 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = config::Config::from_env()?;
     let sdk = config::sdk_config().await;
-    let engine = &config::engine(&settings, &sdk);
+    let tasks = &config::tasks(&settings, &sdk);
     run(service_fn(move |event: LambdaEvent<Value>| async move {
-        engine.run(event.payload).await.map_err(TaskFailure)
+        tasks.run(event.payload).await.map_err(TaskFailure)
     }))
     .await
 }

@@ -1,7 +1,6 @@
 //! Implementations of the ports: AWS (DynamoDB, S3, CloudFormation, Step Functions,
 //! EventBridge, CodePipeline, Secrets Manager) and in-memory.
 
-#[cfg(feature = "aws")]
 pub mod cloudformation;
 #[cfg(feature = "aws")]
 pub mod codepipeline;
@@ -12,6 +11,8 @@ pub mod eventbridge;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod s3;
+#[cfg(test)]
+pub mod scripted;
 #[cfg(feature = "aws")]
 pub mod secretsmanager;
 #[cfg(feature = "aws")]

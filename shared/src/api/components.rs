@@ -4,10 +4,11 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
+use super::operations::Operation;
 use super::services::{deployed_json, merge, outputs_json, resources_json};
 use super::wire::{ApiError, ByName, compact, next_token, page, parse};
-use crate::app::components::{ComponentFilter, ComponentUpdate, NewComponent};
 use crate::app::Error;
+use crate::app::components::{ComponentFilter, ComponentUpdate, NewComponent};
 use crate::domain::component::Component;
 use crate::domain::names::ResourceName;
 
@@ -29,31 +30,35 @@ struct ComponentListing {
     next_token: Option<String>,
 }
 
-pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<Value, ApiError>> {
+pub async fn dispatch(
+    app: &App,
+    operation: Operation,
+    body: &[u8],
+) -> Option<Result<Value, ApiError>> {
     let components = &app.components;
     let result: Result<Value, Option<ApiError>> = async {
         Ok(match operation {
-            "CreateComponent" => {
+            Operation::CreateComponent => {
                 let new: NewComponent = parse(body)?;
                 json!({ "component": component_json(app, &components.create(new).await?, false) })
             }
-            "UpdateComponent" => {
+            Operation::UpdateComponent => {
                 let update: ComponentUpdate = parse(body)?;
                 json!({ "component": component_json(app, &components.update(update).await?, false) })
             }
-            "DeleteComponent" => {
+            Operation::DeleteComponent => {
                 let ByName { name } = parse(body)?;
                 json!({ "component": component_json(app, &components.delete(&name).await?, false) })
             }
-            "GetComponent" => {
+            Operation::GetComponent => {
                 let ByName { name } = parse(body)?;
                 json!({ "component": component_json(app, &components.get(&name).await?, false) })
             }
-            "CancelComponentDeployment" => {
+            Operation::CancelComponentDeployment => {
                 let ComponentRef { component_name, .. } = parse(body)?;
                 json!({ "component": component_json(app, &components.cancel(&component_name).await?, false) })
             }
-            "ListComponents" => {
+            Operation::ListComponents => {
                 let listing: ComponentListing = parse(body)?;
                 let filter = ComponentFilter {
                     environment: listing.environment_name,
@@ -64,7 +69,7 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 let items: Vec<Value> = listed.items.iter().map(|c| component_json(app, c, true)).collect();
                 compact(json!({ "components": items, "nextToken": next_token(listed.cursor) }))
             }
-            "ListComponentOutputs" => {
+            Operation::ListComponentOutputs => {
                 let ComponentRef { component_name, deployment_id } = parse(body)?;
                 let component = components.get(&component_name).await?;
                 if let Some(id) = deployment_id
@@ -78,7 +83,7 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 }
                 json!({ "outputs": outputs_json(&component.deployed) })
             }
-            "ListComponentProvisionedResources" => {
+            Operation::ListComponentProvisionedResources => {
                 let ComponentRef { component_name, .. } = parse(body)?;
                 let component = components.get(&component_name).await?;
                 json!({ "provisionedResources": resources_json(&component.deployed) })

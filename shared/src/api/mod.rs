@@ -4,6 +4,7 @@
 
 mod catalog;
 mod components;
+mod deployments;
 mod environments;
 mod operations;
 mod paved;
@@ -23,10 +24,12 @@ use tracing::Instrument;
 
 use crate::app::catalog::Catalog;
 use crate::app::components::Components;
-use crate::app::environments::{Deployer, Environments};
+use crate::app::deploy::{ArnBuilder, Deployer};
+use crate::app::deployments::Deployments;
+use crate::app::environments::Environments;
 use crate::app::pushes::Pushes;
 use crate::app::services::Services;
-pub use operations::PROTON_OPERATIONS;
+pub use operations::Operation;
 pub use wire::ApiError;
 
 /// Everything a request needs: the use cases and what ARNs are made of.
@@ -35,9 +38,9 @@ pub struct App {
     pub environments: Environments,
     pub services: Services,
     pub components: Components,
+    pub deployments: Deployments,
     pub pushes: Pushes,
-    pub region: String,
-    pub account_id: String,
+    pub arns: ArnBuilder,
 }
 
 impl App {
@@ -48,17 +51,14 @@ impl App {
             environments: Environments::new(deployer.clone()),
             services: Services::new(deployer.clone()),
             components: Components::new(deployer.clone()),
+            deployments: Deployments::new(deployer.clone()),
             pushes: Pushes::new(deployer),
-            region: arns.region,
-            account_id: arns.account_id,
+            arns,
         }
     }
 
     pub(crate) fn arn(&self, resource: &str) -> String {
-        format!(
-            "arn:aws:proton:{}:{}:{resource}",
-            self.region, self.account_id
-        )
+        self.arns.proton(resource)
     }
 }
 
@@ -91,10 +91,16 @@ async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) ->
 }
 
 async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
-    if let Some(result) = catalog::dispatch(app, operation, body).await {
+    let Some(operation) = Operation::parse(operation) else {
+        return Err(ApiError::UnknownOperation);
+    };
+    if let Some(result) = catalog::dispatch(app, operation.name(), body).await {
         return result;
     }
     if let Some(result) = environments::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = deployments::dispatch(app, operation, body).await {
         return result;
     }
     if let Some(result) = services::dispatch(app, operation, body).await {
@@ -103,10 +109,7 @@ async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json:
     if let Some(result) = components::dispatch(app, operation, body).await {
         return result;
     }
-    if PROTON_OPERATIONS.contains(&operation) {
-        return Err(ApiError::NotImplemented(operation.to_string()));
-    }
-    Err(ApiError::UnknownOperation)
+    Err(ApiError::NotImplemented(operation.name().to_string()))
 }
 
 #[cfg(test)]

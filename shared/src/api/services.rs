@@ -4,8 +4,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
+use super::operations::Operation;
 use super::wire::{ApiError, ByName, Listing, compact, next_token, page, parse};
-use crate::app::environments::status_name;
+use crate::app::deploy::status_name;
 use crate::app::services::NewService;
 use crate::app::services::pipeline_of;
 use crate::domain::environment::Deployed;
@@ -38,60 +39,64 @@ struct InstanceListing {
     service_name: Option<ResourceName>,
 }
 
-pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<Value, ApiError>> {
+pub async fn dispatch(
+    app: &App,
+    operation: Operation,
+    body: &[u8],
+) -> Option<Result<Value, ApiError>> {
     let services = &app.services;
     let result: Result<Value, Option<ApiError>> = async {
         Ok(match operation {
-            "CreateService" => {
+            Operation::CreateService => {
                 let new: NewService = parse(body)?;
                 json!({ "service": service_json(app, &services.create(new).await?, false) })
             }
-            "DeleteService" => {
+            Operation::DeleteService => {
                 let ByName { name } = parse(body)?;
                 json!({ "service": service_json(app, &services.delete(&name).await?, false) })
             }
-            "GetService" => {
+            Operation::GetService => {
                 let ByName { name } = parse(body)?;
                 json!({ "service": service_json(app, &services.get(&name).await?, false) })
             }
-            "ListServices" => {
+            Operation::ListServices => {
                 let Listing { max_results, next_token: token } = parse(body)?;
                 let listed = services.list(page(max_results, token)?).await?;
                 let items: Vec<Value> = listed.items.iter().map(|s| service_json(app, s, true)).collect();
                 compact(json!({ "services": items, "nextToken": next_token(listed.cursor) }))
             }
-            "UpdateService" => {
+            Operation::UpdateService => {
                 let update: crate::app::services::ServiceUpdate = parse(body)?;
                 json!({ "service": service_json(app, &services.update(update).await?, false) })
             }
-            "CreateServiceInstance" => {
+            Operation::CreateServiceInstance => {
                 let new: crate::app::services::NewInstance = parse(body)?;
                 json!({ "serviceInstance": instance_json(app, &services.create_instance(new).await?, false) })
             }
-            "UpdateServicePipeline" => {
+            Operation::UpdateServicePipeline => {
                 let update: crate::app::services::PipelineUpdate = parse(body)?;
                 let service = services.update_pipeline(update).await?;
                 json!({ "pipeline": pipeline_json(app, &service, &pipeline_of(&service)?) })
             }
-            "CancelServicePipelineDeployment" => {
+            Operation::CancelServicePipelineDeployment => {
                 let ServiceRef { service_name } = parse(body)?;
                 let service = services.cancel_pipeline(&service_name).await?;
                 json!({ "pipeline": pipeline_json(app, &service, &pipeline_of(&service)?) })
             }
-            "UpdateServiceInstance" => {
+            Operation::UpdateServiceInstance => {
                 let update: crate::app::services::InstanceUpdate = parse(body)?;
                 json!({ "serviceInstance": instance_json(app, &services.update_instance(update).await?, false) })
             }
-            "CancelServiceInstanceDeployment" => {
+            Operation::CancelServiceInstanceDeployment => {
                 let InstanceRef { service_name, service_instance_name } = parse(body)?;
                 let instance = services.cancel_instance(&service_name, &service_instance_name).await?;
                 json!({ "serviceInstance": instance_json(app, &instance, false) })
             }
-            "GetServiceInstance" => {
+            Operation::GetServiceInstance => {
                 let InstanceKey { name, service_name } = parse(body)?;
                 json!({ "serviceInstance": instance_json(app, &services.instance(&service_name, &name).await?, false) })
             }
-            "ListServiceInstances" => {
+            Operation::ListServiceInstances => {
                 let InstanceListing { service_name } = parse(body)?;
                 let mut instances = Vec::new();
                 match service_name {
@@ -113,22 +118,22 @@ pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Option<Result<
                 let items: Vec<Value> = instances.iter().map(|i| instance_json(app, i, true)).collect();
                 json!({ "serviceInstances": items })
             }
-            "ListServiceInstanceOutputs" => {
+            Operation::ListServiceInstanceOutputs => {
                 let InstanceRef { service_name, service_instance_name } = parse(body)?;
                 let instance = services.instance(&service_name, &service_instance_name).await?;
                 json!({ "outputs": outputs_json(&instance.deployed) })
             }
-            "ListServiceInstanceProvisionedResources" => {
+            Operation::ListServiceInstanceProvisionedResources => {
                 let InstanceRef { service_name, service_instance_name } = parse(body)?;
                 let instance = services.instance(&service_name, &service_instance_name).await?;
                 json!({ "provisionedResources": resources_json(&instance.deployed) })
             }
-            "ListServicePipelineOutputs" => {
+            Operation::ListServicePipelineOutputs => {
                 let ServiceRef { service_name } = parse(body)?;
                 let pipeline = pipeline_of(&services.get(&service_name).await?)?;
                 json!({ "outputs": outputs_json(&pipeline) })
             }
-            "ListServicePipelineProvisionedResources" => {
+            Operation::ListServicePipelineProvisionedResources => {
                 let ServiceRef { service_name } = parse(body)?;
                 let pipeline = pipeline_of(&services.get(&service_name).await?)?;
                 json!({ "provisionedResources": resources_json(&pipeline) })
@@ -167,7 +172,7 @@ pub(super) fn resources_json(deployed: &Deployed) -> Vec<Value> {
     deployed
         .resources
         .iter()
-        .map(|r| json!({ "name": r.name, "identifier": r.identifier, "provisioningEngine": "CLOUDFORMATION" }))
+        .map(|r| json!({ "name": r.name, "identifier": r.identifier, "provisioningEngine": deployed.engine.wire_name() }))
         .collect()
 }
 

@@ -8,12 +8,10 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 
 use super::{App, router};
-use crate::adapters::memory::{
-    MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedStacks,
-};
+use crate::adapters::memory::MemoryBundleStore;
 use crate::app::catalog::Catalog;
-use crate::app::environments::{ArnBuilder, Deployer};
 use crate::domain::bundle::tests::{ENV_SCHEMA, MANIFEST, env_bundle, pack};
+use crate::testing::{Engine, Fakes};
 
 struct Harness {
     app: Arc<App>,
@@ -51,28 +49,12 @@ fn service_bundle() -> Vec<u8> {
 
 impl Harness {
     fn new() -> Self {
-        let bundles = Arc::new(MemoryBundleStore::new("paved-bundles"));
+        let fakes = Fakes::new("paved-bundles");
+        let bundles = fakes.bundles.clone();
         bundles.put("src", "env.tar.gz", env_bundle());
         bundles.put("src", "svc.tar.gz", service_bundle());
-        let store = Arc::new(MemoryStore::default());
-        let catalog = Catalog::new(store.clone(), bundles.clone());
-        let deployer = Deployer {
-            catalog: store.clone(),
-            store,
-            bundles: bundles.clone(),
-            workflows: Arc::new(RecordingWorkflows::default()),
-            events: Arc::new(RecordingEvents::default()),
-            stacks: Arc::new(ScriptedStacks::default()),
-            pipelines: Arc::new(crate::adapters::memory::ScriptedPipelines::default()),
-            arns: ArnBuilder {
-                region: "us-east-1".into(),
-                account_id: "123456789012".into(),
-            },
-            pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
-            instance_quota: 20,
-            proton_endpoint: Some("https://paved.example".into()),
-        };
-        let app = Arc::new(App::new(catalog, deployer));
+        let catalog = Catalog::new(fakes.store.clone(), bundles.clone());
+        let app = Arc::new(App::new(catalog, fakes.deployer(Engine::CloudFormation)));
         Self { app, bundles }
     }
 

@@ -53,13 +53,19 @@ pub fn proton_error(error: &Error) -> (u16, &'static str, String) {
     let (status, kind) = match error {
         Error::Validation(_) => (400, "ValidationException"),
         Error::NotFound(_) => (404, "ResourceNotFoundException"),
-        Error::Conflict(_) | Error::Store(StoreError::ConditionFailed) => (409, "ConflictException"),
+        Error::Conflict(_) | Error::Store(StoreError::ConditionFailed) => {
+            (409, "ConflictException")
+        }
         Error::QuotaExceeded(_) => (402, "ServiceQuotaExceededException"),
-        Error::Throttled(_) | Error::Store(StoreError::Throttled(_)) => (429, "ThrottlingException"),
+        Error::Throttled(_) | Error::Store(StoreError::Throttled(_)) => {
+            (429, "ThrottlingException")
+        }
         Error::Store(_) | Error::Blob(_) => (500, "InternalServerException"),
     };
     let message = match error {
-        _ if status == 500 => "paved could not complete the request; the cause is in its log".into(),
+        _ if status == 500 => {
+            "paved could not complete the request; the cause is in its log".into()
+        }
         _ if status == 429 => "the request was throttled; retry with backoff".into(),
         Error::Store(StoreError::ConditionFailed) => {
             "the resource was changed by another request; read it again and retry".into()

@@ -4,9 +4,8 @@
 use serde_json::{Map, Value as Json};
 
 use crate::domain::bundle::{self, Bundle, BundleLayout, CheckedBundle};
-use crate::domain::render::{
-    self, Outputs, PipelineInstance, RenderError, ServiceNames, example_output,
-};
+pub use crate::domain::render::declared_outputs;
+use crate::domain::render::{self, Outputs, PipelineInstance, RenderError, ServiceNames};
 use crate::domain::schema::InputRole;
 use crate::domain::spec::{Inputs, Spec, resolve_inputs};
 
@@ -329,31 +328,6 @@ fn known_or_examples(known: &Option<Map<String, Json>>) -> Outputs {
         Some(map) => Outputs::Known(map.clone()),
         None => Outputs::Examples,
     }
-}
-
-/// The outputs a rendered template declares: a literal value where the template gives one,
-/// an example value where CloudFormation would compute it.
-pub fn declared_outputs(rendered: &str) -> Map<String, Json> {
-    use yaml_serde::Value as Yaml;
-    let Ok(document) = yaml_serde::from_str::<Yaml>(rendered) else {
-        return Map::new();
-    };
-    let Some(Yaml::Mapping(outputs)) = document.get("Outputs") else {
-        return Map::new();
-    };
-    outputs
-        .iter()
-        .filter_map(|(name, output)| {
-            let name = name.as_str()?;
-            let value = match output.get("Value") {
-                Some(Yaml::String(literal)) => literal.clone(),
-                Some(Yaml::Number(n)) => n.to_string(),
-                Some(Yaml::Bool(b)) => b.to_string(),
-                _ => example_output(name),
-            };
-            Some((name.to_string(), Json::String(value)))
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::app::{Error, Result};
 use crate::domain::bundle::{self, Bundle, BundleLayout, MAX_BUNDLE_BYTES};
 use crate::domain::names::{
     Arn, ClientToken, Description, DisplayName, ResourceName, S3Bucket, S3Key, Tag, Timestamp,
@@ -13,7 +14,6 @@ use crate::domain::template::{
     CompatibleEnvironmentTemplate, ComponentSource, Provisioning, Template, TemplateKind,
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
-use crate::app::{Error, Result};
 use crate::ports::{
     BundleStore, CatalogStore, CatalogWrite, IdempotencyRecord, Page, PageRequest, StoreError,
     TemplateWrite, VersionWrite,

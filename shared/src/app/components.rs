@@ -4,17 +4,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::environments::{Deployer, fingerprint};
-use super::services::{deletion_of, deployment, redeployment_of, stack_name};
-use super::targets::{Loaded, request_cancel};
+use super::deploy::records::{deletion_of, deployment, fresh, new_id, redeployment_of};
+use super::deploy::{Deployer, Ended, Loaded, fingerprint, request_cancel};
+use crate::app::{Error, Result};
 use crate::domain::component::{Component, check_definition};
 use crate::domain::environment::{
-    ComponentDefinition, Deployed, DeployedState, DeploymentStatus, DeploymentType, Target,
+    ComponentDefinition, DeployedState, DeploymentStatus, DeploymentType, Target,
 };
 use crate::domain::names::{ClientToken, Description, ResourceName, Timestamp};
 use crate::domain::service::{ServiceInstance, ServiceStatus};
 use crate::domain::template::{ComponentSource, TemplateKind};
-use crate::app::{Error, Result};
 use crate::ports::{
     ComponentWrite, DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, Workflow,
 };
@@ -207,7 +206,7 @@ impl Components {
             )));
         };
         let now = Timestamp::now();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_id();
         let state = component_state(&new.name, definition, new.service_spec.clone());
         let component = Component {
             name: new.name.clone(),
@@ -216,19 +215,14 @@ impl Components {
             created_at: now,
             last_modified_at: now,
             last_client_request_token: token.map(|t| t.as_str().to_string()),
-            deployed: Deployed {
-                state: state.clone(),
-                stack_name: stack_name(&["component", new.name.as_str()]),
-                role_arn: role,
-                deployment_status: DeploymentStatus::InProgress,
-                deployment_status_message: None,
-                last_deployment_attempted_at: now,
-                last_deployment_succeeded_at: now,
-                last_attempted_deployment_id: Some(id.clone()),
-                last_succeeded_deployment_id: None,
-                outputs: vec![],
-                resources: vec![],
-            },
+            deployed: fresh(
+                state.clone(),
+                d.provisioners.default_engine().as_ref(),
+                &["component", new.name.as_str()],
+                role,
+                Some(id.clone()),
+                now,
+            ),
             rev: 1,
         };
         let target = Target::Component {
@@ -358,7 +352,7 @@ impl Components {
             }
             _ => None,
         };
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_id();
         let state = component_state(&update.name, next_definition, service_spec);
         let target = Target::Component {
             component: update.name.clone(),
@@ -397,7 +391,7 @@ impl Components {
             });
         }
         self.write(change, &update.name).await?;
-        if !d.launch(Workflow::Deploy, &id).await {
+        if !d.launch(Workflow::Deploy, &id).await.started() {
             return self.get(&update.name).await;
         }
         Ok(next)
@@ -418,7 +412,7 @@ impl Components {
             _ => {}
         }
         let now = Timestamp::now();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_id();
         let mut next = current.clone();
         next.deployed
             .begin(&id, DeploymentStatus::DeleteInProgress, now);
@@ -461,7 +455,7 @@ impl Components {
 
     pub async fn get(&self, name: &ResourceName) -> Result<Component> {
         let component = self.load(name).await?;
-        if self.d.reconcile(&component.deployed).await {
+        if self.d.reconcile(&component.deployed).await.is_some() {
             self.load(name).await
         } else {
             Ok(component)
@@ -522,42 +516,19 @@ impl Components {
     }
 }
 
-/// The write that removes a deleted component and detaches it from its instance.
-pub async fn deletion(d: &Deployer, component: &Component) -> Result<DeploymentChange> {
-    let mut change = DeploymentChange {
-        components: vec![ComponentWrite::Delete {
-            name: component.name.clone(),
-            expected_rev: component.rev,
-        }],
-        ..Default::default()
-    };
-    if let Some((service, instance)) = component.attachment()
-        && let Some(instance) = d.store.instance(service, instance).await?
-        && instance.component.as_ref() == Some(&component.name)
-    {
-        change.instances.push(InstanceWrite::Replace {
-            instance: ServiceInstance {
-                component: None,
-                rev: instance.rev + 1,
-                ..instance.clone()
-            },
-            expected_rev: instance.rev,
-        });
-    }
-    Ok(change)
-}
-
-/// After a component deployment ended: its instance is redeployed if the outputs it reads changed.
-pub async fn follow(d: &Deployer, before: &Component, after: &Component) {
-    if before.deployed.outputs != after.deployed.outputs {
-        redeploy_attached(d, after, "its component's outputs changed").await;
-    }
-}
-
-/// After a component was deleted: its instance is redeployed without the outputs it read.
-pub async fn follow_deletion(d: &Deployer, component: &Component) {
-    if !component.deployed.outputs.is_empty() {
-        redeploy_attached(d, component, "its component was deleted").await;
+/// After a component deployment ended: its instance is redeployed if the outputs it reads
+/// changed, or if the component was deleted while the instance read its outputs.
+pub async fn follow(d: &Deployer, ended: &Ended) {
+    match (&ended.before, &ended.after) {
+        (Some(Loaded::Component(before)), Some(Loaded::Component(after)))
+            if before.deployed.outputs != after.deployed.outputs =>
+        {
+            redeploy_attached(d, after, "its component's outputs changed").await;
+        }
+        (Some(Loaded::Component(before)), None) if !before.deployed.outputs.is_empty() => {
+            redeploy_attached(d, before, "its component was deleted").await;
+        }
+        _ => {}
     }
 }
 
@@ -592,7 +563,7 @@ async fn redeploy_instance(
         )));
     }
     let now = Timestamp::now();
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_id();
     let target = Target::ServiceInstance {
         service: service.clone(),
         instance: name.clone(),
@@ -619,6 +590,7 @@ async fn redeploy_instance(
             ..Default::default()
         })
         .await?;
+    // Its service is not waiting on this deployment: however it ends, nothing else follows.
     d.launch(Workflow::Deploy, &id).await;
     Ok(Some(id))
 }

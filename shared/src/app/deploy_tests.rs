@@ -7,18 +7,22 @@ use std::sync::atomic::Ordering;
 use serde_json::json;
 
 use super::catalog::{Catalog, NewTemplate, NewVersion, S3Source, VersionChange, VersionSource};
-use super::engine::{Engine, TaskError};
-use super::environments::{ArnBuilder, Deployer, EnvironmentUpdate, Environments, NewEnvironment};
+use super::deploy::Deployer;
+use super::deployments::Deployments;
+use super::environments::{EnvironmentUpdate, Environments, NewEnvironment};
+use super::tasks::Tasks;
+use crate::adapters::cloudformation::{ChangeSetState, CloudError, ScriptedStacks, StackState};
 use crate::adapters::memory::{
     MemoryBundleStore, MemoryStore, RecordingEvents, RecordingWorkflows, ScriptedPipelines,
-    ScriptedStacks,
 };
+use crate::adapters::scripted::ScriptedEngine;
 use crate::app::Error;
 use crate::domain::bundle::tests::{MANIFEST, pack};
 use crate::domain::environment::{DeploymentStatus, DeploymentType};
 use crate::domain::names::{Arn, ResourceName, S3Bucket, S3Key, VersionPart};
 use crate::domain::template::{TemplateKind, VersionNumber, VersionStatus};
-use crate::ports::{ChangeSetState, CloudError, ExecutionState, StackState, Workflow};
+use crate::ports::{ExecutionState, Workflow};
+use crate::testing::{Engine, Fakes, execute, machine};
 
 const SCHEMA: &str = "schema:\n  format:\n    openapi: \"3.0.0\"\n  environment_input_type: In\n  types:\n    In:\n      type: object\n      properties:\n        cidr:\n          type: string\n          default: 10.0.0.0/16\n";
 const TEMPLATE: &str = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: '{{ environment.inputs.cidr }}'\nOutputs:\n  VpcCidr:\n    Value: '{{ environment.inputs.cidr }}'\n";
@@ -28,8 +32,10 @@ struct World {
     bundles: Arc<MemoryBundleStore>,
     catalog: Catalog,
     environments: Environments,
-    engine: Engine,
+    deployments: Deployments,
+    engine: Tasks,
     stacks: Arc<ScriptedStacks>,
+    scripted: Arc<ScriptedEngine>,
     pipelines: Arc<ScriptedPipelines>,
     workflows: Arc<RecordingWorkflows>,
     events: Arc<RecordingEvents>,
@@ -42,8 +48,12 @@ fn name(text: &str) -> ResourceName {
 
 impl World {
     async fn new() -> Self {
-        let store = Arc::new(MemoryStore::default());
-        let bundles = Arc::new(MemoryBundleStore::new("paved"));
+        Self::on(Engine::CloudFormation).await
+    }
+
+    /// A world whose new targets are provisioned by `engine`.
+    async fn on(engine: Engine) -> Self {
+        let fakes = Fakes::new("paved");
         let file = tar::EntryType::Regular;
         let archive = pack(&[
             ("schema/schema.yaml", SCHEMA.as_bytes(), file),
@@ -54,39 +64,22 @@ impl World {
                 file,
             ),
         ]);
-        bundles.put("src", "env.tar.gz", archive);
-        let stacks = Arc::new(ScriptedStacks::default());
-        let pipelines = Arc::new(ScriptedPipelines::default());
-        let workflows = Arc::new(RecordingWorkflows::default());
-        let events = Arc::new(RecordingEvents::default());
-        let deployer = Deployer {
-            catalog: store.clone(),
-            store: store.clone(),
-            bundles: bundles.clone(),
-            workflows: workflows.clone(),
-            events: events.clone(),
-            stacks: stacks.clone(),
-            pipelines: pipelines.clone(),
-            arns: ArnBuilder {
-                region: "us-east-1".into(),
-                account_id: "123456789012".into(),
-            },
-            pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
-            instance_quota: 20,
-            proton_endpoint: Some("https://paved.example".into()),
-        };
-        let catalog = Catalog::new(store.clone(), bundles.clone());
+        fakes.bundles.put("src", "env.tar.gz", archive);
+        let deployer = fakes.deployer(engine);
+        let catalog = Catalog::new(fakes.store.clone(), fakes.bundles.clone());
         let world = Self {
             deployer: deployer.clone(),
-            bundles,
+            bundles: fakes.bundles.clone(),
             catalog,
             environments: Environments::new(deployer.clone()),
-            engine: Engine::new(deployer),
-            stacks,
-            pipelines,
-            workflows,
-            events,
-            store,
+            deployments: Deployments::new(deployer.clone()),
+            engine: Tasks::new(deployer),
+            stacks: fakes.stacks.clone(),
+            scripted: fakes.scripted.clone(),
+            pipelines: fakes.pipelines.clone(),
+            workflows: fakes.workflows.clone(),
+            events: fakes.events.clone(),
+            store: fakes.store.clone(),
         };
         world
             .catalog
@@ -202,43 +195,40 @@ impl World {
             .clone()
     }
 
-    /// Runs the deploy state machine's steps as `statemachines/deploy.asl.json` orders them,
-    /// retrying `Retryable` a few times and recording any other failure as the Catch does.
+    /// Runs `statemachines/deploy.asl.json` on a deployment, its task steps on the engine.
     async fn run_deploy(&self, id: &str) {
-        let result = self.deploy_steps(id).await;
-        if let Err(error) = result {
-            let caught = json!({"Error": error.name(), "Cause": json!({"errorType": error.name(), "errorMessage": error.to_string()}).to_string()});
-            self.engine
-                .run(json!({"task": "fail", "deploymentId": id, "error": caught}))
-                .await
-                .unwrap();
-        }
-        self.workflows
-            .states
-            .lock()
-            .unwrap()
-            .insert(id.to_string(), ExecutionState::Succeeded);
+        // A failed deployment ends in the Fail state; tests read what was recorded.
+        let _ = self.run_machine("deploy", id).await;
     }
 
-    /// Runs the delete state machine's steps.
+    /// Runs `statemachines/delete.asl.json` on a deployment.
     async fn run_delete(&self, id: &str) {
-        self.step(json!({"task": "deleteStack", "deploymentId": id}))
-            .await
-            .unwrap();
-        while self
-            .step(json!({"task": "checkDeleted", "deploymentId": id}))
-            .await
-            .unwrap()["done"]
-            != true
-        {}
-        self.step(json!({"task": "finishDelete", "deploymentId": id}))
-            .await
-            .unwrap();
+        let _ = self.run_machine("delete", id).await;
+    }
+
+    /// What a successful deploy execution ends with: its input and each step's results.
+    fn final_input(&self, id: &str) -> serde_json::Value {
+        json!({
+            "deploymentId": id,
+            "pollSeconds": 0,
+            "planned": {"outcome": "planned", "plan": format!("plan-{id}")},
+            "plan": {"ready": true, "changes": true},
+            "applied": {"cancelled": false},
+            "progress": {"done": true, "cancelled": false},
+        })
+    }
+
+    /// Runs a state machine definition of the project, as Step Functions would, and records
+    /// its execution as ended.
+    async fn run_machine(&self, name: &str, id: &str) -> crate::testing::Execution {
+        let input = json!({ "deploymentId": id, "pollSeconds": 0 });
+        let ended = execute(&machine(name), input, |payload| self.engine.run(payload)).await;
         self.workflows
             .states
             .lock()
             .unwrap()
             .insert(id.to_string(), ExecutionState::Succeeded);
+        ended
     }
 
     /// The workflows started after the first `skip`, as (is a deploy, deployment id).
@@ -255,73 +245,6 @@ impl World {
 
     fn started_count(&self) -> usize {
         self.workflows.started.lock().unwrap().len()
-    }
-
-    async fn step(&self, task: serde_json::Value) -> Result<serde_json::Value, TaskError> {
-        let mut attempts = 0;
-        loop {
-            match self.engine.run(task.clone()).await {
-                Err(TaskError::Retryable(_)) if attempts < 3 => attempts += 1,
-                other => return other,
-            }
-        }
-    }
-
-    async fn deploy_steps(&self, id: &str) -> Result<(), TaskError> {
-        let mut prepared = self
-            .step(json!({"task": "prepare", "deploymentId": id}))
-            .await?;
-        while prepared["wait"] == true {
-            prepared = self
-                .step(json!({"task": "prepare", "deploymentId": id}))
-                .await?;
-        }
-        if prepared["cancelled"] == true {
-            return self
-                .step(json!({"task": "finish", "deploymentId": id, "cancelled": true}))
-                .await
-                .map(drop);
-        }
-        if prepared["changes"] == false {
-            return self
-                .step(json!({"task": "finish", "deploymentId": id}))
-                .await
-                .map(drop);
-        }
-        let change_set = prepared["changeSetId"].clone();
-        loop {
-            let checked = self.step(json!({"task": "checkChangeSet", "deploymentId": id, "changeSetId": change_set})).await?;
-            if checked["ready"] == true {
-                if checked["changes"] == false {
-                    return self
-                        .step(json!({"task": "finish", "deploymentId": id}))
-                        .await
-                        .map(drop);
-                }
-                break;
-            }
-        }
-        let executed = self
-            .step(json!({"task": "execute", "deploymentId": id, "changeSetId": change_set}))
-            .await?;
-        if executed["cancelled"] == true {
-            return self
-                .step(json!({"task": "finish", "deploymentId": id, "cancelled": true}))
-                .await
-                .map(drop);
-        }
-        loop {
-            let stack = self
-                .step(json!({"task": "checkStack", "deploymentId": id}))
-                .await?;
-            if stack["done"] == true {
-                let cancelled = stack["cancelled"] == true;
-                return self
-                    .step(json!({"task": "finish", "deploymentId": id, "cancelled": cancelled}))
-                    .await
-                    .map(drop);
-            }
-        }
     }
 
     async fn status(&self, env: &str) -> DeploymentStatus {
@@ -368,7 +291,7 @@ async fn a_created_environment_deploys_its_rendered_template_and_records_outputs
         .map(|e| e.status.clone())
         .collect();
     assert_eq!(statuses, ["IN_PROGRESS", "SUCCEEDED"]);
-    let deployment = w.environments.deployment(&id).await.unwrap();
+    let deployment = w.deployments.get(&id).await.unwrap();
     assert_eq!(deployment.status, DeploymentStatus::Succeeded);
     assert!(deployment.initial_state.is_none() && deployment.completed_at.is_some());
     // The version is in use now: it cannot be deleted.
@@ -456,8 +379,8 @@ async fn a_minor_version_update_moves_the_environment_and_the_version_in_use() {
         .unwrap();
     assert_eq!((old.in_use, new.in_use), (0, 1));
     let listed = w
-        .environments
-        .deployments(Some(&name("dev")), Default::default())
+        .deployments
+        .list(Some(&name("dev")), Default::default())
         .await
         .unwrap();
     assert_eq!(listed.items.len(), 2);
@@ -596,7 +519,7 @@ async fn throttling_is_retried_to_success() {
     let id = w.last_started();
     let first = w
         .engine
-        .run(json!({"task": "prepare", "deploymentId": id}))
+        .run(json!({"task": "plan", "deploymentId": id}))
         .await
         .unwrap_err();
     assert_eq!(first.name(), "Retryable");
@@ -635,12 +558,12 @@ async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_st
     let id = w.last_started();
     let prepared = w
         .engine
-        .run(json!({"task": "prepare", "deploymentId": id}))
+        .run(json!({"task": "plan", "deploymentId": id}))
         .await
         .unwrap();
-    let change_set = prepared["changeSetId"].clone();
+    let plan = prepared["plan"].clone();
     w.engine
-        .run(json!({"task": "execute", "deploymentId": id, "changeSetId": change_set}))
+        .run(json!({"task": "apply", "deploymentId": id, "plan": plan}))
         .await
         .unwrap();
     let env = w.environments.cancel(&name("dev")).await.unwrap();
@@ -654,7 +577,7 @@ async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_st
     ]);
     let still = w
         .engine
-        .run(json!({"task": "checkStack", "deploymentId": id}))
+        .run(json!({"task": "checkProgress", "deploymentId": id}))
         .await
         .unwrap();
     assert_eq!(still["done"], false);
@@ -665,7 +588,7 @@ async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_st
     );
     let done = w
         .engine
-        .run(json!({"task": "checkStack", "deploymentId": id}))
+        .run(json!({"task": "checkProgress", "deploymentId": id}))
         .await
         .unwrap();
     assert_eq!(done["cancelled"], true);
@@ -680,7 +603,7 @@ async fn a_cancelled_update_rolls_back_and_the_environment_keeps_its_previous_st
         "back to the previous spec"
     );
     assert_eq!(
-        w.environments.deployment(&id).await.unwrap().status,
+        w.deployments.get(&id).await.unwrap().status,
         DeploymentStatus::Cancelled
     );
     let err = w.environments.cancel(&name("dev")).await.unwrap_err();
@@ -737,7 +660,7 @@ async fn a_workflow_that_ended_without_a_result_is_recorded_as_failed_on_the_nex
             .contains("timed out")
     );
     assert_eq!(
-        w.environments.deployment(&id).await.unwrap().status,
+        w.deployments.get(&id).await.unwrap().status,
         DeploymentStatus::Failed
     );
 }
@@ -748,7 +671,7 @@ async fn a_render_error_in_the_workflow_fails_with_the_file_and_line() {
     w.create("dev", SPEC).await.unwrap();
     let id = w.last_started();
     // The template version is gone by the time the workflow runs (a broken store, say).
-    let mut deployment = w.environments.deployment(&id).await.unwrap();
+    let mut deployment = w.deployments.get(&id).await.unwrap();
     deployment.target_state.minor = 9;
     use crate::ports::{DeploymentChange, DeploymentStore, DeploymentWrite};
     let rev = deployment.rev;
@@ -823,17 +746,17 @@ async fn deleting_an_environment_removes_its_stack_and_frees_its_version() {
     );
     let id = w.last_started();
     w.engine
-        .run(json!({"task": "deleteStack", "deploymentId": id}))
+        .run(json!({"task": "remove", "deploymentId": id}))
         .await
         .unwrap();
     let checked = w
         .engine
-        .run(json!({"task": "checkDeleted", "deploymentId": id}))
+        .run(json!({"task": "checkRemoval", "deploymentId": id}))
         .await
         .unwrap();
     assert_eq!(checked["done"], true);
     w.engine
-        .run(json!({"task": "finishDelete", "deploymentId": id}))
+        .run(json!({"task": "finishRemoval", "deploymentId": id}))
         .await
         .unwrap();
     assert!(matches!(
@@ -842,7 +765,7 @@ async fn deleting_an_environment_removes_its_stack_and_frees_its_version() {
     ));
     assert!(w.stacks.template_of("paved-environment-dev").is_none());
     assert_eq!(
-        w.environments.deployment(&id).await.unwrap().status,
+        w.deployments.get(&id).await.unwrap().status,
         DeploymentStatus::DeleteComplete
     );
     w.catalog
@@ -885,11 +808,11 @@ async fn a_change_set_that_cannot_be_executed_fails_the_deployment() {
     let id = w.last_started();
     let result = w
         .engine
-        .run(json!({"task": "execute", "deploymentId": id, "changeSetId": "arn:changeSet/never-created"}))
+        .run(json!({"task": "apply", "deploymentId": id, "plan": "arn:changeSet/never-created"}))
         .await
         .unwrap_err();
-    assert_eq!(result.name(), "ChangeSetFailed");
-    let caught = json!({"Error": "ChangeSetFailed", "Cause": json!({"errorType": "ChangeSetFailed", "errorMessage": result.to_string()}).to_string()});
+    assert_eq!(result.name(), "PlanFailed");
+    let caught = json!({"Error": "PlanFailed", "Cause": json!({"errorType": "PlanFailed", "errorMessage": result.to_string()}).to_string()});
     w.engine
         .run(json!({"task": "fail", "deploymentId": id, "error": caught}))
         .await
@@ -1859,5 +1782,117 @@ mod pushes {
             .redeploys
             .last;
         assert_eq!(last.unwrap().push.commit_id, "b".repeat(40));
+    }
+}
+
+/// The seam: a second provisioning engine, driven by the same kernel and the same state
+/// machine definitions as CloudFormation.
+mod second_engine {
+    use super::*;
+    use crate::ports::Progress;
+
+    #[tokio::test]
+    async fn an_environment_deploys_updates_and_deletes_on_the_scripted_engine() {
+        let w = World::on(Engine::Scripted).await;
+        let env = w.create("dev", SPEC).await.unwrap();
+        assert_eq!(env.deployed.engine.wire_name(), "SCRIPTED");
+        assert_eq!(env.deployed.stack_name, "scripted/environment/dev");
+        let id = w.last_started();
+        assert_eq!(w.run_machine("deploy", &id).await, Ok(w.final_input(&id)));
+        let env = w.environments.get(&name("dev")).await.unwrap();
+        assert_eq!(env.deployed.deployment_status, DeploymentStatus::Succeeded);
+        assert_eq!(env.deployed.outputs[0].key, "VpcCidr");
+        assert_eq!(env.deployed.outputs[0].value, "10.1.0.0/16");
+        let applied = w.scripted.applied("scripted/environment/dev").unwrap();
+        assert!(applied.contains("CidrBlock: '10.1.0.0/16'"), "{applied}");
+        assert!(w.stacks.calls().is_empty(), "CloudFormation was not used");
+
+        // The same spec again: the engine says nothing changes, and nothing is applied.
+        w.update("dev", DeploymentType::CurrentVersion, None)
+            .await
+            .unwrap();
+        w.run_deploy(&w.last_started()).await;
+        assert_eq!(w.status("dev").await, DeploymentStatus::Succeeded);
+        let applies = w
+            .scripted
+            .calls()
+            .iter()
+            .filter(|c| c.starts_with("apply"))
+            .count();
+        assert_eq!(applies, 1, "{:?}", w.scripted.calls());
+
+        w.environments.delete(&name("dev")).await.unwrap();
+        let id = w.last_started();
+        assert!(w.run_machine("delete", &id).await.is_ok());
+        assert!(w.scripted.applied("scripted/environment/dev").is_none());
+        assert!(matches!(
+            w.environments.get(&name("dev")).await,
+            Err(Error::NotFound(_))
+        ));
+        assert_eq!(
+            w.deployments.get(&id).await.unwrap().status,
+            DeploymentStatus::DeleteComplete
+        );
+    }
+
+    #[tokio::test]
+    async fn what_the_scripted_engine_reports_as_failed_fails_the_deployment_with_its_reason() {
+        let w = World::on(Engine::Scripted).await;
+        w.create("dev", SPEC).await.unwrap();
+        w.scripted.progress_script.lock().unwrap().extend([
+            Progress::Running,
+            Progress::Failed("workspace dev: quota exceeded".into()),
+        ]);
+        let id = w.last_started();
+        assert_eq!(
+            w.run_machine("deploy", &id).await,
+            Err("DeploymentFailed".to_string())
+        );
+        let env = w.environments.get(&name("dev")).await.unwrap();
+        assert_eq!(env.deployed.deployment_status, DeploymentStatus::Failed);
+        assert_eq!(
+            env.deployed.deployment_status_message.as_deref(),
+            Some("workspace dev: quota exceeded")
+        );
+    }
+
+    #[tokio::test]
+    async fn a_target_keeps_the_engine_it_was_first_deployed_by() {
+        // Deployed on CloudFormation, then the platform's default engine changes: the
+        // environment's next deployment still goes to CloudFormation.
+        let w = World::new().await;
+        w.create("dev", SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+        let mut moved = w.deployer.clone();
+        let scripted: Arc<dyn crate::ports::Provisioner> = w.scripted.clone();
+        moved.provisioners = crate::app::deploy::Provisioners::new(scripted).with(Arc::new(
+            crate::adapters::cloudformation::CloudFormation::new(w.stacks.clone()),
+        ));
+        let environments = Environments::new(moved.clone());
+        environments
+            .update(EnvironmentUpdate {
+                name: name("dev"),
+                deployment_type: DeploymentType::CurrentVersion,
+                spec: Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.4.0.0/16\n".into()),
+                template_major_version: None,
+                template_minor_version: None,
+                proton_service_role_arn: None,
+                component_role_arn: None,
+                description: None,
+            })
+            .await
+            .unwrap();
+        let id = w.last_started();
+        let tasks = Tasks::new(moved);
+        let ended = execute(
+            &machine("deploy"),
+            json!({"deploymentId": id, "pollSeconds": 0}),
+            |payload| tasks.run(payload),
+        )
+        .await;
+        assert!(ended.is_ok(), "{ended:?}");
+        let template = w.stacks.template_of("paved-environment-dev").unwrap();
+        assert!(template.contains("10.4.0.0/16"), "{template}");
+        assert!(w.scripted.calls().is_empty(), "{:?}", w.scripted.calls());
     }
 }

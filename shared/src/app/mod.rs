@@ -3,12 +3,13 @@
 pub mod authoring;
 pub mod catalog;
 pub mod components;
-pub mod engine;
-pub mod error;
+pub mod deploy;
+pub mod deployments;
 pub mod environments;
+pub mod error;
 pub mod pushes;
 pub mod services;
-pub mod targets;
+pub mod tasks;
 pub mod webhook;
 
 #[cfg(test)]

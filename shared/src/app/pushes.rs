@@ -10,30 +10,30 @@
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::engine::TaskError;
-use super::environments::Deployer;
+use super::deploy::{Deployer, TaskError};
+use crate::app::{Error, Result};
 use crate::domain::names::{ResourceName, Timestamp};
 use crate::domain::push::{Admission, Push, ReceivedPush, RunStatus, from_event};
 use crate::domain::service::{Service, ServiceStatus};
-use crate::app::{Error, Result};
 use crate::ports::{
     DeploymentChange, ExecutionState, PipelineExecution, PipelineRef, ServiceWrite, StageState,
     StoreError, Workflow,
 };
 
-/// The task names of the redeploy state machine.
-pub const TASKS: [&str; 4] = [
-    "startPipeline",
-    "checkPipeline",
-    "finishRedeploy",
-    "failRedeploy",
-];
+/// The steps of the redeploy state machine (`statemachines/redeploy.asl.json`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "task", rename_all = "camelCase")]
+pub enum RedeployTask {
+    StartPipeline(RedeployInput),
+    CheckPipeline(RedeployInput),
+    FinishRedeploy(RedeployInput),
+    FailRedeploy(RedeployInput),
+}
 
 /// What the redeploy state machine carries from step to step.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct RedeployInput {
-    task: String,
+pub struct RedeployInput {
     service: ResourceName,
     execution: String,
     push: Option<Push>,
@@ -161,13 +161,11 @@ impl Pushes {
     }
 
     /// Runs one step of the redeploy state machine.
-    pub async fn run_task(&self, payload: Json) -> std::result::Result<Json, TaskError> {
-        let input: RedeployInput = serde_json::from_value(payload)
-            .map_err(|e| TaskError::InvalidTask(format!("redeploy task input: {e}")))?;
-        match input.task.as_str() {
-            "startPipeline" => self.start_pipeline(&input).await,
-            "checkPipeline" => self.check_pipeline(&input).await,
-            "finishRedeploy" => {
+    pub async fn run_task(&self, task: RedeployTask) -> std::result::Result<Json, TaskError> {
+        match task {
+            RedeployTask::StartPipeline(input) => self.start_pipeline(&input).await,
+            RedeployTask::CheckPipeline(input) => self.check_pipeline(&input).await,
+            RedeployTask::FinishRedeploy(input) => {
                 let status = match input.status.as_deref() {
                     Some("Succeeded") => RunStatus::Succeeded,
                     Some("Stopped" | "Stopping") => RunStatus::Stopped,
@@ -183,7 +181,7 @@ impl Pushes {
                 self.finish(&input, status, message).await?;
                 Ok(json!({}))
             }
-            "failRedeploy" => {
+            RedeployTask::FailRedeploy(input) => {
                 let message = input
                     .error
                     .as_ref()
@@ -193,9 +191,6 @@ impl Pushes {
                     .await?;
                 Ok(json!({}))
             }
-            other => Err(TaskError::InvalidTask(format!(
-                "unknown redeploy task {other:?}"
-            ))),
         }
     }
 
@@ -334,7 +329,6 @@ impl Pushes {
         }
         tracing::warn!(%service, execution = %running.execution, "a redeploy ended without recording its result");
         let stale = RedeployInput {
-            task: "failRedeploy".into(),
             service: service.clone(),
             execution: running.execution.clone(),
             push: None,

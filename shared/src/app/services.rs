@@ -6,12 +6,13 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::environments::{Deployer, fingerprint};
-use super::targets::Loaded;
+use super::deploy::records::{deletion_of, deployment, fresh, new_id, redeployment_of};
+use super::deploy::{Deployer, Launch, Loaded, fingerprint, request_cancel};
+use crate::app::{Error, Result};
 use crate::domain::bundle::BundleLayout;
 use crate::domain::environment::{
-    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Operation,
-    Target, target_version,
+    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Target,
+    target_version,
 };
 use crate::domain::names::{ClientToken, Description, ResourceName, Timestamp, VersionPart};
 use crate::domain::schema::{InputRole, TemplateSchema};
@@ -21,7 +22,6 @@ use crate::domain::service::{
 };
 use crate::domain::spec::{Inputs, InstanceSpec, Spec, keep_current_values, resolve_inputs};
 use crate::domain::template::{TemplateKind, TemplateVersion, VersionStatus};
-use crate::app::{Error, Result};
 use crate::ports::{
     DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
     VersionUsage, Workflow,
@@ -82,104 +82,9 @@ pub struct NewService {
     pub branch_name: Option<String>,
 }
 
-/// CloudFormation stack names are at most 128 characters: long names keep a readable prefix
-/// and a hash of the whole.
-pub fn stack_name(parts: &[&str]) -> String {
-    let name = format!("paved-{}", parts.join("-"));
-    if name.len() <= 128 {
-        return name;
-    }
-    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    format!("{}-{hash:016x}", &name[..111])
-}
-
-fn fresh(
-    state: DeployedState,
-    stack_name: String,
-    role_arn: String,
-    id: Option<String>,
-    now: Timestamp,
-) -> Deployed {
-    Deployed {
-        state,
-        stack_name,
-        role_arn,
-        deployment_status: DeploymentStatus::InProgress,
-        deployment_status_message: None,
-        last_deployment_attempted_at: now,
-        last_deployment_succeeded_at: now,
-        last_attempted_deployment_id: id,
-        last_succeeded_deployment_id: None,
-        outputs: vec![],
-        resources: vec![],
-    }
-}
-
-pub(crate) fn deployment(
-    id: &str,
-    environment: &ResourceName,
-    target: Target,
-    state: DeployedState,
-    created: Timestamp,
-    now: Timestamp,
-) -> Deployment {
-    Deployment {
-        id: id.to_string(),
-        environment_name: environment.clone(),
-        target,
-        operation: Operation::Deploy,
-        status: DeploymentStatus::InProgress,
-        status_message: None,
-        initial_state: None,
-        target_state: state,
-        target_created_at: created,
-        created_at: now,
-        last_modified_at: now,
-        completed_at: None,
-        cancel_requested: false,
-        previous_succeeded_id: None,
-        rev: 1,
-    }
-}
-
-/// A deployment that moves what `current` deployed to `state`: it records the state it starts
-/// from and the last successful deployment before it.
-pub(crate) fn redeployment_of(
-    id: &str,
-    environment: &ResourceName,
-    target: Target,
-    current: &Deployed,
-    state: DeployedState,
-    created: Timestamp,
-    now: Timestamp,
-) -> Deployment {
-    let mut record = deployment(id, environment, target, state, created, now);
-    record.initial_state = Some(current.state.clone());
-    record.previous_succeeded_id = current.last_succeeded_deployment_id.clone();
-    record
-}
-
-/// The deletion of what `current` deployed.
-pub(crate) fn deletion_of(
-    id: &str,
-    environment: &ResourceName,
-    target: Target,
-    current: &Deployed,
-    created: Timestamp,
-    now: Timestamp,
-) -> Deployment {
-    let state = current.state.clone();
-    let mut record = redeployment_of(id, environment, target, current, state, created, now);
-    record.operation = Operation::Delete;
-    record.status = DeploymentStatus::DeleteInProgress;
-    record
-}
-
 /// The deletion of one instance: the instance marked DELETE_IN_PROGRESS and its record.
 fn instance_deletion(instance: &ServiceInstance, now: Timestamp) -> (InstanceWrite, Deployment) {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_id();
     let mut next = instance.clone();
     next.deployed
         .begin(&id, DeploymentStatus::DeleteInProgress, now);
@@ -211,7 +116,7 @@ fn pipeline_redeployment(
     environment: ResourceName,
     now: Timestamp,
 ) -> (Deployed, Deployment) {
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = new_id();
     let target = Target::ServicePipeline {
         service: service.name.clone(),
     };
@@ -263,6 +168,17 @@ impl Services {
         Self { d: deployer }
     }
 
+    /// Hands recorded deployments to their workflows; `true` if one could not start (it was
+    /// recorded as failed, and the service must move on from that).
+    async fn launch_all(&self, launches: Vec<(Workflow, String)>) -> bool {
+        let mut failed = false;
+        for (workflow, id) in &launches {
+            let workflow = *workflow;
+            failed |= matches!(self.d.launch(workflow, id).await, Launch::Failed(_));
+        }
+        failed
+    }
+
     /// The instance and deployment records for one spec entry, rendered once so that a spec
     /// that breaks the template is refused before anything is written.
     #[allow(clippy::too_many_arguments)]
@@ -278,7 +194,7 @@ impl Services {
     ) -> Result<(ServiceInstance, Deployment)> {
         let inputs = resolve_inputs(schema.input(InputRole::Service), &item.inputs, at)
             .map_err(Error::Validation)?;
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_id();
         let state = DeployedState {
             template_name: version.template_name.clone(),
             major: version.number.major,
@@ -294,7 +210,8 @@ impl Services {
             created_at: now,
             deployed: fresh(
                 state,
-                stack_name(&["instance", service.name.as_str(), item.name.as_str()]),
+                self.d.provisioners.default_engine().as_ref(),
+                &["instance", service.name.as_str(), item.name.as_str()],
                 environment.deployed.role_arn.clone(),
                 Some(id.clone()),
                 now,
@@ -463,7 +380,8 @@ impl Services {
                         inputs: pipeline_inputs,
                         component: None,
                     },
-                    stack_name(&["pipeline", new.name.as_str()]),
+                    d.provisioners.default_engine().as_ref(),
+                    &["pipeline", new.name.as_str()],
                     pipeline_role,
                     None,
                     now,
@@ -502,10 +420,15 @@ impl Services {
             )
         })
         .await?;
-        for id in &started {
-            d.launch(Workflow::Deploy, id).await;
-        }
-        if started.is_empty() {
+        let failed = self
+            .launch_all(
+                started
+                    .iter()
+                    .map(|id| (Workflow::Deploy, id.clone()))
+                    .collect(),
+            )
+            .await;
+        if started.is_empty() || failed {
             settle(d, &new.name).await?;
         }
         self.get(&new.name).await
@@ -667,11 +590,13 @@ impl Services {
             )
         })
         .await?;
-        for id in &deploys {
-            d.launch(Workflow::Deploy, id).await;
-        }
-        for id in &deletes {
-            d.launch(Workflow::Delete, id).await;
+        let launches = deploys
+            .iter()
+            .map(|id| (Workflow::Deploy, id.clone()))
+            .chain(deletes.iter().map(|id| (Workflow::Delete, id.clone())))
+            .collect();
+        if self.launch_all(launches).await {
+            settle(d, &service.name).await?;
         }
         self.get(&service.name).await
     }
@@ -840,7 +765,7 @@ impl Services {
                     .first()
                     .map(|i| i.environment.clone())
                     .unwrap_or_else(|| name.clone());
-                let id = uuid::Uuid::new_v4().to_string();
+                let id = new_id();
                 let target = Target::ServicePipeline {
                     service: name.clone(),
                 };
@@ -862,10 +787,15 @@ impl Services {
             expected_rev: service.rev,
         });
         d.store.change(change).await?;
-        for id in &started {
-            d.launch(Workflow::Delete, id).await;
-        }
-        if started.is_empty() {
+        let failed = self
+            .launch_all(
+                started
+                    .iter()
+                    .map(|id| (Workflow::Delete, id.clone()))
+                    .collect(),
+            )
+            .await;
+        if started.is_empty() || failed {
             settle(d, name).await?;
         }
         Ok(next)
@@ -1016,7 +946,7 @@ impl Services {
             )
             .await?;
         let now = Timestamp::now();
-        let id = uuid::Uuid::new_v4().to_string();
+        let id = new_id();
         let target = Target::ServiceInstance {
             service: service.name.clone(),
             instance: update.name.clone(),
@@ -1057,7 +987,7 @@ impl Services {
             )
         })
         .await?;
-        if !d.launch(Workflow::Deploy, &id).await {
+        if !d.launch(Workflow::Deploy, &id).await.started() {
             return self.instance(&update.service_name, &update.name).await;
         }
         Ok(next)
@@ -1135,7 +1065,7 @@ impl Services {
             )
         })
         .await?;
-        if !d.launch(Workflow::Deploy, &id).await {
+        if !d.launch(Workflow::Deploy, &id).await.started() {
             return self.get(&update.service_name).await;
         }
         Ok(next)
@@ -1151,9 +1081,7 @@ impl Services {
             service: self.get(service).await?,
             instance: self.instance(service, name).await?,
         };
-        match super::targets::request_cancel(&self.d, target, &format!("service instance {name}"))
-            .await?
-        {
+        match request_cancel(&self.d, target, &format!("service instance {name}")).await? {
             Loaded::Instance { instance, .. } => Ok(instance),
             _ => unreachable!("request_cancel returns the target it was given"),
         }
@@ -1166,7 +1094,7 @@ impl Services {
             pipeline: pipeline_of(&loaded)?,
             service: loaded,
         };
-        match super::targets::request_cancel(
+        match request_cancel(
             &self.d,
             target,
             &format!("the pipeline of service {service}"),
@@ -1187,7 +1115,7 @@ impl Services {
         // the service waits on its instances, theirs, so that its status (and the waiters that
         // poll it) never hang on a deployment that will not report.
         let mut reconciled = match &service.pipeline {
-            Some(pipeline) => self.d.reconcile(pipeline).await,
+            Some(pipeline) => self.d.reconcile(pipeline).await.is_some(),
             None => false,
         };
         if matches!(
@@ -1197,10 +1125,12 @@ impl Services {
                 | ServiceStatus::DeleteInProgress
         ) {
             for instance in self.d.store.instances(name).await? {
-                reconciled |= self.d.reconcile(&instance.deployed).await;
+                reconciled |= self.d.reconcile(&instance.deployed).await.is_some();
             }
         }
         if reconciled {
+            // The service moves on from what was recorded (CREATE_FAILED, the pipeline, ...).
+            settle(&self.d, name).await?;
             self.load(name).await
         } else {
             Ok(service)
@@ -1225,7 +1155,8 @@ impl Services {
         name: &ResourceName,
     ) -> Result<ServiceInstance> {
         let instance = self.load_instance(service, name).await?;
-        if self.d.reconcile(&instance.deployed).await {
+        if self.d.reconcile(&instance.deployed).await.is_some() {
+            settle(&self.d, service).await?;
             self.load_instance(service, name).await
         } else {
             Ok(instance)
@@ -1268,24 +1199,28 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
     let mut attempts = 0;
     loop {
         match settle_once(d, name).await {
+            // A deployment it launched could not start (and was recorded as failed): once more.
+            Ok(true) if attempts < 5 => attempts += 1,
+            Ok(_) => return Ok(()),
             Err(Error::Store(StoreError::ConditionFailed)) if attempts < 5 => attempts += 1,
-            other => return other,
+            Err(other) => return Err(other),
         }
     }
 }
 
-async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<()> {
+/// One step of `settle`; `true` if the step should be taken again.
+async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<bool> {
     let Some(service) = d.store.service(name).await? else {
-        return Ok(());
+        return Ok(false);
     };
     if service.status == ServiceStatus::DeleteInProgress {
-        return settle_deletion(d, service).await;
+        return settle_deletion(d, service).await.map(|()| false);
     }
     if service.status == ServiceStatus::UpdateInProgress {
         return settle_update(d, service).await;
     }
     if service.status != ServiceStatus::CreateInProgress {
-        return Ok(());
+        return Ok(false);
     }
     let instances = d.store.instances(name).await?;
     let failed = instances.iter().find(|i| {
@@ -1312,7 +1247,7 @@ async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<()> {
         .iter()
         .any(|i| i.deployed.deployment_status != DeploymentStatus::Succeeded)
     {
-        return Ok(());
+        return Ok(false);
     } else {
         match &service.pipeline {
             None => next.status = ServiceStatus::Active,
@@ -1339,7 +1274,7 @@ async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<()> {
                             .unwrap_or("no reason recorded")
                     ));
                 }
-                _ => return Ok(()),
+                _ => return Ok(false),
             },
         }
     }
@@ -1351,10 +1286,9 @@ async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<()> {
     });
     d.store.change(change).await?;
     if let Some(id) = start {
-        // Boxed: launching can record a failure, which settles the service again.
-        Box::pin(d.launch(Workflow::Deploy, &id)).await;
+        return Ok(!d.launch(Workflow::Deploy, &id).await.started());
     }
-    Ok(())
+    Ok(false)
 }
 
 /// A service being deleted goes once its instances and pipeline are gone, or becomes
@@ -1422,14 +1356,14 @@ async fn settle_deletion(d: &Deployer, service: Service) -> Result<()> {
 /// A service being updated is ACTIVE again once the deployments it waits for have ended and
 /// its pipeline has been redeployed for the new list of instances; UPDATE_FAILED with the
 /// reason of the first that failed.
-async fn settle_update(d: &Deployer, service: Service) -> Result<()> {
+async fn settle_update(d: &Deployer, service: Service) -> Result<bool> {
     let mut failures = Vec::new();
     for id in &service.awaiting {
         let Some(deployment) = d.store.deployment(id).await? else {
             continue;
         };
         if deployment.status.is_active() {
-            return Ok(());
+            return Ok(false);
         }
         if matches!(
             deployment.status,
@@ -1495,7 +1429,7 @@ async fn settle_update(d: &Deployer, service: Service) -> Result<()> {
     });
     d.store.change(change).await?;
     if let Some(id) = start {
-        Box::pin(d.launch(Workflow::Deploy, &id)).await;
+        return Ok(!d.launch(Workflow::Deploy, &id).await.started());
     }
-    Ok(())
+    Ok(false)
 }

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
 use super::names::{Description, ResourceName, Timestamp};
+use super::provisioning::ProvisioningEngine;
 use super::template::{VersionIndex, VersionNumber, VersionStatus};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -28,6 +29,14 @@ impl DeploymentStatus {
             Self::InProgress | Self::DeleteInProgress | Self::Cancelling
         )
     }
+}
+
+/// Proton's name of a deployment status (`IN_PROGRESS`, ...).
+pub fn status_name(status: DeploymentStatus) -> String {
+    serde_json::to_value(status)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -105,8 +114,13 @@ pub struct ProvisionedResource {
 #[serde(rename_all = "camelCase")]
 pub struct Deployed {
     pub state: DeployedState,
+    /// The engine that provisions the target (records from before engines were named are
+    /// CloudFormation's).
+    #[serde(default)]
+    pub engine: ProvisioningEngine,
+    /// The engine's name for what it provisions (a CloudFormation stack name).
     pub stack_name: String,
-    /// The role CloudFormation deploys the stack under.
+    /// The role the engine provisions under.
     pub role_arn: String,
     pub deployment_status: DeploymentStatus,
     pub deployment_status_message: Option<String>,

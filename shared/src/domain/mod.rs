@@ -6,6 +6,7 @@ pub mod environment;
 pub mod error;
 pub mod names;
 pub mod pipeline;
+pub mod provisioning;
 pub mod push;
 pub mod render;
 pub mod schema;

@@ -104,6 +104,30 @@ pub fn example_output(name: &str) -> String {
     }
 }
 
+/// The outputs a rendered template declares: a literal value where the template gives one,
+/// an example value where CloudFormation would compute it.
+pub fn declared_outputs(rendered: &str) -> serde_json::Map<String, Json> {
+    let Ok(document) = yaml_serde::from_str::<Yaml>(rendered) else {
+        return serde_json::Map::new();
+    };
+    let Some(Yaml::Mapping(outputs)) = document.get("Outputs") else {
+        return serde_json::Map::new();
+    };
+    outputs
+        .iter()
+        .filter_map(|(name, output)| {
+            let name = name.as_str()?;
+            let value = match output.get("Value") {
+                Some(Yaml::String(literal)) => literal.clone(),
+                Some(Yaml::Number(n)) => n.to_string(),
+                Some(Yaml::Bool(b)) => b.to_string(),
+                _ => example_output(name),
+            };
+            Some((name.to_string(), Json::String(value)))
+        })
+        .collect()
+}
+
 #[derive(Debug)]
 struct ExampleOutputs;
 

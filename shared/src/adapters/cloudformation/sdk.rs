@@ -1,13 +1,14 @@
-//! Stacks in CloudFormation, deployed through change sets with the capabilities Proton
-//! templates need (IAM, NAMED_IAM and AUTO_EXPAND for the SAM transform).
+//! The CloudFormation API through the AWS SDK: change sets with the capabilities Proton
+//! templates need (IAM, NAMED_IAM and AUTO_EXPAND for the SAM transform), templates over
+//! 51,200 bytes through S3.
 
 use async_trait::async_trait;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackStatus};
 
+use super::{ChangeSetState, CloudError, CloudFormationApi, StackState};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
-use crate::ports::{ChangeSetState, CloudError, StackState, Stacks};
 
 /// Templates larger than this go through S3 (`TemplateURL`), as CloudFormation requires.
 const MAX_INLINE_TEMPLATE: usize = 51_200;
@@ -62,7 +63,7 @@ fn is_missing<E: ProvideErrorMetadata>(
 }
 
 #[async_trait]
-impl Stacks for CloudFormationStacks {
+impl CloudFormationApi for CloudFormationStacks {
     async fn template(&self, stack: &str) -> Result<Option<String>, CloudError> {
         match self.client.get_template().stack_name(stack).send().await {
             Ok(output) => Ok(output.template_body),

@@ -1,23 +1,29 @@
-//! What a deployment deploys, loaded for one of its steps: an environment, a service instance or
-//! a service's pipeline. The engine works on the `Deployed` part they share; this module knows
-//! how each is stored, rendered and announced.
+//! The target of a deployment, loaded: what the kernel reads, writes and announces of it.
 
-use serde_json::{Map, Value as Json};
-
-use super::environments::{Deployer, status_name};
-use crate::domain::bundle::BundleLayout;
-use crate::domain::component::{Component, service_inputs};
+use super::Deployer;
+use crate::app::{Error, Result};
+use crate::domain::component::Component;
 use crate::domain::environment::{
-    Deployed, DeployedState, Deployment, DeploymentStatus, Environment, Target,
+    Deployed, Deployment, DeploymentStatus, Environment, Target, status_name,
 };
-use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::TemplateKind;
-use crate::app::{Error, Result};
 use crate::ports::{
     ComponentWrite, DeploymentChange, DeploymentWrite, EnvironmentWrite, InstanceWrite,
     ServiceWrite, StatusChange,
 };
+
+/// A deployment that ended, as the kernel recorded it. The owner of the target decides what
+/// follows (a service's next step, an instance redeploy after its component's outputs changed).
+#[derive(Debug, Clone)]
+pub struct Ended {
+    pub deployment: Deployment,
+    /// The target before the end was recorded; `None` if it had been recorded already (a
+    /// retried step), so that what follows can still run.
+    pub before: Option<Loaded>,
+    /// The target as recorded now; `None` if the deployment removed it.
+    pub after: Option<Loaded>,
+}
 
 #[derive(Debug, Clone)]
 pub enum Loaded {
@@ -78,6 +84,19 @@ impl Loaded {
             Self::Instance { instance, .. } => &mut instance.deployed,
             Self::Pipeline { pipeline, .. } => pipeline,
             Self::Component(component) => &mut component.deployed,
+        }
+    }
+
+    /// The target as a message names it: `environment dev`, `the pipeline of service web`.
+    pub fn noun(&self) -> String {
+        match self {
+            Self::Environment(environment) => format!("environment {}", environment.name),
+            Self::Instance { instance, .. } => format!(
+                "service instance {} of service {}",
+                instance.name, instance.service
+            ),
+            Self::Pipeline { service, .. } => format!("the pipeline of service {}", service.name),
+            Self::Component(component) => format!("component {}", component.name),
         }
     }
 
@@ -185,80 +204,55 @@ impl Loaded {
         }
     }
 
-    /// Renders the target's template for its deployment's target state.
-    pub async fn render(&self, d: &Deployer, deployment: &Deployment) -> Result<String> {
-        let state = &deployment.target_state;
-        match self {
-            Self::Environment(environment) => d.render(&environment.name, state).await,
-            Self::Instance { service, instance } => {
-                let version = d
-                    .version_of(TemplateKind::Service, &state.template_name, state.version())
-                    .await?;
-                let environment = d
-                    .store
-                    .environment(&instance.environment)
-                    .await?
-                    .ok_or_else(|| {
-                        Error::validation(format!(
-                            "environment {} does not exist",
-                            instance.environment
-                        ))
-                    })?;
-                let component = match &instance.component {
-                    Some(name) => d.store.component(name).await?,
-                    None => None,
-                };
-                let component_outputs = component.as_ref().map(|c| outputs_of(&c.deployed));
-                let context = render::instance_context(
-                    &service_names(service),
-                    instance.name.as_str(),
-                    &state.inputs,
-                    instance.environment.as_str(),
-                    &outputs_of(&environment.deployed),
-                    component
-                        .as_ref()
-                        .zip(component_outputs.as_ref())
-                        .map(|(c, outputs)| (c.name.as_str(), outputs)),
-                );
-                let layout = BundleLayout::Service {
-                    pipeline: version.has_pipeline,
-                };
-                d.render_part(&version, layout, "instance_infrastructure", context)
-                    .await
+    /// The write that removes the target once its deletion succeeded. A pipeline's record stays
+    /// on its service, DELETE_COMPLETE, until the service goes; a component is detached from its
+    /// instance.
+    pub async fn removal(&self, d: &Deployer) -> Result<DeploymentChange> {
+        Ok(match self {
+            Self::Environment(environment) => DeploymentChange {
+                environments: vec![EnvironmentWrite::Delete {
+                    name: environment.name.clone(),
+                    expected_rev: environment.rev,
+                }],
+                ..Default::default()
+            },
+            Self::Instance { instance, .. } => DeploymentChange {
+                instances: vec![InstanceWrite::Delete {
+                    service: instance.service.clone(),
+                    name: instance.name.clone(),
+                    expected_rev: instance.rev,
+                }],
+                ..Default::default()
+            },
+            Self::Pipeline { .. } => {
+                let mut gone = self.clone();
+                gone.deployed_mut().deployment_status = DeploymentStatus::DeleteComplete;
+                gone.replace(self)
             }
-            Self::Pipeline { service, .. } => {
-                let version = d
-                    .version_of(TemplateKind::Service, &state.template_name, state.version())
-                    .await?;
-                let mut instances = Vec::new();
-                for instance in d.store.instances(&service.name).await? {
-                    let environment = d.store.environment(&instance.environment).await?;
-                    instances.push(PipelineInstance {
-                        name: instance.name.to_string(),
-                        inputs: instance.deployed.state.inputs.clone(),
-                        outputs: outputs_of(&instance.deployed),
-                        environment_name: instance.environment.to_string(),
-                        environment_account_id: d.arns.account_id.clone(),
-                        environment_outputs: environment
-                            .map_or_else(Outputs::none, |e| outputs_of(&e.deployed)),
+            Self::Component(component) => {
+                let mut change = DeploymentChange {
+                    components: vec![ComponentWrite::Delete {
+                        name: component.name.clone(),
+                        expected_rev: component.rev,
+                    }],
+                    ..Default::default()
+                };
+                if let Some((service, instance)) = component.attachment()
+                    && let Some(instance) = d.store.instance(service, instance).await?
+                    && instance.component.as_ref() == Some(&component.name)
+                {
+                    change.instances.push(InstanceWrite::Replace {
+                        instance: ServiceInstance {
+                            component: None,
+                            rev: instance.rev + 1,
+                            ..instance.clone()
+                        },
+                        expected_rev: instance.rev,
                     });
                 }
-                let context =
-                    render::pipeline_context(&service_names(service), &state.inputs, &instances);
-                let layout = BundleLayout::Service { pipeline: true };
-                let rendered = d
-                    .render_part(&version, layout, "pipeline_infrastructure", context)
-                    .await?;
-                match &d.proton_endpoint {
-                    Some(endpoint) => {
-                        crate::domain::pipeline::with_proton_endpoint(&rendered, endpoint)
-                            .map_err(Error::Validation)
-                    }
-                    None => Ok(rendered),
-                }
+                change
             }
-            Self::Component(component) => render_component(d, component, state).await,
-        }
+        })
     }
 }
 
@@ -298,84 +292,6 @@ pub async fn request_cancel(d: &Deployer, target: Loaded, what: &str) -> Result<
         expected_rev: running.rev,
     });
     d.store.change(change).await?;
-    if let Err(error) = d.events.publish(next.status_change(d, Some(status))).await {
-        tracing::warn!(error = %error, "status change event not published");
-    }
+    d.announce(&next, Some(status)).await;
     Ok(next)
-}
-
-/// Renders a component's own template file with the component namespace: its environment's
-/// outputs and, when attached, its service and instance (inputs from its service spec).
-async fn render_component(
-    d: &Deployer,
-    component: &Component,
-    state: &DeployedState,
-) -> Result<String> {
-    let definition = state.component.as_ref().ok_or_else(|| {
-        Error::validation(format!("component {} has no definition", component.name))
-    })?;
-    let environment = d
-        .store
-        .environment(&component.environment)
-        .await?
-        .ok_or_else(|| {
-            Error::validation(format!(
-                "environment {} does not exist",
-                component.environment
-            ))
-        })?;
-    let environment_outputs = outputs_of(&environment.deployed);
-    let attached = match (&definition.service, &definition.instance) {
-        (Some(service_name), Some(instance_name)) => {
-            let service = d.store.service(service_name).await?.ok_or_else(|| {
-                Error::validation(format!("service {service_name} does not exist"))
-            })?;
-            let instance = d
-                .store
-                .instance(service_name, instance_name)
-                .await?
-                .ok_or_else(|| {
-                    Error::validation(format!(
-                        "service instance {instance_name} of service {service_name} does not exist"
-                    ))
-                })?;
-            let spec = (!state.spec.is_empty()).then_some(state.spec.as_str());
-            let inputs = service_inputs(spec, instance_name, &instance.deployed.state.inputs)?;
-            Some((service_names(&service), instance_name.to_string(), inputs))
-        }
-        _ => None,
-    };
-    let context = render::component_context(
-        component.name.as_str(),
-        attached
-            .as_ref()
-            .map(|(names, instance, inputs)| (names, instance.as_str(), inputs)),
-        component.environment.as_str(),
-        &environment_outputs,
-    );
-    let file = crate::domain::bundle::manifest_files(&definition.manifest, "manifest")
-        .map_err(Error::Validation)?
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| "cloudformation.yaml".into());
-    render::render(&file, &definition.template_file, context)
-        .map_err(|e| Error::validation(e.to_string()))
-}
-
-pub fn service_names(service: &Service) -> ServiceNames {
-    ServiceNames {
-        name: service.name.to_string(),
-        repository_id: service.repository.id.clone(),
-        repository_connection_arn: service.repository.connection_arn.clone(),
-        branch_name: service.repository.branch.clone(),
-    }
-}
-
-pub fn outputs_of(deployed: &Deployed) -> Outputs {
-    let map: Map<String, Json> = deployed
-        .outputs
-        .iter()
-        .map(|o| (o.key.clone(), Json::String(o.value.clone())))
-        .collect();
-    Outputs::Known(map)
 }

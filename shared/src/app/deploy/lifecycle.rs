@@ -1,0 +1,212 @@
+//! The lifecycle every deployment shares: the template version it runs on, replayed client
+//! tokens, the write that records it, handing it to its workflow, and reconciling one whose
+//! workflow ended without recording a result.
+
+use super::target::{Ended, Loaded};
+use super::{Deployer, Steps};
+use crate::app::{Error, Result};
+use crate::domain::environment::{Deployed, DeploymentStatus, Operation};
+use crate::domain::names::{ClientToken, ResourceName, Timestamp};
+use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
+use crate::ports::{DeploymentChange, ExecutionState, StoreError, TokenRecord, Workflow};
+
+/// A deployment whose workflow has not been seen running this long after it was recorded is
+/// taken as never started.
+const START_GRACE_SECONDS: f64 = 120.0;
+
+/// How long a deployment request's `clientToken` is remembered (Proton's 8 hours).
+const TOKEN_SECONDS: u64 = 8 * 60 * 60;
+
+/// Whether a recorded deployment's workflow started.
+#[derive(Debug)]
+pub enum Launch {
+    Started,
+    /// It did not; the deployment was recorded as failed (`None` if even that failed, in
+    /// which case the next read records it).
+    Failed(Option<Box<Ended>>),
+}
+
+impl Launch {
+    pub fn started(&self) -> bool {
+        matches!(self, Self::Started)
+    }
+}
+
+/// A request's parameters as one canonical string, its `clientToken` left out.
+pub fn fingerprint<T: serde::Serialize>(request: &T) -> String {
+    let mut value = serde_json::to_value(request).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.remove("clientToken");
+    }
+    value.to_string()
+}
+
+impl Deployer {
+    pub async fn version_of(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+        number: VersionNumber,
+    ) -> Result<TemplateVersion> {
+        self.catalog
+            .version(kind, name, number)
+            .await?
+            .ok_or_else(|| {
+                Error::validation(format!("{} {name} has no version {number}", kind.noun()))
+            })
+    }
+
+    /// The template a request names and the version it asks for: `major`, and `minor` or the
+    /// major's recommended (highest published) minor.
+    pub async fn requested_version(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+        major: u64,
+        minor: Option<u64>,
+    ) -> Result<(Template, VersionNumber)> {
+        let template = self.catalog.template(kind, name).await?.ok_or_else(|| {
+            Error::validation(format!(
+                "templateName: {} {name} does not exist",
+                kind.noun()
+            ))
+        })?;
+        let minor = match minor {
+            Some(minor) => minor,
+            None => template.versions.recommended_minor(major).ok_or_else(|| {
+                Error::validation(format!(
+                    "templateMajorVersion: {} {name} has no published minor version in major {major}",
+                    kind.noun()
+                ))
+            })?,
+        };
+        Ok((template, VersionNumber { major, minor }))
+    }
+
+    /// What a request with `clientToken` did before: `Some(deployment id)` if the token was
+    /// used with the same request (`fingerprint`) in the last 8 hours; a ValidationException if
+    /// it was used with another.
+    pub async fn replay(
+        &self,
+        scope: &str,
+        token: Option<&ClientToken>,
+        fingerprint: &str,
+    ) -> Result<Option<String>> {
+        let Some(token) = token else {
+            return Ok(None);
+        };
+        let Some(record) = self.store.token(scope, token.as_str()).await? else {
+            return Ok(None);
+        };
+        if record.expires_at < Timestamp::now().0 as u64 {
+            return Ok(None);
+        }
+        if record.fingerprint != fingerprint {
+            return Err(Error::validation(format!(
+                "clientToken {:?} was already used with different parameters",
+                token.as_str()
+            )));
+        }
+        Ok(Some(record.deployment_id))
+    }
+
+    /// The record that lets a retry with the same token replay this request.
+    pub fn token_record(
+        scope: &str,
+        token: Option<&ClientToken>,
+        fingerprint: &str,
+        deployment_id: &str,
+    ) -> Option<TokenRecord> {
+        token.map(|token| TokenRecord {
+            scope: scope.to_string(),
+            token: token.as_str().to_string(),
+            fingerprint: fingerprint.to_string(),
+            deployment_id: deployment_id.to_string(),
+            expires_at: Timestamp::now().0 as u64 + TOKEN_SECONDS,
+        })
+    }
+
+    /// Applies a change; if a condition fails (another request changed what it read), the
+    /// caller gets a ConflictException saying `conflict()`.
+    pub async fn write(
+        &self,
+        change: DeploymentChange,
+        conflict: impl FnOnce() -> String,
+    ) -> Result<()> {
+        match self.store.change(change).await {
+            Ok(()) => Ok(()),
+            Err(StoreError::ConditionFailed) => Err(Error::conflict(conflict())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Hands a recorded deployment to its workflow. If that fails, the deployment fails now
+    /// rather than waiting for a workflow that will never run.
+    pub async fn launch(&self, workflow: Workflow, id: &str) -> Launch {
+        let input = serde_json::json!({ "deploymentId": id });
+        let Err(error) = self.workflows.start(workflow, id, input).await else {
+            return Launch::Started;
+        };
+        tracing::error!(deployment = id, error = %error, "workflow not started");
+        let failed = Steps::new(self.clone())
+            .fail(
+                id,
+                "paved could not start the deployment workflow; retry the request",
+            )
+            .await;
+        match failed {
+            Ok(ended) => Launch::Failed(ended.map(Box::new)),
+            Err(error) => {
+                // Left as it is, the next read finds no workflow and records the failure.
+                tracing::error!(deployment = id, error = %error, "failure not recorded");
+                Launch::Failed(None)
+            }
+        }
+    }
+
+    /// Records as failed a deployment still marked running whose workflow ended (timed out,
+    /// stopped, failed without recording) or never started, so nothing stays in progress.
+    /// What it recorded, if anything.
+    pub async fn reconcile(&self, deployed: &Deployed) -> Option<Ended> {
+        let id = deployed.last_attempted_deployment_id.as_deref()?;
+        if !deployed.deployment_status.is_active() {
+            return None;
+        }
+        let Ok(Some(deployment)) = self.store.deployment(id).await else {
+            return None;
+        };
+        let workflow = match deployment.operation {
+            Operation::Deploy => Workflow::Deploy,
+            Operation::Delete => Workflow::Delete,
+        };
+        let stale = match self.workflows.state(workflow, id).await {
+            Ok(Some(ExecutionState::Running | ExecutionState::Succeeded)) => false,
+            Ok(Some(ExecutionState::Ended)) => true,
+            Ok(None) => Timestamp::now().0 - deployment.created_at.0 > START_GRACE_SECONDS,
+            Err(error) => {
+                tracing::warn!(deployment = %id, error = %error, "workflow state unknown");
+                false
+            }
+        };
+        if !stale {
+            return None;
+        }
+        let message = "the deployment workflow ended without recording a result (it timed out, was stopped or never started); deploy again";
+        match Steps::new(self.clone()).fail(id, message).await {
+            Ok(ended) => ended,
+            Err(error) => {
+                tracing::warn!(deployment = %id, error = %error, "stale deployment not recorded as failed yet");
+                None
+            }
+        }
+    }
+
+    /// Puts a target's status change on the bus. The status is recorded already; the event is
+    /// a notification on top of it, so failing to publish it is logged, not returned.
+    pub async fn announce(&self, target: &Loaded, previous: Option<DeploymentStatus>) {
+        let change = target.status_change(self, previous);
+        if let Err(error) = self.events.publish(change).await {
+            tracing::warn!(error = %error, "status change event not published");
+        }
+    }
+}

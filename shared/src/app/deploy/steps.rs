@@ -1,0 +1,389 @@
+//! The task steps the deploy and delete state machines run, on whichever provisioning engine
+//! the target records. Every step is safe to run again (Step Functions retries them), and every
+//! way a deployment can end is recorded: SUCCEEDED, CANCELLED, FAILED, DELETE_COMPLETE or
+//! DELETE_FAILED.
+
+use std::sync::Arc;
+
+use serde_json::{Value as Json, json};
+
+use super::Deployer;
+use super::target::{Ended, Loaded};
+use super::task::{DeploymentTask, TaskError};
+use crate::domain::environment::{Deployment, DeploymentStatus, Operation, status_name};
+use crate::domain::names::Timestamp;
+use crate::ports::{
+    DeploymentChange, DeploymentWrite, Placement, PlanState, Planning, Progress, ProvisionError,
+    Provisioner, Removal, VersionUsage,
+};
+
+pub struct Steps {
+    d: Deployer,
+}
+
+/// What a step answers the state machine, and the deployment it ended, if it ended one.
+pub type StepResult = Result<(Json, Option<Ended>), TaskError>;
+
+impl Steps {
+    pub fn new(deployer: Deployer) -> Self {
+        Self { d: deployer }
+    }
+
+    /// Runs one step.
+    #[tracing::instrument(skip_all, fields(task = ?std::mem::discriminant(&task), deployment = task.deployment_id()))]
+    pub async fn run(&self, task: DeploymentTask) -> StepResult {
+        let answer = |json: Json| Ok((json, None));
+        match task {
+            DeploymentTask::Plan { deployment_id } => answer(self.plan(&deployment_id).await?),
+            DeploymentTask::CheckPlan {
+                deployment_id,
+                plan,
+            } => answer(self.check_plan(&deployment_id, &plan).await?),
+            DeploymentTask::Apply {
+                deployment_id,
+                plan,
+            } => answer(self.apply(&deployment_id, &plan).await?),
+            DeploymentTask::CheckProgress { deployment_id } => {
+                answer(self.check_progress(&deployment_id).await?)
+            }
+            DeploymentTask::Finish {
+                deployment_id,
+                cancelled,
+            } => Ok((json!({}), self.finish(&deployment_id, cancelled).await?)),
+            DeploymentTask::Fail {
+                deployment_id,
+                error,
+            } => {
+                let message = caught_message(error.as_ref());
+                Ok((json!({}), self.fail(&deployment_id, &message).await?))
+            }
+            DeploymentTask::Remove { deployment_id } => answer(self.remove(&deployment_id).await?),
+            DeploymentTask::CheckRemoval { deployment_id } => {
+                answer(self.check_removal(&deployment_id).await?)
+            }
+            DeploymentTask::FinishRemoval { deployment_id } => {
+                Ok((json!({}), self.finish_removal(&deployment_id).await?))
+            }
+        }
+    }
+
+    async fn load(&self, id: &str) -> Result<(Deployment, Loaded), TaskError> {
+        let deployment = self
+            .d
+            .store
+            .deployment(id)
+            .await?
+            .ok_or_else(|| TaskError::InvalidTask(format!("deployment {id} does not exist")))?;
+        let target = Loaded::load(&self.d, &deployment).await?.ok_or_else(|| {
+            TaskError::InvalidTask(format!(
+                "the {} of deployment {id} does not exist",
+                deployment
+                    .target
+                    .resource_type()
+                    .to_lowercase()
+                    .replace('_', " ")
+            ))
+        })?;
+        Ok((deployment, target))
+    }
+
+    /// The engine the target is provisioned by.
+    fn engine(&self, target: &Loaded) -> Result<Arc<dyn Provisioner>, TaskError> {
+        let engine = target.deployed().engine;
+        self.d.provisioners.get(engine).cloned().ok_or_else(|| {
+            TaskError::InvalidTask(format!(
+                "no provisioning engine {} is configured",
+                engine.wire_name()
+            ))
+        })
+    }
+
+    /// Renders the template and asks the engine to plan it, unless the deployment was
+    /// cancelled, there is nothing to change, or the target must first settle.
+    async fn plan(&self, id: &str) -> Result<Json, TaskError> {
+        let (deployment, target) = self.load(id).await?;
+        let outcome =
+            |outcome: &str, plan: Option<String>| json!({ "outcome": outcome, "plan": plan });
+        if deployment.cancel_requested {
+            return Ok(outcome("cancelled", None));
+        }
+        let engine = self.engine(&target)?;
+        let rendered = target.render(&self.d, &deployment).await?;
+        Ok(
+            match engine.plan(placement(&target), id, &rendered).await? {
+                Planning::Settling => outcome("settling", None),
+                Planning::Unchanged => outcome("unchanged", None),
+                Planning::Planned(plan) => outcome("planned", Some(plan)),
+            },
+        )
+    }
+
+    async fn check_plan(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
+        let (_, target) = self.load(id).await?;
+        match self.engine(&target)?.plan_state(plan).await? {
+            PlanState::Pending => Ok(json!({ "ready": false, "changes": true })),
+            PlanState::Ready => Ok(json!({ "ready": true, "changes": true })),
+            PlanState::Unchanged => Ok(json!({ "ready": true, "changes": false })),
+            PlanState::Failed(reason) => Err(TaskError::PlanFailed(reason)),
+        }
+    }
+
+    async fn apply(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
+        let (deployment, target) = self.load(id).await?;
+        let engine = self.engine(&target)?;
+        if deployment.cancel_requested {
+            engine.discard(plan).await?;
+            return Ok(json!({ "cancelled": true }));
+        }
+        engine.apply(plan).await?;
+        Ok(json!({ "cancelled": false }))
+    }
+
+    async fn check_progress(&self, id: &str) -> Result<Json, TaskError> {
+        let (deployment, target) = self.load(id).await?;
+        let engine = self.engine(&target)?;
+        match engine
+            .progress(placement(&target), deployment.cancel_requested)
+            .await?
+        {
+            Progress::Running => Ok(json!({ "done": false, "cancelled": false })),
+            Progress::Done => Ok(json!({ "done": true, "cancelled": false })),
+            Progress::Cancelled => Ok(json!({ "done": true, "cancelled": true })),
+            Progress::Failed(reason) => Err(TaskError::ProvisioningFailed(reason)),
+        }
+    }
+
+    /// An end recorded already (a retried step): what follows may still have to run.
+    async fn already_ended(&self, deployment: Deployment) -> Result<Option<Ended>, TaskError> {
+        let after = Loaded::load(&self.d, &deployment).await?;
+        Ok(Some(Ended {
+            deployment,
+            before: None,
+            after,
+        }))
+    }
+
+    /// Records a deployment's success (or its cancellation), with what the engine provisioned.
+    pub async fn finish(&self, id: &str, cancelled: bool) -> Result<Option<Ended>, TaskError> {
+        let (deployment, target) = self.load(id).await?;
+        if !deployment.status.is_active() {
+            return self.already_ended(deployment).await;
+        }
+        let engine = self.engine(&target)?;
+        let now = Timestamp::now();
+        let kind = target.template_kind();
+        let mut next = target.clone();
+        let mut done = deployment.clone();
+        let mut usage = Vec::new();
+        if let Some(provisioned) = engine.provisioned(placement(&target)).await? {
+            next.deployed_mut().outputs = provisioned.outputs;
+            next.deployed_mut().resources = provisioned.resources;
+        }
+        let deployed = next.deployed_mut();
+        if cancelled {
+            done.status = DeploymentStatus::Cancelled;
+            done.status_message = Some("the deployment was cancelled".into());
+            deployed.deployment_status = DeploymentStatus::Cancelled;
+            deployed.deployment_status_message = done.status_message.clone();
+            if let Some(initial) = &deployment.initial_state {
+                let target_state = &deployment.target_state;
+                if let Some(kind) = kind
+                    && initial.version() != target_state.version()
+                {
+                    let old = self
+                        .d
+                        .version_of(kind, &initial.template_name, initial.version())
+                        .await?;
+                    let new = self
+                        .d
+                        .version_of(kind, &target_state.template_name, target_state.version())
+                        .await?;
+                    usage.push(VersionUsage {
+                        version: old,
+                        delta: 1,
+                    });
+                    usage.push(VersionUsage {
+                        version: new,
+                        delta: -1,
+                    });
+                }
+                deployed.state = initial.clone();
+            }
+        } else {
+            done.status = DeploymentStatus::Succeeded;
+            deployed.deployment_status = DeploymentStatus::Succeeded;
+            deployed.deployment_status_message = None;
+            deployed.last_deployment_succeeded_at = now;
+            deployed.last_succeeded_deployment_id = Some(id.to_string());
+        }
+        done.completed_at = Some(now);
+        done.last_modified_at = now;
+        done.rev = deployment.rev + 1;
+        let mut change = next.replace(&target);
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done.clone(),
+            expected_rev: deployment.rev,
+        });
+        change.usage = usage;
+        self.d.store.change(change).await?;
+        self.d
+            .announce(&next, Some(target.deployed().deployment_status))
+            .await;
+        Ok(Some(Ended {
+            deployment: done,
+            before: Some(target),
+            after: Some(next),
+        }))
+    }
+
+    /// Records a deployment's failure with its reason. Safe to call for a finished deployment.
+    pub async fn fail(&self, id: &str, message: &str) -> Result<Option<Ended>, TaskError> {
+        let (deployment, target) = self.load(id).await?;
+        if !deployment.status.is_active() {
+            return self.already_ended(deployment).await;
+        }
+        let status = match deployment.operation {
+            Operation::Deploy => DeploymentStatus::Failed,
+            Operation::Delete => DeploymentStatus::DeleteFailed,
+        };
+        let now = Timestamp::now();
+        let message: String = message.chars().take(4000).collect();
+        let mut done = deployment.clone();
+        done.status = status;
+        done.status_message = Some(message.clone());
+        done.completed_at = Some(now);
+        done.last_modified_at = now;
+        done.rev = deployment.rev + 1;
+        let current_attempt = target.deployed().last_attempted_deployment_id.as_deref() == Some(id);
+        let mut next = target.clone();
+        let mut change = DeploymentChange::default();
+        if current_attempt {
+            next.deployed_mut().deployment_status = status;
+            next.deployed_mut().deployment_status_message = Some(message.clone());
+            change = next.replace(&target);
+        }
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done.clone(),
+            expected_rev: deployment.rev,
+        });
+        self.d.store.change(change).await?;
+        tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
+        if current_attempt {
+            self.d
+                .announce(&next, Some(target.deployed().deployment_status))
+                .await;
+        }
+        Ok(Some(Ended {
+            deployment: done,
+            before: Some(target),
+            after: Some(next),
+        }))
+    }
+
+    async fn remove(&self, id: &str) -> Result<Json, TaskError> {
+        let (_, target) = self.load(id).await?;
+        let engine = self.engine(&target)?;
+        match engine.remove(placement(&target)).await {
+            Ok(()) => Ok(json!({})),
+            Err(ProvisionError::Rejected(reason)) => Err(TaskError::ProvisioningFailed(reason)),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    async fn check_removal(&self, id: &str) -> Result<Json, TaskError> {
+        let (_, target) = self.load(id).await?;
+        let engine = self.engine(&target)?;
+        match engine.removal(placement(&target)).await? {
+            Removal::Gone => Ok(json!({ "done": true })),
+            Removal::Running => Ok(json!({ "done": false })),
+            Removal::Failed(reason) => Err(TaskError::ProvisioningFailed(reason)),
+        }
+    }
+
+    async fn finish_removal(&self, id: &str) -> Result<Option<Ended>, TaskError> {
+        let Some(deployment) = self.d.store.deployment(id).await? else {
+            return Err(TaskError::InvalidTask(format!(
+                "deployment {id} does not exist"
+            )));
+        };
+        if !deployment.status.is_active() {
+            return self.already_ended(deployment).await;
+        }
+        let Some(target) = Loaded::load(&self.d, &deployment).await? else {
+            return Ok(None);
+        };
+        let now = Timestamp::now();
+        let mut done = deployment.clone();
+        done.status = DeploymentStatus::DeleteComplete;
+        done.completed_at = Some(now);
+        done.last_modified_at = now;
+        done.rev = deployment.rev + 1;
+        let state = &target.deployed().state;
+        let usage = match target.template_kind() {
+            Some(kind) => match self
+                .d
+                .version_of(kind, &state.template_name, state.version())
+                .await
+            {
+                Ok(version) => vec![VersionUsage { version, delta: -1 }],
+                Err(_) => vec![],
+            },
+            None => vec![],
+        };
+        let mut gone = target.clone();
+        gone.deployed_mut().deployment_status = DeploymentStatus::DeleteComplete;
+        let mut change = target.removal(&self.d).await?;
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done.clone(),
+            expected_rev: deployment.rev,
+        });
+        change.usage = usage;
+        self.d.store.change(change).await?;
+        self.d
+            .announce(&gone, Some(target.deployed().deployment_status))
+            .await;
+        let after = Loaded::load(&self.d, &done).await?;
+        Ok(Some(Ended {
+            deployment: done,
+            before: Some(target),
+            after,
+        }))
+    }
+}
+
+fn placement(target: &Loaded) -> Placement<'_> {
+    let deployed = target.deployed();
+    Placement {
+        name: &deployed.stack_name,
+        role_arn: &deployed.role_arn,
+    }
+}
+
+/// The message of what a Catch caught: a task's `errorMessage`, or Step Functions' own cause.
+fn caught_message(error: Option<&Json>) -> String {
+    let Some(error) = error else {
+        return "the deployment failed".into();
+    };
+    let name = error.get("Error").and_then(Json::as_str).unwrap_or("Error");
+    let cause = error.get("Cause").and_then(Json::as_str).unwrap_or("");
+    let message = serde_json::from_str::<Json>(cause)
+        .ok()
+        .and_then(|c| {
+            c.get("errorMessage")
+                .and_then(Json::as_str)
+                .map(str::to_string)
+        })
+        .unwrap_or_else(|| cause.to_string());
+    match name {
+        "States.Timeout" => format!(
+            "a deployment step timed out{}",
+            if message.is_empty() {
+                String::new()
+            } else {
+                format!(": {message}")
+            }
+        ),
+        _ if message.is_empty() => format!("the deployment failed ({name})"),
+        _ => message,
+    }
+}

@@ -1,0 +1,22 @@
+//! Status changes and pushes on the event bus.
+
+use async_trait::async_trait;
+
+use super::BoxError;
+
+/// A status change, published as Proton did (`source: aws.proton`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusChange {
+    pub resource: &'static str,
+    pub name: String,
+    pub arn: String,
+    pub status: String,
+    pub previous_status: Option<String>,
+}
+
+#[async_trait]
+pub trait Events: Send + Sync {
+    async fn publish(&self, change: StatusChange) -> Result<(), BoxError>;
+    /// Puts a push on the bus as paved's push event, for the push rule to route.
+    async fn put_push(&self, push: &crate::domain::push::Push) -> Result<(), BoxError>;
+}
