@@ -8,7 +8,7 @@ export PAVED_AWS_PORT ?= 5000
 
 DEPLOY_VENV ?= .venv-deploy
 
-.PHONY: setup dev test lint build bench bench-deploy deploy-tools lambdas deploy clean
+.PHONY: setup dev test lint build bench bench-deploy bench-lambda deploy-tools lambdas deploy clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ bench: setup
 bench-deploy: setup
 	cargo build --quiet -p paved-cli
 	PAVED_BIN=$${CARGO_TARGET_DIR:-target}/debug/paved $(VENV)/bin/python scripts/bench_deploy.py
+
+## Size and cold start (exec to first answer under a Lambda Runtime API) of the release binaries.
+bench-lambda:
+	cargo build --release --quiet -p paved-api -p paved-tasks -p paved-push -p paved-webhook
+	cargo bench -p paved-tests --bench cold_start
 
 $(DEPLOY_VENV)/.installed: requirements-deploy.txt
 	$(PYTHON) -m venv $(DEPLOY_VENV)

@@ -13,6 +13,8 @@ pub mod app;
 #[cfg(feature = "aws")]
 pub mod config;
 pub mod domain;
+#[cfg(feature = "lambda")]
+pub mod lambda;
 pub mod ports;
 #[cfg(test)]
 pub mod testing;

@@ -2,13 +2,13 @@
 
 use std::sync::Arc;
 
-use lambda_http::{Error, run, tracing};
-use paved_core::{api, config};
+use lambda_http::{Error, tracing};
+use paved_core::{api, config, lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = config::Config::from_env()?;
     let sdk = config::sdk_config().await;
-    run(api::router(Arc::new(config::app(&settings, &sdk)))).await
+    lambda::serve(api::router(Arc::new(config::app(&settings, &sdk)))).await
 }

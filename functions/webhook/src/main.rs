@@ -3,15 +3,15 @@
 
 use std::sync::Arc;
 
-use lambda_http::{Error, run, tracing};
-use paved_core::{api, config};
+use lambda_http::{Error, tracing};
+use paved_core::{api, config, lambda};
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = config::Config::from_env()?;
     let sdk = config::sdk_config().await;
-    run(api::webhook::router(Arc::new(config::webhook(
+    lambda::serve(api::webhook::router(Arc::new(config::webhook(
         &settings, &sdk,
     ))))
     .await
