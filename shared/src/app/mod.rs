@@ -13,6 +13,6 @@ pub mod tasks;
 pub mod webhook;
 
 #[cfg(test)]
-mod deploy_tests;
+mod tests;
 
 pub use error::{Error, Result};

@@ -1,20 +1,31 @@
 //! Services: CreateService deploys one instance per spec entry into its environment, then the
 //! service's pipeline once every instance is deployed (the pipeline reads their outputs).
 //! UpdateService adds and removes instances, then redeploys the pipeline for the new list.
+//! Instances (`instances`), the pipeline (`pipeline`) and how a service moves on after one of
+//! its deployments ended (`settle`) have a file each.
+
+mod instances;
+mod pipeline;
+mod settle;
+
+pub use instances::{InstanceUpdate, NewInstance};
+use pipeline::pipeline_redeployment;
+pub use pipeline::{PipelineUpdate, pipeline_of};
+pub use settle::settle;
 
 use std::collections::BTreeMap;
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
-use super::deploy::records::{deletion_of, deployment, fresh, new_id, redeployment_of};
-use super::deploy::{Deployer, Launch, Loaded, fingerprint, request_cancel};
+use super::deploy::records::{deletion_of, deployment, fresh, new_id};
+use super::deploy::{Deployer, Launch, Loaded};
 use crate::app::{Error, Result};
 use crate::domain::bundle::BundleLayout;
 use crate::domain::environment::{
-    Deployed, DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Target,
+    DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Target,
     target_version,
 };
-use crate::domain::names::{ClientToken, Description, ResourceName, Timestamp, VersionPart};
+use crate::domain::names::{Description, ResourceName, Timestamp, VersionPart};
 use crate::domain::schema::{InputRole, TemplateSchema};
 use crate::domain::service::{
     EnvironmentFacts, Repository, Service, ServiceInstance, ServiceStatus, TemplateOffer,
@@ -23,31 +34,9 @@ use crate::domain::service::{
 use crate::domain::spec::{Inputs, InstanceSpec, Spec, keep_current_values, resolve_inputs};
 use crate::domain::template::{TemplateKind, TemplateVersion, VersionStatus};
 use crate::ports::{
-    DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError,
+    DeploymentChange, DeploymentWrite, InstanceWrite, Page, PageRequest, ServiceWrite,
     VersionUsage, Workflow,
 };
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct InstanceUpdate {
-    pub name: ResourceName,
-    pub service_name: ResourceName,
-    pub deployment_type: DeploymentType,
-    pub spec: Option<String>,
-    pub template_major_version: Option<VersionPart>,
-    pub template_minor_version: Option<VersionPart>,
-    pub client_token: Option<ClientToken>,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PipelineUpdate {
-    pub service_name: ResourceName,
-    pub deployment_type: DeploymentType,
-    pub spec: String,
-    pub template_major_version: Option<VersionPart>,
-    pub template_minor_version: Option<VersionPart>,
-}
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -55,17 +44,6 @@ pub struct ServiceUpdate {
     pub name: ResourceName,
     pub description: Option<Description>,
     pub spec: Option<String>,
-}
-
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct NewInstance {
-    pub name: ResourceName,
-    pub service_name: ResourceName,
-    pub spec: String,
-    pub template_major_version: Option<VersionPart>,
-    pub template_minor_version: Option<VersionPart>,
-    pub client_token: Option<ClientToken>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -83,7 +61,10 @@ pub struct NewService {
 }
 
 /// The deletion of one instance: the instance marked DELETE_IN_PROGRESS and its record.
-fn instance_deletion(instance: &ServiceInstance, now: Timestamp) -> (InstanceWrite, Deployment) {
+pub(super) fn instance_deletion(
+    instance: &ServiceInstance,
+    now: Timestamp,
+) -> (InstanceWrite, Deployment) {
     let id = new_id();
     let mut next = instance.clone();
     next.deployed
@@ -108,38 +89,7 @@ fn instance_deletion(instance: &ServiceInstance, now: Timestamp) -> (InstanceWri
     (write, record)
 }
 
-/// A deployment of the pipeline as it is now (its template reads the current instances), and
-/// the pipeline marked as running it. The record names the environment of the first instance.
-fn pipeline_redeployment(
-    service: &Service,
-    pipeline: &Deployed,
-    environment: ResourceName,
-    now: Timestamp,
-) -> (Deployed, Deployment) {
-    let id = new_id();
-    let target = Target::ServicePipeline {
-        service: service.name.clone(),
-    };
-    let record = if pipeline.last_succeeded_deployment_id.is_some() {
-        let state = pipeline.state.clone();
-        let created = service.created_at;
-        redeployment_of(&id, &environment, target, pipeline, state, created, now)
-    } else {
-        deployment(
-            &id,
-            &environment,
-            target,
-            pipeline.state.clone(),
-            service.created_at,
-            now,
-        )
-    };
-    let mut started = pipeline.clone();
-    started.begin(&id, DeploymentStatus::InProgress, now);
-    (started, record)
-}
-
-fn conflict_if_busy(service: &Service) -> Result<()> {
+pub(super) fn conflict_if_busy(service: &Service) -> Result<()> {
     let doing = match service.status {
         ServiceStatus::CreateInProgress => "being created",
         ServiceStatus::UpdateInProgress => "being updated",
@@ -154,9 +104,9 @@ fn conflict_if_busy(service: &Service) -> Result<()> {
 
 /// What an update of an instance or of the pipeline asks for: the state to deploy, the
 /// version it runs on, and the usage moves if the version changes.
-struct Redeploy {
-    state: DeployedState,
-    usage: Vec<VersionUsage>,
+pub(super) struct Redeploy {
+    pub(super) state: DeployedState,
+    pub(super) usage: Vec<VersionUsage>,
 }
 
 pub struct Services {
@@ -170,7 +120,7 @@ impl Services {
 
     /// Hands recorded deployments to their workflows; `true` if one could not start (it was
     /// recorded as failed, and the service must move on from that).
-    async fn launch_all(&self, launches: Vec<(Workflow, String)>) -> bool {
+    pub(super) async fn launch_all(&self, launches: Vec<(Workflow, String)>) -> bool {
         let mut failed = false;
         for (workflow, id) in &launches {
             let workflow = *workflow;
@@ -182,7 +132,7 @@ impl Services {
     /// The instance and deployment records for one spec entry, rendered once so that a spec
     /// that breaks the template is refused before anything is written.
     #[allow(clippy::too_many_arguments)]
-    async fn plan_instance(
+    pub(super) async fn plan_instance(
         &self,
         service: &Service,
         version: &TemplateVersion,
@@ -241,7 +191,7 @@ impl Services {
     }
 
     /// The environments a list of instances names, as the rules see them and as stored.
-    async fn environments_of(
+    pub(super) async fn environments_of(
         &self,
         instances: &[InstanceSpec],
     ) -> Result<(
@@ -270,7 +220,7 @@ impl Services {
         Ok((facts, records))
     }
 
-    async fn schema_of(&self, version: &TemplateVersion) -> Result<TemplateSchema> {
+    pub(super) async fn schema_of(&self, version: &TemplateVersion) -> Result<TemplateSchema> {
         BundleLayout::Service {
             pipeline: version.has_pipeline,
         }
@@ -601,113 +551,6 @@ impl Services {
         self.get(&service.name).await
     }
 
-    /// Adds one instance to a service: the spec lists it (by name, with its environment).
-    #[tracing::instrument(skip_all, fields(service = %new.service_name, instance = %new.name))]
-    pub async fn create_instance(&self, new: NewInstance) -> Result<ServiceInstance> {
-        let d = &self.d;
-        let scope = format!("CreateServiceInstance/{}/{}", new.service_name, new.name);
-        let print = fingerprint(&new);
-        let token = new.client_token.as_ref();
-        if d.replay(&scope, token, &print).await?.is_some() {
-            return self.instance(&new.service_name, &new.name).await;
-        }
-        let service = self.get(&new.service_name).await?;
-        if let Some(existing) = d.store.instance(&new.service_name, &new.name).await? {
-            return if existing.deployed.state.spec == new.spec {
-                Ok(existing)
-            } else {
-                Err(Error::conflict(format!(
-                    "service instance {} of service {} already exists",
-                    new.name, new.service_name
-                )))
-            };
-        }
-        conflict_if_busy(&service)?;
-        let Spec::Service { instances, .. } = Spec::parse(&new.spec).map_err(Error::Validation)?
-        else {
-            return Err(Error::validation(
-                "spec: a service instance takes `proton: ServiceSpec`",
-            ));
-        };
-        let item = instances
-            .into_iter()
-            .find(|i| i.name == new.name)
-            .ok_or_else(|| {
-                Error::validation(format!("spec: no entry in instances names {}", new.name))
-            })?;
-        let current = d.store.instances(&service.name).await?;
-        if current.len() + 1 > d.instance_quota {
-            return Err(Error::QuotaExceeded(format!(
-                "service {} has {} instances; a service may have at most {}",
-                service.name,
-                current.len(),
-                d.instance_quota
-            )));
-        }
-        let (major, minor) = match (new.template_major_version, new.template_minor_version) {
-            (None, None) => (service.major, Some(service.minor)),
-            (Some(major), minor) => (major.0, minor.map(|m| m.0)),
-            (None, Some(_)) => {
-                return Err(Error::validation(
-                    "templateMinorVersion needs templateMajorVersion",
-                ));
-            }
-        };
-        let (_, number) = d
-            .requested_version(TemplateKind::Service, &service.template_name, major, minor)
-            .await?;
-        let version = d
-            .version_of(TemplateKind::Service, &service.template_name, number)
-            .await?;
-        if version.status != VersionStatus::Published {
-            return Err(Error::validation(format!(
-                "version {number} of service template {} is not published",
-                service.template_name
-            )));
-        }
-        let wanted = std::slice::from_ref(&item);
-        let (environments, records) = self.environments_of(wanted).await?;
-        let offer = TemplateOffer {
-            name: &service.template_name,
-            version: number.to_string(),
-            compatible: &version.compatible_environment_templates,
-            pipeline: service.pipeline.is_some(),
-        };
-        check_instances(wanted, &offer, &environments, usize::MAX)?;
-        let schema = self.schema_of(&version).await?;
-        let now = Timestamp::now();
-        let mut planned_for = service.clone();
-        planned_for.spec = new.spec.clone();
-        let (instance, record) = self
-            .plan_instance(
-                &planned_for,
-                &version,
-                &schema,
-                &item,
-                &records[&item.environment],
-                "spec",
-                now,
-            )
-            .await?;
-        let id = record.id.clone();
-        let change = DeploymentChange {
-            instances: vec![InstanceWrite::Create(instance.clone())],
-            deployments: vec![DeploymentWrite::Create(record)],
-            usage: vec![VersionUsage { version, delta: 1 }],
-            token: Deployer::token_record(&scope, token, &print, &id),
-            ..Default::default()
-        };
-        d.write(change, || {
-            format!(
-                "service instance {} was created by another request",
-                new.name
-            )
-        })
-        .await?;
-        d.launch(Workflow::Deploy, &id).await;
-        self.instance(&new.service_name, &new.name).await
-    }
-
     /// Deletes a service: its instances' and its pipeline's stacks, then the service.
     #[tracing::instrument(skip_all, fields(service = %name))]
     pub async fn delete(&self, name: &ResourceName) -> Result<Service> {
@@ -804,7 +647,7 @@ impl Services {
     /// The state an update asks for by Proton's `deploymentType` rules: `given` is a new spec
     /// and its raw inputs (`${Proton::CURRENT_VAL}` keeps a value), `None` keeps both.
     #[allow(clippy::too_many_arguments)]
-    async fn redeploy(
+    pub(super) async fn redeploy(
         &self,
         service: &Service,
         current: &DeployedState,
@@ -875,240 +718,6 @@ impl Services {
         })
     }
 
-    /// Redeploys one instance: its spec or another version of the service template.
-    #[tracing::instrument(skip_all, fields(service = %update.service_name, instance = %update.name))]
-    pub async fn update_instance(&self, update: InstanceUpdate) -> Result<ServiceInstance> {
-        let d = &self.d;
-        let scope = format!(
-            "UpdateServiceInstance/{}/{}",
-            update.service_name, update.name
-        );
-        let print = fingerprint(&update);
-        let token = update.client_token.as_ref();
-        if d.replay(&scope, token, &print).await?.is_some() {
-            return self.instance(&update.service_name, &update.name).await;
-        }
-        let service = self.get(&update.service_name).await?;
-        let current = self.instance(&update.service_name, &update.name).await?;
-        if current.deployed.deployment_status.is_active()
-            || service.status == ServiceStatus::DeleteInProgress
-        {
-            return Err(Error::conflict(format!(
-                "service instance {} has a deployment in progress; wait for it or cancel it",
-                update.name
-            )));
-        }
-        if let Some(name) = &current.component
-            && let Some(component) = d.store.component(name).await?
-            && component.deployed.deployment_status.is_active()
-        {
-            return Err(Error::conflict(format!(
-                "service instance {}: its component {name} is deploying; wait for it to end",
-                update.name
-            )));
-        }
-        if update.deployment_type == DeploymentType::None {
-            return Ok(current);
-        }
-        let given = match &update.spec {
-            None => None,
-            Some(text) => {
-                let Spec::Service { instances, .. } =
-                    Spec::parse(text).map_err(Error::Validation)?
-                else {
-                    return Err(Error::validation(
-                        "spec: a service instance takes `proton: ServiceSpec`",
-                    ));
-                };
-                let entry = instances
-                    .into_iter()
-                    .find(|i| i.name == update.name)
-                    .ok_or_else(|| {
-                        Error::validation(format!(
-                            "spec: no entry in instances names {}",
-                            update.name
-                        ))
-                    })?;
-                Some((text.clone(), entry.inputs))
-            }
-        };
-        let at = format!("instances ({}).spec", update.name);
-        let Redeploy { state, usage } = self
-            .redeploy(
-                &service,
-                &current.deployed.state,
-                update.deployment_type,
-                update.template_major_version,
-                update.template_minor_version,
-                given,
-                InputRole::Service,
-                &at,
-            )
-            .await?;
-        let now = Timestamp::now();
-        let id = new_id();
-        let target = Target::ServiceInstance {
-            service: service.name.clone(),
-            instance: update.name.clone(),
-        };
-        let record = redeployment_of(
-            &id,
-            &current.environment,
-            target,
-            &current.deployed,
-            state.clone(),
-            current.created_at,
-            now,
-        );
-        let mut next = current.clone();
-        next.deployed.state = state;
-        next.deployed.begin(&id, DeploymentStatus::InProgress, now);
-        next.rev = current.rev + 1;
-        Loaded::Instance {
-            service: service.clone(),
-            instance: next.clone(),
-        }
-        .render(d, &record)
-        .await?;
-        let change = DeploymentChange {
-            instances: vec![InstanceWrite::Replace {
-                instance: next.clone(),
-                expected_rev: current.rev,
-            }],
-            deployments: vec![DeploymentWrite::Create(record)],
-            usage,
-            token: Deployer::token_record(&scope, token, &print, &id),
-            ..Default::default()
-        };
-        d.write(change, || {
-            format!(
-                "service instance {} changed while this update was prepared (another deployment or its component); retry",
-                update.name
-            )
-        })
-        .await?;
-        if !d.launch(Workflow::Deploy, &id).await.started() {
-            return self.instance(&update.service_name, &update.name).await;
-        }
-        Ok(next)
-    }
-
-    /// Redeploys the service's pipeline with a new spec (its `pipeline` inputs) or version.
-    #[tracing::instrument(skip_all, fields(service = %update.service_name))]
-    pub async fn update_pipeline(&self, update: PipelineUpdate) -> Result<Service> {
-        let d = &self.d;
-        let service = self.get(&update.service_name).await?;
-        let pipeline = pipeline_of(&service)?;
-        conflict_if_busy(&service)?;
-        if pipeline.deployment_status.is_active() {
-            return Err(Error::conflict(format!(
-                "the pipeline of service {} has a deployment in progress; wait for it or cancel it",
-                service.name
-            )));
-        }
-        let Spec::Service {
-            pipeline: inputs, ..
-        } = Spec::parse(&update.spec).map_err(Error::Validation)?
-        else {
-            return Err(Error::validation(
-                "spec: a service pipeline takes `proton: ServiceSpec`",
-            ));
-        };
-        if update.deployment_type == DeploymentType::None {
-            return Ok(service);
-        }
-        let Redeploy { state, usage } = self
-            .redeploy(
-                &service,
-                &pipeline.state,
-                update.deployment_type,
-                update.template_major_version,
-                update.template_minor_version,
-                Some((update.spec.clone(), inputs.unwrap_or_default())),
-                InputRole::Pipeline,
-                "spec.pipeline",
-            )
-            .await?;
-        let instances = d.store.instances(&service.name).await?;
-        let environment = instances
-            .first()
-            .map(|i| i.environment.clone())
-            .unwrap_or_else(|| service.name.clone());
-        let mut with_state = pipeline.clone();
-        with_state.state = state.clone();
-        let (begun, mut record) =
-            pipeline_redeployment(&service, &with_state, environment, Timestamp::now());
-        record.initial_state = Some(pipeline.state.clone());
-        let mut next = service.clone();
-        next.pipeline = Some(begun.clone());
-        next.rev = service.rev + 1;
-        Loaded::Pipeline {
-            service: next.clone(),
-            pipeline: begun.clone(),
-        }
-        .render(d, &record)
-        .await?;
-        let id = record.id.clone();
-        let change = DeploymentChange {
-            services: vec![ServiceWrite::Replace {
-                service: next.clone(),
-                expected_rev: service.rev,
-            }],
-            deployments: vec![DeploymentWrite::Create(record)],
-            usage,
-            ..Default::default()
-        };
-        d.write(change, || {
-            format!(
-                "service {} changed while this update was prepared; retry",
-                service.name
-            )
-        })
-        .await?;
-        if !d.launch(Workflow::Deploy, &id).await.started() {
-            return self.get(&update.service_name).await;
-        }
-        Ok(next)
-    }
-
-    /// Asks a running instance deployment to stop (see the environment's cancel for what that means).
-    pub async fn cancel_instance(
-        &self,
-        service: &ResourceName,
-        name: &ResourceName,
-    ) -> Result<ServiceInstance> {
-        let target = Loaded::Instance {
-            service: self.get(service).await?,
-            instance: self.instance(service, name).await?,
-        };
-        match request_cancel(&self.d, target, &format!("service instance {name}")).await? {
-            Loaded::Instance { instance, .. } => Ok(instance),
-            _ => unreachable!("request_cancel returns the target it was given"),
-        }
-    }
-
-    /// Asks a running pipeline deployment to stop.
-    pub async fn cancel_pipeline(&self, service: &ResourceName) -> Result<Service> {
-        let loaded = self.get(service).await?;
-        let target = Loaded::Pipeline {
-            pipeline: pipeline_of(&loaded)?,
-            service: loaded,
-        };
-        match request_cancel(
-            &self.d,
-            target,
-            &format!("the pipeline of service {service}"),
-        )
-        .await?
-        {
-            Loaded::Pipeline { service, pipeline } => Ok(Service {
-                pipeline: Some(pipeline),
-                ..service
-            }),
-            _ => unreachable!("request_cancel returns the target it was given"),
-        }
-    }
-
     pub async fn get(&self, name: &ResourceName) -> Result<Service> {
         let service = self.load(name).await?;
         // A deployment whose workflow ended unrecorded is failed here: the pipeline's, and while
@@ -1137,7 +746,7 @@ impl Services {
         }
     }
 
-    async fn load(&self, name: &ResourceName) -> Result<Service> {
+    pub(super) async fn load(&self, name: &ResourceName) -> Result<Service> {
         self.d
             .store
             .service(name)
@@ -1148,288 +757,4 @@ impl Services {
     pub async fn list(&self, page: PageRequest) -> Result<Page<Service>> {
         Ok(self.d.store.services(page).await?)
     }
-
-    pub async fn instance(
-        &self,
-        service: &ResourceName,
-        name: &ResourceName,
-    ) -> Result<ServiceInstance> {
-        let instance = self.load_instance(service, name).await?;
-        if self.d.reconcile(&instance.deployed).await.is_some() {
-            settle(&self.d, service).await?;
-            self.load_instance(service, name).await
-        } else {
-            Ok(instance)
-        }
-    }
-
-    async fn load_instance(
-        &self,
-        service: &ResourceName,
-        name: &ResourceName,
-    ) -> Result<ServiceInstance> {
-        self.d.store.instance(service, name).await?.ok_or_else(|| {
-            Error::not_found(format!(
-                "service instance {name} of service {service} does not exist"
-            ))
-        })
-    }
-
-    pub async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>> {
-        self.get(service).await?;
-        let mut instances = self.d.store.instances(service).await?;
-        instances.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(instances)
-    }
-}
-
-pub fn pipeline_of(service: &Service) -> Result<Deployed> {
-    service.pipeline.clone().ok_or_else(|| {
-        Error::validation(format!(
-            "service {} has no pipeline that paved provisions",
-            service.name
-        ))
-    })
-}
-
-/// Moves a service on after one of its deployments ended. Each step is decided from what is
-/// stored, so when two deployments end at once and both try, the one that loses the write
-/// reads again and finds the work done (or the next step to take).
-pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
-    let mut attempts = 0;
-    loop {
-        match settle_once(d, name).await {
-            // A deployment it launched could not start (and was recorded as failed): once more.
-            Ok(true) if attempts < 5 => attempts += 1,
-            Ok(_) => return Ok(()),
-            Err(Error::Store(StoreError::ConditionFailed)) if attempts < 5 => attempts += 1,
-            Err(other) => return Err(other),
-        }
-    }
-}
-
-/// One step of `settle`; `true` if the step should be taken again.
-async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<bool> {
-    let Some(service) = d.store.service(name).await? else {
-        return Ok(false);
-    };
-    if service.status == ServiceStatus::DeleteInProgress {
-        return settle_deletion(d, service).await.map(|()| false);
-    }
-    if service.status == ServiceStatus::UpdateInProgress {
-        return settle_update(d, service).await;
-    }
-    if service.status != ServiceStatus::CreateInProgress {
-        return Ok(false);
-    }
-    let instances = d.store.instances(name).await?;
-    let failed = instances.iter().find(|i| {
-        matches!(
-            i.deployed.deployment_status,
-            DeploymentStatus::Failed | DeploymentStatus::Cancelled
-        )
-    });
-    let mut next = service.clone();
-    let mut change = DeploymentChange::default();
-    let mut start = None;
-    if let Some(instance) = failed {
-        next.status = ServiceStatus::CreateFailed;
-        next.status_message = Some(format!(
-            "instance {} failed: {}",
-            instance.name,
-            instance
-                .deployed
-                .deployment_status_message
-                .as_deref()
-                .unwrap_or("no reason recorded")
-        ));
-    } else if instances
-        .iter()
-        .any(|i| i.deployed.deployment_status != DeploymentStatus::Succeeded)
-    {
-        return Ok(false);
-    } else {
-        match &service.pipeline {
-            None => next.status = ServiceStatus::Active,
-            Some(pipeline) if pipeline.last_attempted_deployment_id.is_none() => {
-                let environment = instances
-                    .first()
-                    .map(|i| i.environment.clone())
-                    .unwrap_or_else(|| name.clone());
-                let (started, record) =
-                    pipeline_redeployment(&service, pipeline, environment, Timestamp::now());
-                next.pipeline = Some(started);
-                start = Some(record.id.clone());
-                change.deployments.push(DeploymentWrite::Create(record));
-            }
-            Some(pipeline) => match pipeline.deployment_status {
-                DeploymentStatus::Succeeded => next.status = ServiceStatus::Active,
-                DeploymentStatus::Failed | DeploymentStatus::Cancelled => {
-                    next.status = ServiceStatus::CreateFailed;
-                    next.status_message = Some(format!(
-                        "the pipeline failed: {}",
-                        pipeline
-                            .deployment_status_message
-                            .as_deref()
-                            .unwrap_or("no reason recorded")
-                    ));
-                }
-                _ => return Ok(false),
-            },
-        }
-    }
-    next.last_modified_at = Timestamp::now();
-    next.rev = service.rev + 1;
-    change.services.push(ServiceWrite::Replace {
-        service: next,
-        expected_rev: service.rev,
-    });
-    d.store.change(change).await?;
-    if let Some(id) = start {
-        return Ok(!d.launch(Workflow::Deploy, &id).await.started());
-    }
-    Ok(false)
-}
-
-/// A service being deleted goes once its instances and pipeline are gone, or becomes
-/// DELETE_FAILED with the reason of the first that could not be deleted.
-async fn settle_deletion(d: &Deployer, service: Service) -> Result<()> {
-    let instances = d.store.instances(&service.name).await?;
-    let failed_instance = instances
-        .iter()
-        .find(|i| i.deployed.deployment_status == DeploymentStatus::DeleteFailed);
-    let pipeline_failed = service
-        .pipeline
-        .as_ref()
-        .filter(|p| p.deployment_status == DeploymentStatus::DeleteFailed);
-    let reason = match (failed_instance, pipeline_failed) {
-        (Some(instance), _) => Some(format!(
-            "instance {} could not be deleted: {}",
-            instance.name,
-            instance
-                .deployed
-                .deployment_status_message
-                .as_deref()
-                .unwrap_or("no reason recorded")
-        )),
-        (None, Some(pipeline)) => Some(format!(
-            "the pipeline could not be deleted: {}",
-            pipeline
-                .deployment_status_message
-                .as_deref()
-                .unwrap_or("no reason recorded")
-        )),
-        (None, None) => None,
-    };
-    let pipeline_gone = service
-        .pipeline
-        .as_ref()
-        .is_none_or(|p| p.deployment_status == DeploymentStatus::DeleteComplete);
-    let change = match reason {
-        Some(reason) => {
-            let mut next = service.clone();
-            next.status = ServiceStatus::DeleteFailed;
-            next.status_message = Some(reason);
-            next.last_modified_at = Timestamp::now();
-            next.rev = service.rev + 1;
-            DeploymentChange {
-                services: vec![ServiceWrite::Replace {
-                    service: next,
-                    expected_rev: service.rev,
-                }],
-                ..Default::default()
-            }
-        }
-        None if instances.is_empty() && pipeline_gone => DeploymentChange {
-            services: vec![ServiceWrite::Delete {
-                name: service.name.clone(),
-                expected_rev: service.rev,
-            }],
-            ..Default::default()
-        },
-        None => return Ok(()),
-    };
-    d.store.change(change).await?;
-    Ok(())
-}
-
-/// A service being updated is ACTIVE again once the deployments it waits for have ended and
-/// its pipeline has been redeployed for the new list of instances; UPDATE_FAILED with the
-/// reason of the first that failed.
-async fn settle_update(d: &Deployer, service: Service) -> Result<bool> {
-    let mut failures = Vec::new();
-    for id in &service.awaiting {
-        let Some(deployment) = d.store.deployment(id).await? else {
-            continue;
-        };
-        if deployment.status.is_active() {
-            return Ok(false);
-        }
-        if matches!(
-            deployment.status,
-            DeploymentStatus::Failed | DeploymentStatus::Cancelled | DeploymentStatus::DeleteFailed
-        ) {
-            let what = match &deployment.target {
-                Target::ServiceInstance { instance, .. } => format!("instance {instance}"),
-                Target::ServicePipeline { .. } => "the pipeline".to_string(),
-                other => other.resource_type().to_lowercase(),
-            };
-            failures.push(format!(
-                "{what}: {}",
-                deployment
-                    .status_message
-                    .as_deref()
-                    .unwrap_or("no reason recorded")
-            ));
-        }
-    }
-    let now = Timestamp::now();
-    let mut next = service.clone();
-    next.rev = service.rev + 1;
-    next.last_modified_at = now;
-    next.awaiting = vec![];
-    let mut change = DeploymentChange::default();
-    let mut start = None;
-    let pipeline_phase = match &service.pipeline {
-        Some(pipeline) => {
-            service.awaiting.len() == 1
-                && pipeline.last_attempted_deployment_id.as_ref() == service.awaiting.first()
-        }
-        None => false,
-    };
-    match &service.pipeline {
-        _ if !failures.is_empty() => {
-            next.status = ServiceStatus::UpdateFailed;
-            next.status_message = Some(failures.join("; "));
-        }
-        Some(pipeline)
-            if !pipeline_phase
-                && pipeline.last_attempted_deployment_id.is_some()
-                && pipeline.deployment_status != DeploymentStatus::DeleteComplete =>
-        {
-            let instances = d.store.instances(&service.name).await?;
-            let environment = instances
-                .first()
-                .map(|i| i.environment.clone())
-                .unwrap_or_else(|| service.name.clone());
-            let (started, record) = pipeline_redeployment(&service, pipeline, environment, now);
-            next.pipeline = Some(started);
-            next.awaiting = vec![record.id.clone()];
-            start = Some(record.id.clone());
-            change.deployments.push(DeploymentWrite::Create(record));
-        }
-        _ => {
-            next.status = ServiceStatus::Active;
-            next.status_message = None;
-        }
-    }
-    change.services.push(ServiceWrite::Replace {
-        service: next,
-        expected_rev: service.rev,
-    });
-    d.store.change(change).await?;
-    if let Some(id) = start {
-        return Ok(!d.launch(Workflow::Deploy, &id).await.started());
-    }
-    Ok(false)
 }
