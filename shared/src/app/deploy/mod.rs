@@ -6,7 +6,6 @@
 
 mod lifecycle;
 pub mod records;
-mod render;
 mod steps;
 mod target;
 mod task;
@@ -14,9 +13,9 @@ mod task;
 use std::sync::Arc;
 
 pub use lifecycle::{Launch, fingerprint};
-pub use render::{outputs_of, service_names};
 pub use steps::Steps;
 pub use target::{Ended, Loaded, request_cancel};
+pub use target::{outputs_of, service_names};
 
 pub use crate::domain::environment::status_name;
 pub use task::{DeploymentTask, TaskError};
