@@ -220,16 +220,7 @@ async fn serve(
     let catalog =
         paved_core::app::catalog::Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
     let app = Arc::new(paved_core::api::App::new(catalog, deployer.clone()));
-    let webhook = Arc::new(paved_core::app::webhook::Webhook {
-        store: deployer.store.clone(),
-        events: deployer.events.clone(),
-        secrets: Arc::new(
-            paved_core::adapters::secretsmanager::SecretsManagerSecrets::new(
-                aws_sdk_secretsmanager::Client::new(&sdk),
-            ),
-        ),
-        secret_id: settings.webhook_secret_id.clone(),
-    });
+    let webhook = Arc::new(config::webhook(&settings, &sdk));
     let poller = tokio::spawn(local_pushes::poll(
         sdk.clone(),
         queue,

@@ -165,10 +165,15 @@ pub fn pushes(config: &Config, sdk: &SdkConfig) -> Pushes {
 
 /// The GitHub webhook on the AWS adapters.
 pub fn webhook(config: &Config, sdk: &SdkConfig) -> Webhook {
-    let deployer = deployer(config, sdk);
     Webhook {
-        store: deployer.store,
-        events: deployer.events,
+        store: Arc::new(DynamoStore::new(
+            aws_sdk_dynamodb::Client::new(sdk),
+            &config.table,
+        )),
+        events: Arc::new(EventBridgeEvents::new(
+            aws_sdk_eventbridge::Client::new(sdk),
+            &config.event_bus,
+        )),
         secrets: Arc::new(SecretsManagerSecrets::new(
             aws_sdk_secretsmanager::Client::new(sdk),
         )),

@@ -4,7 +4,9 @@
 use paved_core::domain::environment::{Deployed, DeployedState, DeploymentStatus};
 use paved_core::domain::names::{ResourceName, Timestamp};
 use paved_core::domain::service::{Repository, Service, ServiceStatus};
-use paved_core::ports::{DeploymentChange, DeploymentStore, ServiceWrite, StoreError, TokenRecord};
+use paved_core::ports::{
+    Deliveries, DeploymentChange, DeploymentStore, ServiceWrite, StoreError, TokenRecord,
+};
 
 use crate::env::TestEnv;
 

@@ -44,9 +44,9 @@ use crate::domain::template::{
     TemplateVersion, VersionIndex, VersionNumber, VersionStatus,
 };
 use crate::ports::{
-    CatalogStore, CatalogWrite, ComponentWrite, DeploymentChange, DeploymentStore, DeploymentWrite,
-    EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest, ServiceWrite,
-    StoreError, TemplateWrite, TokenRecord, VersionUsage, VersionWrite,
+    CatalogStore, CatalogWrite, ComponentWrite, Deliveries, DeploymentChange, DeploymentStore,
+    DeploymentWrite, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page, PageRequest,
+    ServiceWrite, StoreError, TemplateWrite, TokenRecord, VersionUsage, VersionWrite,
 };
 
 pub const GSI1: &str = "gsi1";
@@ -890,36 +890,6 @@ impl DeploymentStore for DynamoStore {
         }
     }
 
-    async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError> {
-        let item = HashMap::from([
-            (
-                "pk".to_string(),
-                AttributeValue::S(format!("DELIVERY#{key}")),
-            ),
-            ("sk".to_string(), AttributeValue::S("#DELIVERY".into())),
-            (
-                "expiresAt".to_string(),
-                AttributeValue::N(expires_at.to_string()),
-            ),
-        ]);
-        match self.transact(vec![self.put(item, Condition::Absent)]).await {
-            Ok(()) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
-            Err(other) => Err(other),
-        }
-    }
-
-    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(self::key(format!("DELIVERY#{key}"), "#DELIVERY")))
-            .send()
-            .await
-            .map_err(backend)?;
-        Ok(())
-    }
-
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
         match self.get(component_pk(name.as_str()), COMPONENT_SK).await? {
             Some(item) => Ok(Some(from_item::<Keyed<Component>>(item)?.record)),
@@ -1223,4 +1193,37 @@ pub async fn ensure_table(client: &Client, table: &str) -> Result<(), StoreError
         .await
         .map_err(backend)?;
     Ok(())
+}
+
+#[async_trait]
+impl Deliveries for DynamoStore {
+    async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("DELIVERY#{key}")),
+            ),
+            ("sk".to_string(), AttributeValue::S("#DELIVERY".into())),
+            (
+                "expiresAt".to_string(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
+        ]);
+        match self.transact(vec![self.put(item, Condition::Absent)]).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(format!("DELIVERY#{key}"), "#DELIVERY")))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
 }

@@ -12,9 +12,10 @@ use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::VersionStatus;
 use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
 use crate::ports::{
-    BlobError, BundleStore, CatalogStore, CatalogWrite, ComponentWrite, DeploymentChange,
-    DeploymentStore, DeploymentWrite, EnvironmentWrite, IdempotencyRecord, InstanceWrite, Page,
-    PageRequest, ServiceWrite, StoreError, TemplateWrite, TokenRecord, VersionWrite,
+    BlobError, BundleStore, CatalogStore, CatalogWrite, ComponentWrite, Deliveries,
+    DeploymentChange, DeploymentStore, DeploymentWrite, EnvironmentWrite, IdempotencyRecord,
+    InstanceWrite, Page, PageRequest, ServiceWrite, StoreError, TemplateWrite, TokenRecord,
+    VersionWrite,
 };
 
 type VersionKey = (TemplateKind, String, VersionNumber);
@@ -358,15 +359,6 @@ impl DeploymentStore for MemoryStore {
             })
             .cloned()
             .collect())
-    }
-
-    async fn remember_delivery(&self, key: &str, _expires_at: u64) -> Result<bool, StoreError> {
-        Ok(self.lock().deliveries.insert(key.to_string()))
-    }
-
-    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
-        self.lock().deliveries.remove(key);
-        Ok(())
     }
 
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
@@ -822,4 +814,16 @@ impl Pipelines for ScriptedPipelines {
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[async_trait]
+impl Deliveries for MemoryStore {
+    async fn remember_delivery(&self, key: &str, _expires_at: u64) -> Result<bool, StoreError> {
+        Ok(self.lock().deliveries.insert(key.to_string()))
+    }
+
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        self.lock().deliveries.remove(key);
+        Ok(())
+    }
 }

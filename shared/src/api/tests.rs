@@ -706,10 +706,16 @@ async fn every_operation_of_the_model_is_dispatched_or_named_as_not_implemented(
     let mut not_built = Vec::new();
     for operation in super::Operation::ALL {
         let (status, value) = h.call(operation.name(), json!({})).await;
-        assert_ne!(value["__type"], "UnknownOperationException", "{operation:?}");
+        assert_ne!(
+            value["__type"], "UnknownOperationException",
+            "{operation:?}"
+        );
         if status == StatusCode::NOT_IMPLEMENTED {
             assert!(
-                value["message"].as_str().unwrap().contains(operation.name()),
+                value["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains(operation.name()),
                 "{value}"
             );
             not_built.push(operation.name());
@@ -719,7 +725,12 @@ async fn every_operation_of_the_model_is_dispatched_or_named_as_not_implemented(
     }
     assert_eq!(built.len(), 55, "{built:?}");
     assert_eq!(not_built.len(), 32, "{not_built:?}");
-    for operation in ["GetRepository", "TagResource", "GetResourcesSummary", "GetAccountSettings"] {
+    for operation in [
+        "GetRepository",
+        "TagResource",
+        "GetResourcesSummary",
+        "GetAccountSettings",
+    ] {
         assert!(not_built.contains(&operation), "{operation}");
     }
 }

@@ -8,7 +8,7 @@ use crate::domain::names::Timestamp;
 use crate::domain::push::{
     Push, WEBHOOK_FRESHNESS_SECONDS, WebhookError, delivery_key, github_push, verify_signature,
 };
-use crate::ports::{DeploymentStore, Events, Secrets};
+use crate::ports::{Deliveries, Events, Secrets};
 
 /// What a delivery carries: GitHub's headers and the raw body (the signature covers its bytes).
 pub struct Delivery<'a> {
@@ -36,7 +36,7 @@ pub enum Rejection {
 
 #[derive(Clone)]
 pub struct Webhook {
-    pub store: Arc<dyn DeploymentStore>,
+    pub store: Arc<dyn Deliveries>,
     pub events: Arc<dyn Events>,
     pub secrets: Arc<dyn Secrets>,
     /// The secret's id (`PAVED_WEBHOOK_SECRET_ID`); without one, every delivery is refused.

@@ -135,11 +135,6 @@ pub trait DeploymentStore: Send + Sync {
         repository: &str,
         branch: &str,
     ) -> Result<Vec<Service>, StoreError>;
-    /// Remembers a webhook delivery until `expires_at` (seconds since the epoch); `false` if it
-    /// was remembered already (a replay).
-    async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError>;
-    /// Forgets a delivery that could not be handled, so that its retry is not a replay.
-    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError>;
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError>;
     /// Components by name: all, or those in one environment.
     async fn components(

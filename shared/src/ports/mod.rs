@@ -3,6 +3,7 @@
 
 mod bundles;
 mod catalog;
+mod deliveries;
 mod deployments;
 mod events;
 mod pipelines;
@@ -12,6 +13,7 @@ mod workflows;
 
 pub use bundles::*;
 pub use catalog::*;
+pub use deliveries::*;
 pub use deployments::*;
 pub use events::*;
 pub use pipelines::*;
