@@ -12,7 +12,8 @@ def tracked_files():
 
 
 def test_no_tracked_file_reaches_outside_the_repository():
-    outside = re.compile(r"\.\./shared\b")
+    # The kit beside the checkout where paved is developed: its corpora and notes.
+    outside = re.compile(r"\.\./shared/(conformance|PROTON\.md|LOCAL\.md|STYLE\.md|hooks)|parent\s*/\s*\"shared\"")
     offenders = []
     for path in tracked_files():
         if "conformance" in path.parts or path.suffix in {".gz", ".png", ".lock"} or not path.is_file():

@@ -1,0 +1,551 @@
+//! Environments, services, instances, components, deployments, their tokens, and webhook
+//! deliveries.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::component::Component;
+use crate::domain::environment::{Deployment, Environment};
+use crate::domain::names::ResourceName;
+use crate::domain::service::{Service, ServiceInstance};
+use crate::ports::{
+    ComponentWrite, Deliveries, DeploymentChange, DeploymentStore, DeploymentWrite,
+    EnvironmentWrite, InstanceWrite, Page, PageRequest, ServiceWrite, StoreError, TokenRecord,
+    VersionUsage,
+};
+
+use super::catalog::{template_pk, version_sk};
+use super::{
+    Condition, DynamoStore, GSI1, GSI2, Item, backend, decode_cursor, encode_cursor, from_item,
+    key, to_item,
+};
+
+const ENVIRONMENT_SK: &str = "#ENVIRONMENT";
+const DEPLOYMENT_SK: &str = "#DEPLOYMENT";
+
+fn environment_pk(name: &str) -> String {
+    format!("ENVIRONMENT#{name}")
+}
+
+fn deployment_pk(id: &str) -> String {
+    format!("DEPLOYMENT#{id}")
+}
+
+/// A domain record with its keys: the record's own fields sit beside them in the item.
+#[derive(Serialize, Deserialize)]
+struct Keyed<T> {
+    pk: String,
+    sk: String,
+    gsi1pk: String,
+    gsi1sk: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2pk: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gsi2sk: Option<String>,
+    #[serde(flatten)]
+    record: T,
+}
+
+fn environment_item(environment: &Environment) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: environment_pk(environment.name.as_str()),
+        sk: ENVIRONMENT_SK.into(),
+        gsi1pk: "ENVIRONMENTS".into(),
+        gsi1sk: environment.name.to_string(),
+        gsi2pk: None,
+        gsi2sk: None,
+        record: environment,
+    })
+}
+
+fn deployment_item(deployment: &Deployment) -> Result<Item, StoreError> {
+    // Newest first in ascending key order.
+    let order = format!(
+        "{:020}#{}",
+        u64::MAX - (deployment.created_at.0 * 1000.0) as u64,
+        deployment.id
+    );
+    to_item(&Keyed {
+        pk: deployment_pk(&deployment.id),
+        sk: DEPLOYMENT_SK.into(),
+        gsi1pk: format!("DEPLOYMENTS#{}", deployment.environment_name),
+        gsi1sk: order.clone(),
+        gsi2pk: Some("DEPLOYMENTS".into()),
+        gsi2sk: Some(order),
+        record: deployment,
+    })
+}
+
+impl DynamoStore {
+    async fn query_index<T: for<'de> Deserialize<'de>>(
+        &self,
+        index: &str,
+        partition: String,
+        page: PageRequest,
+    ) -> Result<Page<T>, StoreError> {
+        let key = if index == GSI1 { "gsi1pk" } else { "gsi2pk" };
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, (key, &partition)))
+            .transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(index)
+            .key_condition_expression(format!("{key} = :p"))
+            .expression_attribute_values(":p", AttributeValue::S(partition.clone()))
+            .set_limit(page.limit.map(|l| l as i32))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(backend)?;
+        let items = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| from_item::<Keyed<T>>(item).map(|k| k.record))
+            .collect::<Result<_, _>>()?;
+        Ok(Page {
+            items,
+            cursor: encode_cursor(output.last_evaluated_key.as_ref()),
+        })
+    }
+
+    fn usage_update(&self, usage: &VersionUsage) -> TransactWriteItem {
+        let version = &usage.version;
+        let mut condition = "attribute_exists(pk)".to_string();
+        let mut values = HashMap::from([
+            (":d".to_string(), AttributeValue::N(usage.delta.to_string())),
+            (":one".to_string(), AttributeValue::N("1".into())),
+        ]);
+        if usage.delta > 0 {
+            condition.push_str(" AND #status = :published");
+            values.insert(":published".into(), AttributeValue::S("PUBLISHED".into()));
+        }
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(
+                template_pk(version.kind, version.template_name.as_str()),
+                &version_sk(version.number),
+            )))
+            .update_expression("SET inUse = if_not_exists(inUse, :zero) + :d, rev = rev + :one")
+            .condition_expression(condition)
+            .set_expression_attribute_values(Some(values))
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()));
+        let update = if usage.delta > 0 {
+            update.expression_attribute_names("#status", "status")
+        } else {
+            update
+        };
+        TransactWriteItem::builder()
+            .update(update.build().expect("table, key and expression are set"))
+            .build()
+    }
+
+    /// Applies the writes in one transaction. Cancelled by a failed condition or by a
+    /// concurrent transaction on the same items: either way another writer got there first.
+    pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        match self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await
+        {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
+                Err(StoreError::ConditionFailed)
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+}
+
+const SERVICE_SK: &str = "#SERVICE";
+
+fn service_pk(name: &str) -> String {
+    format!("SERVICE#{name}")
+}
+
+fn instance_sk(name: &str) -> String {
+    format!("INSTANCE#{name}")
+}
+
+/// The index partition of the services that track a repository's branch. The repository id
+/// is length-prefixed, so no pair of repository and branch can spell another's key.
+fn tracking_pk(repository: &str, branch: &str) -> String {
+    format!("REPOSITORY#{}#{repository}#{branch}", repository.len())
+}
+
+fn service_item(service: &Service) -> Result<Item, StoreError> {
+    let tracking = match (&service.repository.id, &service.repository.branch) {
+        (Some(repository), Some(branch)) => Some(tracking_pk(repository, branch)),
+        _ => None,
+    };
+    to_item(&Keyed {
+        pk: service_pk(service.name.as_str()),
+        sk: SERVICE_SK.into(),
+        gsi1pk: "SERVICES".into(),
+        gsi1sk: service.name.to_string(),
+        gsi2sk: tracking.as_ref().map(|_| service.name.to_string()),
+        gsi2pk: tracking,
+        record: service,
+    })
+}
+
+fn instance_item(instance: &ServiceInstance) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: service_pk(instance.service.as_str()),
+        sk: instance_sk(instance.name.as_str()),
+        gsi1pk: format!("INSTANCES#ENVIRONMENT#{}", instance.environment),
+        gsi1sk: format!("{}#{}", instance.service, instance.name),
+        gsi2pk: None,
+        gsi2sk: None,
+        record: instance,
+    })
+}
+
+const COMPONENT_SK: &str = "#COMPONENT";
+
+fn component_pk(name: &str) -> String {
+    format!("COMPONENT#{name}")
+}
+
+fn component_item(component: &Component) -> Result<Item, StoreError> {
+    to_item(&Keyed {
+        pk: component_pk(component.name.as_str()),
+        sk: COMPONENT_SK.into(),
+        gsi1pk: "COMPONENTS".into(),
+        gsi1sk: component.name.to_string(),
+        gsi2pk: Some(format!("COMPONENTS#ENVIRONMENT#{}", component.environment)),
+        gsi2sk: Some(component.name.to_string()),
+        record: component,
+    })
+}
+
+const DEPLOYMENT_TOKEN_SK: &str = "#DEPLOYMENT-TOKEN";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DeploymentTokenItem {
+    pk: String,
+    sk: String,
+    scope: String,
+    token: String,
+    fingerprint: String,
+    deployment_id: String,
+    expires_at: u64,
+}
+
+#[async_trait]
+impl DeploymentStore for DynamoStore {
+    async fn token(&self, scope: &str, token: &str) -> Result<Option<TokenRecord>, StoreError> {
+        let Some(item) = self
+            .get(format!("TOKEN#{scope}#{token}"), DEPLOYMENT_TOKEN_SK)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let item: DeploymentTokenItem = from_item(item)?;
+        Ok(Some(TokenRecord {
+            scope: item.scope,
+            token: item.token,
+            fingerprint: item.fingerprint,
+            deployment_id: item.deployment_id,
+            expires_at: item.expires_at,
+        }))
+    }
+
+    async fn services_tracking(
+        &self,
+        repository: &str,
+        branch: &str,
+    ) -> Result<Vec<Service>, StoreError> {
+        let mut services = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .query_index::<Service>(
+                    GSI2,
+                    tracking_pk(repository, branch),
+                    PageRequest {
+                        limit: None,
+                        cursor,
+                    },
+                )
+                .await?;
+            services.extend(page.items);
+            cursor = page.cursor;
+            if cursor.is_none() {
+                return Ok(services);
+            }
+        }
+    }
+
+    async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
+        match self.get(component_pk(name.as_str()), COMPONENT_SK).await? {
+            Some(item) => Ok(Some(from_item::<Keyed<Component>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn components(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Component>, StoreError> {
+        match environment {
+            Some(name) => {
+                self.query_index(GSI2, format!("COMPONENTS#ENVIRONMENT#{name}"), page)
+                    .await
+            }
+            None => self.query_index(GSI1, "COMPONENTS".into(), page).await,
+        }
+    }
+
+    async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {
+        match self.get(service_pk(name.as_str()), SERVICE_SK).await? {
+            Some(item) => Ok(Some(from_item::<Keyed<Service>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn services(&self, page: PageRequest) -> Result<Page<Service>, StoreError> {
+        self.query_index(GSI1, "SERVICES".into(), page).await
+    }
+
+    async fn instance(
+        &self,
+        service: &ResourceName,
+        name: &ResourceName,
+    ) -> Result<Option<ServiceInstance>, StoreError> {
+        match self
+            .get(service_pk(service.as_str()), &instance_sk(name.as_str()))
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<Keyed<ServiceInstance>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn instances_in(
+        &self,
+        environment: &ResourceName,
+        limit: u32,
+    ) -> Result<Vec<ServiceInstance>, StoreError> {
+        let page = self
+            .query_index::<ServiceInstance>(
+                GSI1,
+                format!("INSTANCES#ENVIRONMENT#{environment}"),
+                PageRequest {
+                    limit: Some(limit),
+                    cursor: None,
+                },
+            )
+            .await?;
+        Ok(page.items)
+    }
+
+    async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {
+        let mut instances = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(service_pk(service.as_str())))
+                .expression_attribute_values(":prefix", AttributeValue::S("INSTANCE#".into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            for item in output.items.unwrap_or_default() {
+                instances.push(from_item::<Keyed<ServiceInstance>>(item)?.record);
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(instances);
+            }
+        }
+    }
+
+    async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
+        match self
+            .get(environment_pk(name.as_str()), ENVIRONMENT_SK)
+            .await?
+        {
+            Some(item) => Ok(Some(from_item::<Keyed<Environment>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn environments(&self, page: PageRequest) -> Result<Page<Environment>, StoreError> {
+        self.query_index(GSI1, "ENVIRONMENTS".into(), page).await
+    }
+
+    async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        match self.get(deployment_pk(id), DEPLOYMENT_SK).await? {
+            Some(item) => Ok(Some(from_item::<Keyed<Deployment>>(item)?.record)),
+            None => Ok(None),
+        }
+    }
+
+    async fn deployments(
+        &self,
+        environment: Option<&ResourceName>,
+        page: PageRequest,
+    ) -> Result<Page<Deployment>, StoreError> {
+        match environment {
+            Some(name) => {
+                self.query_index(GSI1, format!("DEPLOYMENTS#{name}"), page)
+                    .await
+            }
+            None => self.query_index(GSI2, "DEPLOYMENTS".into(), page).await,
+        }
+    }
+
+    async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
+        let mut items = Vec::new();
+        for write in change.environments {
+            items.push(match write {
+                EnvironmentWrite::Create(e) => self.put(environment_item(&e)?, Condition::Absent),
+                EnvironmentWrite::Replace {
+                    environment,
+                    expected_rev,
+                } => self.put(
+                    environment_item(&environment)?,
+                    Condition::Rev(expected_rev),
+                ),
+                EnvironmentWrite::Delete { name, expected_rev } => self.delete(
+                    environment_pk(name.as_str()),
+                    ENVIRONMENT_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.services {
+            items.push(match write {
+                ServiceWrite::Create(s) => self.put(service_item(&s)?, Condition::Absent),
+                ServiceWrite::Replace {
+                    service,
+                    expected_rev,
+                } => self.put(service_item(&service)?, Condition::Rev(expected_rev)),
+                ServiceWrite::Delete { name, expected_rev } => self.delete(
+                    service_pk(name.as_str()),
+                    SERVICE_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.instances {
+            items.push(match write {
+                InstanceWrite::Create(i) => self.put(instance_item(&i)?, Condition::Absent),
+                InstanceWrite::Replace {
+                    instance,
+                    expected_rev,
+                } => self.put(instance_item(&instance)?, Condition::Rev(expected_rev)),
+                InstanceWrite::Delete {
+                    service,
+                    name,
+                    expected_rev,
+                } => self.delete(
+                    service_pk(service.as_str()),
+                    &instance_sk(name.as_str()),
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.components {
+            items.push(match write {
+                ComponentWrite::Create(c) => self.put(component_item(&c)?, Condition::Absent),
+                ComponentWrite::Replace {
+                    component,
+                    expected_rev,
+                } => self.put(component_item(&component)?, Condition::Rev(expected_rev)),
+                ComponentWrite::Delete { name, expected_rev } => self.delete(
+                    component_pk(name.as_str()),
+                    COMPONENT_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for write in change.deployments {
+            items.push(match write {
+                DeploymentWrite::Create(d) => self.put(deployment_item(&d)?, Condition::Absent),
+                DeploymentWrite::Replace {
+                    deployment,
+                    expected_rev,
+                } => self.put(deployment_item(&deployment)?, Condition::Rev(expected_rev)),
+                DeploymentWrite::Delete { id, expected_rev } => self.delete(
+                    deployment_pk(&id),
+                    DEPLOYMENT_SK,
+                    Condition::Rev(expected_rev),
+                ),
+            });
+        }
+        for usage in &change.usage {
+            items.push(self.usage_update(usage));
+        }
+        if let Some(record) = change.token {
+            let item = DeploymentTokenItem {
+                pk: format!("TOKEN#{}#{}", record.scope, record.token),
+                sk: DEPLOYMENT_TOKEN_SK.into(),
+                scope: record.scope,
+                token: record.token,
+                fingerprint: record.fingerprint,
+                deployment_id: record.deployment_id,
+                expires_at: record.expires_at,
+            };
+            items.push(self.put(to_item(&item)?, Condition::Absent));
+        }
+        self.transact(items).await
+    }
+}
+
+#[async_trait]
+impl Deliveries for DynamoStore {
+    async fn remember_delivery(&self, key: &str, expires_at: u64) -> Result<bool, StoreError> {
+        let item = HashMap::from([
+            (
+                "pk".to_string(),
+                AttributeValue::S(format!("DELIVERY#{key}")),
+            ),
+            ("sk".to_string(), AttributeValue::S("#DELIVERY".into())),
+            (
+                "expiresAt".to_string(),
+                AttributeValue::N(expires_at.to_string()),
+            ),
+        ]);
+        match self.transact(vec![self.put(item, Condition::Absent)]).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(other) => Err(other),
+        }
+    }
+
+    async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(self::key(format!("DELIVERY#{key}"), "#DELIVERY")))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+}
