@@ -210,6 +210,30 @@ async fn init_error(State(runtime): State<Arc<Runtime>>, body: Bytes) -> StatusC
     StatusCode::ACCEPTED
 }
 
+/// paved's configuration as the SAM template gives it to every function, for a table, with
+/// throwaway credentials.
+pub fn paved_env(table: &str) -> HashMap<String, String> {
+    let machine = |name: &str| format!("arn:aws:states:us-east-1:123456789012:stateMachine:{name}");
+    [
+        ("PAVED_TABLE", table.to_string()),
+        ("PAVED_BUCKET", "paved-bundles".to_string()),
+        ("PAVED_ACCOUNT_ID", "123456789012".to_string()),
+        ("PAVED_DEPLOY_STATE_MACHINE_ARN", machine("paved-deploy")),
+        ("PAVED_DELETE_STATE_MACHINE_ARN", machine("paved-delete")),
+        (
+            "PAVED_REDEPLOY_STATE_MACHINE_ARN",
+            machine("paved-redeploy"),
+        ),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
+        ("AWS_ACCESS_KEY_ID", "test".to_string()),
+        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
+}
+
 /// An API Gateway REST API proxy event, as API Gateway sends it for a deployed stage.
 pub fn api_gateway_event(stage: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Value {
     let headers: serde_json::Map<String, Value> = headers

@@ -6,11 +6,10 @@
 //! PAVED_LAMBDA_BIN_DIR names the folder of the binaries (default: this build's `target/release`);
 //! PAVED_BENCH_RUNS the starts per binary (default 20).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use paved_tests::{Function, api_gateway_event};
+use paved_tests::{Function, api_gateway_event, paved_env};
 use serde_json::{Value, json};
 
 fn events() -> Vec<(&'static str, Value)> {
@@ -61,25 +60,7 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
-    let machine = |name: &str| format!("arn:aws:states:us-east-1:123456789012:stateMachine:{name}");
-    let env: HashMap<String, String> = [
-        ("PAVED_TABLE", "paved".to_string()),
-        ("PAVED_BUCKET", "paved-bundles".to_string()),
-        ("PAVED_ACCOUNT_ID", "123456789012".to_string()),
-        ("PAVED_DEPLOY_STATE_MACHINE_ARN", machine("paved-deploy")),
-        ("PAVED_DELETE_STATE_MACHINE_ARN", machine("paved-delete")),
-        (
-            "PAVED_REDEPLOY_STATE_MACHINE_ARN",
-            machine("paved-redeploy"),
-        ),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-        ("AWS_SESSION_TOKEN", "test".to_string()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let env = paved_env("paved");
     println!("binaries in {}, {runs} cold starts each", dir.display());
     println!(
         "{:<8} {:>10} {:>12} {:>12} {:>12}",

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use paved_tests::{Answer, Function, api_gateway_event, binary};
+use paved_tests::{Answer, Function, api_gateway_event, binary, paved_env};
 use serde_json::{Value, json};
 
 /// The stage `infra/template.yaml` deploys both APIs to.
@@ -25,26 +25,8 @@ async fn aws() -> Aws {
     paved_core::adapters::dynamodb::ensure_table(&aws_sdk_dynamodb::Client::new(&sdk), &table)
         .await
         .expect("table created");
-    let machine = |name: &str| format!("arn:aws:states:us-east-1:123456789012:stateMachine:{name}");
-    let env = [
-        ("PAVED_TABLE", table),
-        ("PAVED_BUCKET", "paved-lambda-tests".to_string()),
-        ("PAVED_ACCOUNT_ID", "123456789012".to_string()),
-        ("PAVED_DEPLOY_STATE_MACHINE_ARN", machine("paved-deploy")),
-        ("PAVED_DELETE_STATE_MACHINE_ARN", machine("paved-delete")),
-        (
-            "PAVED_REDEPLOY_STATE_MACHINE_ARN",
-            machine("paved-redeploy"),
-        ),
-        ("AWS_REGION", "us-east-1".to_string()),
-        ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
-        ("AWS_ACCESS_KEY_ID", "test".to_string()),
-        ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
-        ("AWS_ENDPOINT_URL", endpoint.clone()),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v))
-    .collect();
+    let mut env = paved_env(&table);
+    env.insert("AWS_ENDPOINT_URL".into(), endpoint.clone());
     Aws { env, endpoint }
 }
 

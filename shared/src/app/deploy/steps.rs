@@ -216,16 +216,9 @@ impl Steps {
             deployed.last_deployment_succeeded_at = now;
             deployed.last_succeeded_deployment_id = Some(id.to_string());
         }
-        done.completed_at = Some(now);
-        done.last_modified_at = now;
-        done.rev = deployment.rev + 1;
-        let mut change = next.replace(&target);
-        change.deployments.push(DeploymentWrite::Replace {
-            deployment: done.clone(),
-            expected_rev: deployment.rev,
-        });
-        change.usage = usage;
-        self.d.store.change(change).await?;
+        close(&mut done, &deployment, now);
+        let change = next.replace(&target);
+        self.record(change, &deployment, &done, usage).await?;
         self.d
             .announce(&next, Some(target.deployed().deployment_status))
             .await;
@@ -251,9 +244,7 @@ impl Steps {
         let mut done = deployment.clone();
         done.status = status;
         done.status_message = Some(message.clone());
-        done.completed_at = Some(now);
-        done.last_modified_at = now;
-        done.rev = deployment.rev + 1;
+        close(&mut done, &deployment, now);
         let current_attempt = target.deployed().last_attempted_deployment_id.as_deref() == Some(id);
         let mut next = target.clone();
         let mut change = DeploymentChange::default();
@@ -262,11 +253,7 @@ impl Steps {
             next.deployed_mut().deployment_status_message = Some(message.clone());
             change = next.replace(&target);
         }
-        change.deployments.push(DeploymentWrite::Replace {
-            deployment: done.clone(),
-            expected_rev: deployment.rev,
-        });
-        self.d.store.change(change).await?;
+        self.record(change, &deployment, &done, vec![]).await?;
         tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
         if current_attempt {
             self.d
@@ -315,9 +302,7 @@ impl Steps {
         let now = Timestamp::now();
         let mut done = deployment.clone();
         done.status = DeploymentStatus::DeleteComplete;
-        done.completed_at = Some(now);
-        done.last_modified_at = now;
-        done.rev = deployment.rev + 1;
+        close(&mut done, &deployment, now);
         let state = &target.deployed().state;
         let usage = match target.template_kind() {
             Some(kind) => match self
@@ -332,13 +317,8 @@ impl Steps {
         };
         let mut gone = target.clone();
         gone.deployed_mut().deployment_status = DeploymentStatus::DeleteComplete;
-        let mut change = target.removal(&self.d).await?;
-        change.deployments.push(DeploymentWrite::Replace {
-            deployment: done.clone(),
-            expected_rev: deployment.rev,
-        });
-        change.usage = usage;
-        self.d.store.change(change).await?;
+        let change = target.removal(&self.d).await?;
+        self.record(change, &deployment, &done, usage).await?;
         self.d
             .announce(&gone, Some(target.deployed().deployment_status))
             .await;
@@ -349,6 +329,31 @@ impl Steps {
             after,
         }))
     }
+}
+
+impl Steps {
+    /// Writes the end of a deployment with what it changes on its target, as one change.
+    async fn record(
+        &self,
+        mut change: DeploymentChange,
+        deployment: &Deployment,
+        done: &Deployment,
+        usage: Vec<VersionUsage>,
+    ) -> Result<(), TaskError> {
+        change.deployments.push(DeploymentWrite::Replace {
+            deployment: done.clone(),
+            expected_rev: deployment.rev,
+        });
+        change.usage = usage;
+        Ok(self.d.store.change(change).await?)
+    }
+}
+
+/// Marks a deployment record as ended now.
+fn close(done: &mut Deployment, deployment: &Deployment, now: Timestamp) {
+    done.completed_at = Some(now);
+    done.last_modified_at = now;
+    done.rev = deployment.rev + 1;
 }
 
 fn placement(target: &Loaded) -> Placement<'_> {
