@@ -37,7 +37,7 @@ bench-deploy: setup
 ## Size and cold start (exec to first answer under a Lambda Runtime API) of the release binaries.
 bench-lambda:
 	cargo build --release --quiet -p paved-api -p paved-tasks -p paved-push -p paved-webhook
-	cargo bench -p paved-tests --bench cold_start
+	PAVED_LAMBDA_BIN_DIR=$${CARGO_TARGET_DIR:-target}/release cargo test --quiet -p paved-tests --bench cold_start
 
 $(DEPLOY_VENV)/.installed: requirements-deploy.txt
 	$(PYTHON) -m venv $(DEPLOY_VENV)

@@ -3,7 +3,7 @@
 //! answer, for an event it answers without calling AWS (so the figure is paved's own start:
 //! the runtime, the SDK configuration, the wiring). Prints figures; asserts nothing.
 //!
-//! PAVED_LAMBDA_BIN_DIR names the folder of the binaries (default: this build's `target/release`);
+//! PAVED_LAMBDA_BIN_DIR names the folder of the binaries (default: the folder of this build's);
 //! PAVED_BENCH_RUNS the starts per binary (default 20).
 
 use std::path::PathBuf;
