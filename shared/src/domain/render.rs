@@ -320,7 +320,7 @@ fn truncate(
     let end = end.unwrap_or_else(|| "...".into());
     let leeway = leeway.unwrap_or(5);
     let chars: Vec<char> = value.chars().collect();
-    if chars.len() <= length + leeway {
+    if chars.len() <= length.saturating_add(leeway) {
         return value;
     }
     let keep = length.saturating_sub(end.chars().count());

@@ -600,3 +600,43 @@ async fn components_are_refused_where_the_template_or_request_does_not_allow_the
         .unwrap();
     assert_eq!(listed.items.len(), 1);
 }
+
+/// Step Functions retries a step whose answer was lost: a finish whose write was applied runs
+/// again, finds the deployment ended, and still moves the service on (its pipeline starts).
+#[tokio::test]
+async fn a_retried_finish_whose_write_was_applied_still_moves_the_service_on() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    let services = world_with_service_template(&w).await;
+    services.create(new_service(&["a"])).await.unwrap();
+    let id = w.last_started();
+    let planned = w
+        .engine
+        .run(json!({"task": "plan", "deploymentId": id}))
+        .await
+        .unwrap();
+    let plan = planned["plan"].clone();
+    w.engine
+        .run(json!({"task": "apply", "deploymentId": id, "plan": plan}))
+        .await
+        .unwrap();
+    // The end is recorded, but what follows it never ran (the answer was lost).
+    crate::app::deploy::Steps::new(w.deployer.clone())
+        .finish(&id, false)
+        .await
+        .unwrap();
+    assert_eq!(w.last_started(), id, "nothing followed yet");
+    let service = services.get(&name("api")).await.unwrap();
+    assert_eq!(service.status, ServiceStatus::CreateInProgress);
+    // The retried step.
+    w.engine
+        .run(json!({"task": "finish", "deploymentId": id, "cancelled": false}))
+        .await
+        .unwrap();
+    let pipeline_id = w.last_started();
+    assert_ne!(pipeline_id, id, "the pipeline deployment started");
+    w.run_deploy(&pipeline_id).await;
+    let service = services.get(&name("api")).await.unwrap();
+    assert_eq!(service.status, ServiceStatus::Active);
+}

@@ -275,3 +275,12 @@ fn example_outputs_look_like_what_they_name_and_differ_per_name() {
     assert!(example_output("SNSTopicArn").starts_with("arn:aws:sns:us-east-1:123456789012:"));
     assert_eq!(example_output("SNSRegion"), "example-SNSRegion");
 }
+
+#[test]
+fn truncate_with_the_largest_length_keeps_the_value_instead_of_overflowing() {
+    let source = "Value: '{{ \"abc\" | truncate(18446744073709551615, true, \"...\", 18446744073709551615) }}'\n";
+    assert_eq!(
+        render("t.yaml", source, env(json!({}))).unwrap(),
+        "Value: 'abc'"
+    );
+}
