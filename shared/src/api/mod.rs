@@ -17,6 +17,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::post;
@@ -71,8 +72,27 @@ pub fn router(app: Arc<App>) -> Router {
     Router::new().route("/", post(handle)).with_state(app)
 }
 
-async fn handle(State(app): State<Arc<App>>, headers: HeaderMap, body: Bytes) -> Response {
+/// The largest request body paved reads (axum's default): far above the model's largest member
+/// (a spec or a component template, 51,200 characters each).
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+async fn handle(
+    State(app): State<Arc<App>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            // Too large, or not readable: a Proton error, not the framework's plain text.
+            let error = ApiError::Domain(crate::app::Error::validation(format!(
+                "the request body could not be read ({}); paved reads at most {MAX_BODY_BYTES} bytes",
+                rejection.body_text()
+            )));
+            return wire::respond(Err(error), "request", &request_id);
+        }
+    };
     let target = headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())

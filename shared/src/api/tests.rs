@@ -734,3 +734,23 @@ async fn every_operation_of_the_model_is_dispatched_or_named_as_not_implemented(
         assert!(not_built.contains(&operation), "{operation}");
     }
 }
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_answered_with_a_proton_error_and_changes_nothing() {
+    let h = Harness::new();
+    let name = "x".repeat(super::MAX_BODY_BYTES + 1);
+    let (status, value) = h
+        .raw(
+            Some("AwsProton20200720.CreateEnvironmentTemplate"),
+            json!({ "name": name }).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(value["__type"], "ValidationException");
+    assert!(
+        value["message"].as_str().unwrap().contains("at most"),
+        "{value}"
+    );
+    let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
+    assert_eq!(listed["templates"], json!([]));
+}

@@ -40,6 +40,9 @@ pub fn rule_patterns() -> [(&'static str, Json); 2] {
 /// GitHub's own retries included); older ones are refused as possible replays.
 pub const WEBHOOK_FRESHNESS_SECONDS: i64 = 15 * 60;
 
+/// How far ahead of paved's clock a delivery may be dated (clocks disagree a little).
+pub const WEBHOOK_CLOCK_SKEW_SECONDS: i64 = 5 * 60;
+
 /// Where a push was reported from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -183,6 +186,12 @@ pub enum WebhookError {
         "the push was made {age} s ago; signed deliveries older than {WEBHOOK_FRESHNESS_SECONDS} s are refused as possible replays"
     )]
     Stale { age: i64 },
+    /// Dated later than clocks can disagree: it would stay fresh for longer than deliveries
+    /// are remembered, and so could be replayed.
+    #[error(
+        "the push is dated {ahead} s in the future; signed deliveries more than {WEBHOOK_CLOCK_SKEW_SECONDS} s ahead are refused"
+    )]
+    FromTheFuture { ahead: i64 },
     #[error("this delivery was received before")]
     Replayed,
     #[error("the payload is not a GitHub push: {0}")]
@@ -253,6 +262,9 @@ pub fn github_push(body: &[u8], now: i64) -> Result<Option<Push>, WebhookError> 
     let age = now - pushed_at;
     if age > WEBHOOK_FRESHNESS_SECONDS {
         return Err(WebhookError::Stale { age });
+    }
+    if -age > WEBHOOK_CLOCK_SKEW_SECONDS {
+        return Err(WebhookError::FromTheFuture { ahead: -age });
     }
     let Some(branch) = payload.reference.strip_prefix("refs/heads/") else {
         return Ok(None);
@@ -518,6 +530,9 @@ mod tests {
         );
         let stale = github_push(&body("refs/heads/main", now - 3600, false), now).unwrap_err();
         assert_eq!(stale, WebhookError::Stale { age: 3600 });
+        let ahead = github_push(&body("refs/heads/main", now + 3600, false), now).unwrap_err();
+        assert_eq!(ahead, WebhookError::FromTheFuture { ahead: 3600 });
+        assert!(github_push(&body("refs/heads/main", now + 60, false), now).is_ok());
         assert!(matches!(
             github_push(b"{}", now),
             Err(WebhookError::Payload(_))
