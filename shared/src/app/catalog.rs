@@ -283,7 +283,7 @@ impl Catalog {
             schema: checked.schema_text.clone(),
             compatible_environment_templates: compatible,
             supported_component_sources: supported_sources,
-            bundle_key,
+            bundle_key: bundle_key.clone(),
             has_pipeline: checked.has_pipeline(),
             tags: new.tags.clone(),
             created_at: now,
@@ -312,6 +312,10 @@ impl Catalog {
         match self.store.write(write).await {
             Ok(()) => Ok((updated, version)),
             Err(StoreError::ConditionFailed) => {
+                // Nothing was written: the copy kept for this version is nobody's.
+                if let Err(error) = self.bundles.discard(&bundle_key).await {
+                    tracing::warn!(key = %bundle_key, error = %error, "unused bundle copy not removed");
+                }
                 if let Some(token) = &new.client_token {
                     // The same request may have won the race under the same token.
                     if let Some(done) = self
@@ -326,6 +330,7 @@ impl Catalog {
                     kind.noun()
                 )))
             }
+            // The write may have been applied with its answer lost: the copy stays.
             Err(other) => Err(other.into()),
         }
     }
@@ -612,5 +617,131 @@ fn next_status(
         (_, RegistrationInProgress | RegistrationFailed) => Err(Error::validation(
             "status may only be set to PUBLISHED (or DRAFT on a draft)",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::adapters::memory::{MemoryBundleStore, MemoryStore};
+    use crate::domain::bundle::tests::env_bundle;
+    use crate::domain::names::{S3Bucket, S3Key};
+    use crate::ports::{CatalogStore, Page};
+
+    /// The memory store, except that the next write finds its condition failed, as when
+    /// another request registered a version first.
+    struct Raced {
+        inner: MemoryStore,
+        lose_next: AtomicBool,
+    }
+
+    #[async_trait]
+    impl CatalogStore for Raced {
+        async fn template(
+            &self,
+            kind: TemplateKind,
+            name: &ResourceName,
+        ) -> Result<Option<Template>, StoreError> {
+            self.inner.template(kind, name).await
+        }
+        async fn templates(
+            &self,
+            kind: TemplateKind,
+            page: PageRequest,
+        ) -> Result<Page<Template>, StoreError> {
+            self.inner.templates(kind, page).await
+        }
+        async fn version(
+            &self,
+            kind: TemplateKind,
+            name: &ResourceName,
+            number: VersionNumber,
+        ) -> Result<Option<TemplateVersion>, StoreError> {
+            self.inner.version(kind, name, number).await
+        }
+        async fn versions(
+            &self,
+            kind: TemplateKind,
+            name: &ResourceName,
+            major: Option<u64>,
+            page: PageRequest,
+        ) -> Result<Page<TemplateVersion>, StoreError> {
+            self.inner.versions(kind, name, major, page).await
+        }
+        async fn idempotency_record(
+            &self,
+            scope: &str,
+            token: &str,
+        ) -> Result<Option<IdempotencyRecord>, StoreError> {
+            self.inner.idempotency_record(scope, token).await
+        }
+        async fn write(&self, write: CatalogWrite) -> Result<(), StoreError> {
+            if self.lose_next.swap(false, Ordering::SeqCst) {
+                return Err(StoreError::ConditionFailed);
+            }
+            self.inner.write(write).await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_version_that_lost_its_write_leaves_no_bundle_copy_behind() {
+        let store = Arc::new(Raced {
+            inner: MemoryStore::default(),
+            lose_next: AtomicBool::new(false),
+        });
+        let bundles = Arc::new(MemoryBundleStore::new("paved"));
+        bundles.put("src", "env.tar.gz", env_bundle());
+        let catalog = Catalog::new(store.clone(), bundles.clone());
+        let name = ResourceName::parse("vpc").unwrap();
+        catalog
+            .create_template(
+                TemplateKind::Environment,
+                NewTemplate {
+                    name: name.clone(),
+                    display_name: None,
+                    description: None,
+                    encryption_key: None,
+                    provisioning: None,
+                    tags: vec![],
+                },
+            )
+            .await
+            .unwrap();
+        let new = || NewVersion {
+            client_token: None,
+            template_name: name.clone(),
+            description: None,
+            major_version: None,
+            source: VersionSource {
+                s3: Some(S3Source {
+                    bucket: S3Bucket::parse("src").unwrap(),
+                    key: S3Key::parse("env.tar.gz").unwrap(),
+                }),
+            },
+            tags: vec![],
+            compatible_environment_templates: None,
+            supported_component_sources: None,
+        };
+        store.lose_next.store(true, Ordering::SeqCst);
+        let lost = catalog
+            .create_version(TemplateKind::Environment, new())
+            .await
+            .unwrap_err();
+        assert!(matches!(lost, Error::Conflict(_)), "{lost:?}");
+        assert!(
+            bundles.keys("paved").is_empty(),
+            "{:?}",
+            bundles.keys("paved")
+        );
+        let (_, version) = catalog
+            .create_version(TemplateKind::Environment, new())
+            .await
+            .unwrap();
+        assert_eq!(bundles.keys("paved"), vec![version.bundle_key]);
     }
 }
