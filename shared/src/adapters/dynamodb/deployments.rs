@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
@@ -149,27 +150,130 @@ impl DynamoStore {
 
     /// Applies the writes in one transaction. Cancelled by a failed condition or by a
     /// concurrent transaction on the same items: either way another writer got there first.
+    /// Applies items in one transaction. One client request token serves every attempt, so a
+    /// retry of a write that was applied (its answer lost) is not applied twice. A cancellation
+    /// is read from its reasons: a failed condition is the caller's conflict; a conflict with
+    /// another transaction, or throttling, is retried with backoff and, if it persists, reported
+    /// as throttling (worth retrying), never as a conflict that did not happen.
     pub(super) async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<(), StoreError> {
         if items.is_empty() {
             return Ok(());
         }
-        match self
-            .client
-            .transact_write_items()
-            .set_transact_items(Some(items))
-            .send()
-            .await
-        {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
-            {
-                Err(StoreError::ConditionFailed)
+        let token = uuid::Uuid::new_v4().to_string();
+        let mut attempt = 0u32;
+        loop {
+            let sent = self
+                .client
+                .transact_write_items()
+                .set_transact_items(Some(items.clone()))
+                .client_request_token(&token)
+                .send()
+                .await;
+            let error = match sent {
+                Ok(_) => return Ok(()),
+                Err(error) => error,
+            };
+            let outcome = match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(cancelled)) => {
+                    let codes: Vec<Option<&str>> = cancelled
+                        .cancellation_reasons()
+                        .iter()
+                        .map(|r| r.code())
+                        .collect();
+                    cancellation(&codes)
+                }
+                Some(e) if e.is_transaction_in_progress_exception() => Cancellation::Retry,
+                _ => Cancellation::Other,
+            };
+            match outcome {
+                Cancellation::ConditionFailed => return Err(StoreError::ConditionFailed),
+                Cancellation::Retry if attempt < TRANSACT_RETRIES => {
+                    attempt += 1;
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+                Cancellation::Retry => return Err(StoreError::Throttled(Box::new(error))),
+                Cancellation::Other => return Err(backend(error)),
             }
-            Err(error) => Err(backend(error)),
         }
+    }
+}
+
+/// Attempts after the first for a transaction cancelled by contention or throttling.
+const TRANSACT_RETRIES: u32 = 5;
+
+/// 25 ms, 50 ms, 100 ms, ... with up to half again of jitter, so that contending writers spread.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let base = 25u64 << attempt.min(6);
+    let jitter = uuid::Uuid::new_v4().as_u128() as u64 % (base / 2 + 1);
+    std::time::Duration::from_millis(base + jitter)
+}
+
+/// What a cancelled transaction means, from its reasons (one per item, `None` for the items
+/// that did not cause it).
+#[derive(Debug, PartialEq, Eq)]
+enum Cancellation {
+    /// A condition failed: the item changed since it was read.
+    ConditionFailed,
+    /// Contention with another transaction, throttling, or a transaction still in progress.
+    Retry,
+    Other,
+}
+
+fn cancellation(codes: &[Option<&str>]) -> Cancellation {
+    let has = |code: &str| codes.contains(&Some(code));
+    if has("ConditionalCheckFailed") {
+        Cancellation::ConditionFailed
+    } else if has("TransactionConflict")
+        || has("ThrottlingError")
+        || has("ProvisionedThroughputExceeded")
+        || has("RequestLimitExceeded")
+    {
+        Cancellation::Retry
+    } else if codes.iter().all(|c| matches!(c, None | Some("None"))) {
+        // moto cancels without reasons on a failed condition; AWS always names the reason.
+        Cancellation::ConditionFailed
+    } else {
+        Cancellation::Other
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cancellation, backoff, cancellation};
+
+    #[test]
+    fn a_cancellation_is_a_conflict_only_when_a_condition_failed() {
+        let none = Some("None");
+        assert_eq!(
+            cancellation(&[none, Some("ConditionalCheckFailed"), none]),
+            Cancellation::ConditionFailed
+        );
+        assert_eq!(
+            cancellation(&[none, Some("TransactionConflict")]),
+            Cancellation::Retry
+        );
+        assert_eq!(cancellation(&[Some("ThrottlingError")]), Cancellation::Retry);
+        assert_eq!(
+            cancellation(&[Some("ProvisionedThroughputExceeded"), none]),
+            Cancellation::Retry
+        );
+        // A failed condition decides, whatever else was cancelled with it.
+        assert_eq!(
+            cancellation(&[Some("TransactionConflict"), Some("ConditionalCheckFailed")]),
+            Cancellation::ConditionFailed
+        );
+        assert_eq!(cancellation(&[Some("ValidationError")]), Cancellation::Other);
+        assert_eq!(
+            cancellation(&[Some("ItemCollectionSizeLimitExceeded")]),
+            Cancellation::Other
+        );
+    }
+
+    #[test]
+    fn retries_back_off() {
+        assert!(backoff(1) >= std::time::Duration::from_millis(50));
+        assert!(backoff(5) >= std::time::Duration::from_millis(800));
+        assert!(backoff(30) <= std::time::Duration::from_millis(2400));
     }
 }
 
