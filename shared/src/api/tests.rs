@@ -754,3 +754,44 @@ async fn a_body_over_the_limit_is_answered_with_a_proton_error_and_changes_nothi
     let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
     assert_eq!(listed["templates"], json!([]));
 }
+
+#[tokio::test]
+async fn model_limits_on_tags_and_repository_fields_are_validation_errors() {
+    let h = Harness::new();
+    let tags: Vec<Value> = (0..9000)
+        .map(|i| json!({"key": format!("k{i}"), "value": "v"}))
+        .collect();
+    let (kind, message) = h
+        .err(
+            "CreateEnvironmentTemplate",
+            json!({"name": "vpc", "tags": tags}),
+        )
+        .await;
+    assert_eq!(kind, "ValidationException");
+    assert!(
+        message.contains("tags") && message.contains("at most 50"),
+        "{message}"
+    );
+    let service = |member: &str, value: Value| {
+        let mut body = json!({
+            "name": "web", "templateName": "web", "templateMajorVersion": "1",
+            "spec": "proton: ServiceSpec\ninstances: []\n",
+            "repositoryConnectionArn": "arn:aws:codestar-connections:us-east-1:123456789012:connection/x",
+            "repositoryId": "acme/web", "branchName": "main",
+        });
+        body[member] = value;
+        body
+    };
+    for (member, value) in [
+        ("branchName", json!("x".repeat(200_000))),
+        ("branchName", json!("main\n  Evil: true")),
+        ("repositoryId", json!("acme/web'\n")),
+        ("repositoryConnectionArn", json!("not an arn")),
+    ] {
+        let (kind, message) = h.err("CreateService", service(member, value)).await;
+        assert_eq!(kind, "ValidationException", "{member}");
+        assert!(message.contains(member), "{member}: {message}");
+    }
+    let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
+    assert_eq!(listed["templates"], json!([]));
+}

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::app::{Error, Result};
 use crate::domain::bundle::{self, Bundle, BundleLayout, MAX_BUNDLE_BYTES};
 use crate::domain::names::{
-    Arn, ClientToken, Description, DisplayName, ResourceName, S3Bucket, S3Key, Tag, Timestamp,
+    Arn, ClientToken, Description, DisplayName, ResourceName, S3Bucket, S3Key, Tags, Timestamp,
     VersionPart,
 };
 use crate::domain::template::{
@@ -33,7 +33,7 @@ pub struct NewTemplate {
     #[serde(alias = "pipelineProvisioning")]
     pub provisioning: Option<Provisioning>,
     #[serde(default)]
-    pub tags: Vec<Tag>,
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -65,7 +65,7 @@ pub struct NewVersion {
     pub major_version: Option<VersionPart>,
     pub source: VersionSource,
     #[serde(default)]
-    pub tags: Vec<Tag>,
+    pub tags: Tags,
     pub compatible_environment_templates: Option<Vec<CompatibleEnvironmentTemplate>>,
     pub supported_component_sources: Option<Vec<ComponentSource>>,
 }
@@ -102,7 +102,7 @@ impl Catalog {
             description: new.description.clone(),
             encryption_key: new.encryption_key.clone(),
             provisioning: new.provisioning,
-            tags: new.tags.clone(),
+            tags: new.tags.clone().into_vec(),
             created_at: now,
             last_modified_at: now,
             versions: VersionIndex::default(),
@@ -285,7 +285,7 @@ impl Catalog {
             supported_component_sources: supported_sources,
             bundle_key: bundle_key.clone(),
             has_pipeline: checked.has_pipeline(),
-            tags: new.tags.clone(),
+            tags: new.tags.clone().into_vec(),
             created_at: now,
             last_modified_at: now,
             in_use: 0,
@@ -596,7 +596,7 @@ fn same_metadata(existing: &Template, new: &NewTemplate) -> bool {
         && existing.description == new.description
         && existing.encryption_key == new.encryption_key
         && existing.provisioning == new.provisioning
-        && existing.tags == new.tags
+        && existing.tags.as_slice() == new.tags.as_slice()
 }
 
 fn next_status(
@@ -707,7 +707,7 @@ mod tests {
                     description: None,
                     encryption_key: None,
                     provisioning: None,
-                    tags: vec![],
+                    tags: Default::default(),
                 },
             )
             .await
@@ -723,7 +723,7 @@ mod tests {
                     key: S3Key::parse("env.tar.gz").unwrap(),
                 }),
             },
-            tags: vec![],
+            tags: Default::default(),
             compatible_environment_templates: None,
             supported_component_sources: None,
         };

@@ -210,6 +210,134 @@ pub struct Tag {
     pub value: TagValue,
 }
 
+/// The tags of a request: at most 50 (the model's `TagList`), each key once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<Tag>", into = "Vec<Tag>")]
+pub struct Tags(Vec<Tag>);
+
+impl Tags {
+    pub const MAX: usize = 50;
+
+    pub fn parse(tags: Vec<Tag>) -> Result<Self, String> {
+        if tags.len() > Self::MAX {
+            return Err(format!("at most {} tags, got {}", Self::MAX, tags.len()));
+        }
+        let mut keys = std::collections::HashSet::new();
+        for tag in &tags {
+            if !keys.insert(&tag.key) {
+                return Err(format!("tag key {:?} is given twice", tag.key.as_str()));
+            }
+        }
+        Ok(Self(tags))
+    }
+
+    pub fn into_vec(self) -> Vec<Tag> {
+        self.0
+    }
+
+    pub fn as_slice(&self) -> &[Tag] {
+        &self.0
+    }
+}
+
+impl TryFrom<Vec<Tag>> for Tags {
+    type Error = String;
+    fn try_from(value: Vec<Tag>) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<Tags> for Vec<Tag> {
+    fn from(value: Tags) -> Self {
+        value.0
+    }
+}
+
+/// A repository as services name it (`repositoryId`: `owner/name`, a CodeCommit repository):
+/// 1 to 200 characters (the model's limit), none of them whitespace, a control character, a
+/// quote or a backslash, which no Git host allows in a repository's name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct RepositoryId(String);
+
+impl RepositoryId {
+    pub fn parse(value: impl Into<String>) -> Result<Self, String> {
+        let value = value.into();
+        let count = value.chars().count();
+        if !(1..=200).contains(&count) {
+            return Err(format!("must be 1 to 200 characters long, got {count}"));
+        }
+        if let Some(bad) = value
+            .chars()
+            .find(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | '`'))
+        {
+            return Err(format!("{bad:?} cannot be part of a repository id"));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl TryFrom<String> for RepositoryId {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<RepositoryId> for String {
+    fn from(value: RepositoryId) -> Self {
+        value.0
+    }
+}
+
+/// A Git branch name: 1 to 200 characters (the model's limit) that Git accepts as a branch
+/// (`git check-ref-format --branch`): no whitespace or control characters, none of `~^:?*[\\`,
+/// no `..` or `@{`, not starting with `-` or `/`, not ending with `/`, `.` or `.lock`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct BranchName(String);
+
+impl BranchName {
+    pub fn parse(value: impl Into<String>) -> Result<Self, String> {
+        let value = value.into();
+        let count = value.chars().count();
+        if !(1..=200).contains(&count) {
+            return Err(format!("must be 1 to 200 characters long, got {count}"));
+        }
+        if let Some(bad) = value.chars().find(|c| {
+            c.is_whitespace()
+                || c.is_control()
+                || matches!(c, '~' | '^' | ':' | '?' | '*' | '[' | '\\' | '"' | '\'')
+        }) {
+            return Err(format!("{bad:?} cannot be part of a Git branch name"));
+        }
+        let refused = value.contains("..")
+            || value.contains("@{")
+            || value.contains("//")
+            || value.starts_with(['-', '/'])
+            || value.ends_with(['/', '.'])
+            || value.ends_with(".lock")
+            || value == "@";
+        if refused {
+            return Err(format!("{value:?} is not a Git branch name"));
+        }
+        Ok(Self(value))
+    }
+}
+
+impl TryFrom<String> for BranchName {
+    type Error = String;
+    fn try_from(value: String) -> Result<Self, String> {
+        Self::parse(value)
+    }
+}
+
+impl From<BranchName> for String {
+    fn from(value: BranchName) -> Self {
+        value.0
+    }
+}
+
 /// Seconds since the Unix epoch, with millisecond precision, as Proton sends timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -254,6 +382,36 @@ mod tests {
         assert!(ClientToken::parse("abc-123_!~").is_ok());
         assert!(ClientToken::parse("with space").is_err());
         assert!(ClientToken::parse("x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn tags_are_at_most_fifty_with_each_key_once() {
+        let tag = |k: &str| Tag {
+            key: TagKey::parse(k).unwrap(),
+            value: TagValue::parse("v").unwrap(),
+        };
+        assert!(Tags::parse((0..50).map(|i| tag(&format!("k{i}"))).collect()).is_ok());
+        assert!(Tags::parse((0..51).map(|i| tag(&format!("k{i}"))).collect()).is_err());
+        assert!(Tags::parse(vec![tag("a"), tag("a")]).is_err());
+    }
+
+    #[test]
+    fn repository_ids_and_branches_are_what_git_hosts_allow() {
+        assert!(RepositoryId::parse("acme/web").is_ok());
+        assert!(RepositoryId::parse("x".repeat(200)).is_ok());
+        for bad in ["", "a b", "a'b", "a\nb", "a\"b"] {
+            assert!(RepositoryId::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(RepositoryId::parse("x".repeat(201)).is_err());
+        for good in ["main", "feature/x-1", "release-2.0", "users/me@example"] {
+            assert!(BranchName::parse(good).is_ok(), "{good:?}");
+        }
+        for bad in [
+            "", "a b", "-x", "x/", "x.lock", "a..b", "a@{b", "a:b", "x.", "a\n", "'",
+        ] {
+            assert!(BranchName::parse(bad).is_err(), "{bad:?}");
+        }
+        assert!(BranchName::parse("x".repeat(201)).is_err());
     }
 
     #[test]

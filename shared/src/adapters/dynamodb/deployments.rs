@@ -252,7 +252,10 @@ mod tests {
             cancellation(&[none, Some("TransactionConflict")]),
             Cancellation::Retry
         );
-        assert_eq!(cancellation(&[Some("ThrottlingError")]), Cancellation::Retry);
+        assert_eq!(
+            cancellation(&[Some("ThrottlingError")]),
+            Cancellation::Retry
+        );
         assert_eq!(
             cancellation(&[Some("ProvisionedThroughputExceeded"), none]),
             Cancellation::Retry
@@ -262,7 +265,10 @@ mod tests {
             cancellation(&[Some("TransactionConflict"), Some("ConditionalCheckFailed")]),
             Cancellation::ConditionFailed
         );
-        assert_eq!(cancellation(&[Some("ValidationError")]), Cancellation::Other);
+        assert_eq!(
+            cancellation(&[Some("ValidationError")]),
+            Cancellation::Other
+        );
         assert_eq!(
             cancellation(&[Some("ItemCollectionSizeLimitExceeded")]),
             Cancellation::Other

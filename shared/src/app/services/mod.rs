@@ -25,7 +25,9 @@ use crate::domain::environment::{
     DeployedState, Deployment, DeploymentStatus, DeploymentType, Environment, Target,
     target_version,
 };
-use crate::domain::names::{Description, ResourceName, Timestamp, VersionPart};
+use crate::domain::names::{
+    Arn, BranchName, Description, RepositoryId, ResourceName, Timestamp, VersionPart,
+};
 use crate::domain::schema::{InputRole, TemplateSchema};
 use crate::domain::service::{
     EnvironmentFacts, Repository, Service, ServiceInstance, ServiceStatus, TemplateOffer,
@@ -55,9 +57,9 @@ pub struct NewService {
     pub template_minor_version: Option<VersionPart>,
     pub spec: String,
     pub description: Option<Description>,
-    pub repository_connection_arn: Option<String>,
-    pub repository_id: Option<String>,
-    pub branch_name: Option<String>,
+    pub repository_connection_arn: Option<Arn>,
+    pub repository_id: Option<RepositoryId>,
+    pub branch_name: Option<BranchName>,
 }
 
 /// The deletion of one instance: the instance marked DELETE_IN_PROGRESS and its record.
@@ -263,9 +265,9 @@ impl Services {
             pipeline,
         };
         let repository = Repository {
-            connection_arn: new.repository_connection_arn.clone(),
-            id: new.repository_id.clone(),
-            branch: new.branch_name.clone(),
+            connection_arn: new.repository_connection_arn.clone().map(String::from),
+            id: new.repository_id.clone().map(String::from),
+            branch: new.branch_name.clone().map(String::from),
         };
         let instances =
             check_new_service(&spec, &offer, &repository, &environments, d.instance_quota)?;

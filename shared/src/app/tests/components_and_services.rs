@@ -57,7 +57,7 @@ async fn world_with(w: &World, components: bool, pipeline: &str) -> Services {
                 description: None,
                 encryption_key: None,
                 provisioning: None,
-                tags: vec![],
+                tags: Default::default(),
             },
         )
         .await
@@ -76,7 +76,7 @@ async fn world_with(w: &World, components: bool, pipeline: &str) -> Services {
                         key: S3Key::parse("svc.tar.gz").unwrap(),
                     }),
                 },
-                tags: vec![],
+                tags: Default::default(),
                 compatible_environment_templates: Some(vec![CompatibleEnvironmentTemplate {
                     template_name: name("vpc"),
                     major_version: VersionPart(1),
@@ -118,10 +118,13 @@ fn new_service(instances: &[&str]) -> NewService {
         spec: format!("proton: ServiceSpec\npipeline: {{}}\ninstances:\n{lines}"),
         description: None,
         repository_connection_arn: Some(
-            "arn:aws:codestar-connections:us-east-1:123456789012:connection/x".into(),
+            crate::domain::names::Arn::parse(
+                "arn:aws:codestar-connections:us-east-1:123456789012:connection/x",
+            )
+            .unwrap(),
         ),
-        repository_id: Some("acme/api".into()),
-        branch_name: Some("main".into()),
+        repository_id: Some(crate::domain::names::RepositoryId::parse("acme/api").unwrap()),
+        branch_name: Some(crate::domain::names::BranchName::parse("main").unwrap()),
     }
 }
 

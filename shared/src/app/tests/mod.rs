@@ -98,7 +98,7 @@ impl World {
                     description: None,
                     encryption_key: None,
                     provisioning: None,
-                    tags: vec![],
+                    tags: Default::default(),
                 },
             )
             .await
@@ -123,7 +123,7 @@ impl World {
                             key: S3Key::parse("env.tar.gz").unwrap(),
                         }),
                     },
-                    tags: vec![],
+                    tags: Default::default(),
                     compatible_environment_templates: None,
                     supported_component_sources: None,
                 },

@@ -26,10 +26,13 @@ async fn service_with_pipeline(w: &World) -> Pushes {
                     .into(),
             description: None,
             repository_connection_arn: Some(
-                "arn:aws:codestar-connections:us-east-1:123456789012:connection/x".into(),
+                crate::domain::names::Arn::parse(
+                    "arn:aws:codestar-connections:us-east-1:123456789012:connection/x",
+                )
+                .unwrap(),
             ),
-            repository_id: Some("acme/api".into()),
-            branch_name: Some("main".into()),
+            repository_id: Some(crate::domain::names::RepositoryId::parse("acme/api").unwrap()),
+            branch_name: Some(crate::domain::names::BranchName::parse("main").unwrap()),
         })
         .await
         .unwrap();
