@@ -178,6 +178,8 @@ async fn serve(
         instance_quota: paved_core::domain::service::DEFAULT_INSTANCE_QUOTA,
         // Pipelines' CodeBuild projects call the local Proton API.
         proton_endpoint: Some(format!("http://127.0.0.1:{}", args.port)),
+        // Any role of the local account, unless PAVED_ROLE_PATTERN narrows it as in AWS.
+        role_pattern: std::env::var("PAVED_ROLE_PATTERN").unwrap_or_else(|_| "*".into()),
     };
     let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
     let sdk = config::local_sdk_config(&aws_endpoint, &args.region).await;

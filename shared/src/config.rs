@@ -46,6 +46,9 @@ pub struct Config {
     /// paved's Proton API as CodeBuild reaches it (`PAVED_PROTON_ENDPOINT`, optional): set as
     /// `AWS_ENDPOINT_URL_PROTON` on the CodeBuild projects of rendered pipelines.
     pub proton_endpoint: Option<String>,
+    /// The roles targets may be deployed under, path and name with IAM wildcards
+    /// (`PAVED_ROLE_PATTERN`, default `*`; the SAM template sets its `ProtonServiceRolePattern`).
+    pub role_pattern: String,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,6 +84,10 @@ impl Config {
             proton_endpoint: std::env::var("PAVED_PROTON_ENDPOINT")
                 .ok()
                 .filter(|v| !v.is_empty()),
+            role_pattern: std::env::var("PAVED_ROLE_PATTERN")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| "*".into()),
         })
     }
 }
@@ -143,6 +150,7 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
         pipeline_role_arn: config.pipeline_role_arn.clone(),
         instance_quota: config.instance_quota,
         proton_endpoint: config.proton_endpoint.clone(),
+        role_pattern: config.role_pattern.clone(),
     }
 }
 

@@ -72,6 +72,7 @@ impl Fakes {
             pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
             instance_quota: 20,
             proton_endpoint: Some("https://paved.example".into()),
+            role_pattern: "*".into(),
         }
     }
 }

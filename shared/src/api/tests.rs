@@ -795,3 +795,40 @@ async fn model_limits_on_tags_and_repository_fields_are_validation_errors() {
     let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
     assert_eq!(listed["templates"], json!([]));
 }
+
+#[tokio::test]
+async fn roles_that_are_not_iam_roles_of_the_account_are_refused_before_anything_is_written() {
+    let h = Harness::new();
+    for (member, role, why) in [
+        (
+            "protonServiceRoleArn",
+            "arn:aws:sns:us-east-1:123456789012:topic",
+            "not an IAM role",
+        ),
+        (
+            "protonServiceRoleArn",
+            "arn:aws:iam::210987654321:role/proton",
+            "account 210987654321",
+        ),
+        (
+            "componentRoleArn",
+            "arn:aws:iam::123456789012:role/OrganizationAccountAccessRole",
+            "administrator role",
+        ),
+    ] {
+        let mut body = json!({
+            "name": "dev", "templateName": "vpc", "templateMajorVersion": "1",
+            "spec": "proton: EnvironmentSpec\nspec: {}\n",
+            "protonServiceRoleArn": "arn:aws:iam::123456789012:role/proton",
+        });
+        body[member] = json!(role);
+        let (kind, message) = h.err("CreateEnvironment", body).await;
+        assert_eq!(kind, "ValidationException");
+        assert!(
+            message.starts_with(member) && message.contains(why),
+            "{message}"
+        );
+    }
+    let listed = h.ok("ListEnvironments", json!({})).await;
+    assert_eq!(listed["environments"], json!([]));
+}

@@ -60,6 +60,15 @@ impl Environments {
     #[tracing::instrument(skip_all, fields(environment = %new.name))]
     pub async fn create(&self, new: NewEnvironment) -> Result<Environment> {
         let d = &self.deployer;
+        let Some(role) = new.proton_service_role_arn.clone() else {
+            return Err(Error::validation(
+                "protonServiceRoleArn is required: paved provisions environments with CloudFormation under that role",
+            ));
+        };
+        d.check_role("protonServiceRoleArn", &role)?;
+        if let Some(role) = &new.component_role_arn {
+            d.check_role("componentRoleArn", role)?;
+        }
         let (_, number) = d
             .requested_version(
                 TemplateKind::Environment,
@@ -68,11 +77,6 @@ impl Environments {
                 new.template_minor_version.map(|m| m.0),
             )
             .await?;
-        let Some(role) = new.proton_service_role_arn.clone() else {
-            return Err(Error::validation(
-                "protonServiceRoleArn is required: paved provisions environments with CloudFormation under that role",
-            ));
-        };
         if let Some(existing) = d.store.environment(&new.name).await? {
             return if existing.deployed.state.template_name == new.template_name
                 && existing.deployed.state.version() == number
@@ -197,9 +201,11 @@ impl Environments {
             next.description = Some(description);
         }
         if let Some(role) = &update.proton_service_role_arn {
+            d.check_role("protonServiceRoleArn", role)?;
             next.deployed.role_arn = role.as_str().to_string();
         }
         if let Some(role) = &update.component_role_arn {
+            d.check_role("componentRoleArn", role)?;
             next.component_role_arn = Some(role.as_str().to_string());
         }
         next.rev = current.rev + 1;

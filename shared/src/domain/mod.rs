@@ -9,6 +9,7 @@ pub mod pipeline;
 pub mod provisioning;
 pub mod push;
 pub mod render;
+pub mod roles;
 pub mod schema;
 pub mod service;
 pub mod spec;

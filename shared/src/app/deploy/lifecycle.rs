@@ -6,7 +6,8 @@ use super::target::{Ended, Loaded};
 use super::{Deployer, Steps};
 use crate::app::{Error, Result};
 use crate::domain::environment::{Deployed, DeploymentStatus, Operation};
-use crate::domain::names::{ClientToken, ResourceName, Timestamp};
+use crate::domain::names::{Arn, ClientToken, ResourceName, Timestamp};
+use crate::domain::roles::check_role;
 use crate::domain::template::{Template, TemplateKind, TemplateVersion, VersionNumber};
 use crate::ports::{DeploymentChange, ExecutionState, StoreError, TokenRecord, Workflow};
 
@@ -199,6 +200,12 @@ impl Deployer {
                 None
             }
         }
+    }
+
+    /// Checks a role a request names (`member`) against the roles paved may deploy under.
+    pub fn check_role(&self, member: &str, arn: &Arn) -> Result<()> {
+        check_role(arn, &self.arns.account_id, &self.role_pattern)
+            .map_err(|reason| Error::validation(format!("{member}: {reason}")))
     }
 
     /// Puts a target's status change on the bus. The status is recorded already; the event is

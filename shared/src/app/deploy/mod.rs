@@ -42,6 +42,9 @@ pub struct Deployer {
     pub proton_endpoint: Option<String>,
     /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
     pub instance_quota: usize,
+    /// The roles (path and name, IAM wildcards) targets may be deployed under
+    /// (`PAVED_ROLE_PATTERN`: the SAM template's `ProtonServiceRolePattern`).
+    pub role_pattern: String,
 }
 
 /// The provisioning engines paved can drive, and the one new targets are provisioned by. A
