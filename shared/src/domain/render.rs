@@ -590,7 +590,10 @@ fn balanced_text(text: &str) -> Result<(), String> {
     for (index, c) in text.char_indices() {
         match (c, open) {
             (STRING_START, None) => open = Some(index),
-            (STRING_END, Some(_)) => open = None,
+            (STRING_END, Some(start)) => {
+                cloudformation_syntax(&text[start + STRING_START.len_utf8()..index])?;
+                open = None;
+            }
             (STRING_START | STRING_END, _) => return Err(near(text, index)),
             _ => {}
         }
@@ -599,6 +602,25 @@ fn balanced_text(text: &str) -> Result<(), String> {
         Some(index) => Err(near(text, index)),
         None => Ok(()),
     }
+}
+
+/// An input value is text: it must not turn into CloudFormation syntax where it is printed. A
+/// dynamic reference would let the value read any parameter or secret the deployment role can,
+/// and `${...}` is a substitution inside `!Sub` (and a literal elsewhere, where nothing needs it).
+fn cloudformation_syntax(value: &str) -> Result<(), String> {
+    if value.contains("{{resolve:") {
+        return Err(format!(
+            "a value holds a CloudFormation dynamic reference ({{{{resolve:...}}}}), which would read what the deployment role can read: {:?}",
+            value.chars().take(60).collect::<String>()
+        ));
+    }
+    if value.contains("${") {
+        return Err(format!(
+            "a value holds ${{...}}, which CloudFormation substitutes inside !Sub: {:?}",
+            value.chars().take(60).collect::<String>()
+        ));
+    }
+    Ok(())
 }
 
 fn near(text: &str, index: usize) -> String {

@@ -284,3 +284,33 @@ fn truncate_with_the_largest_length_keeps_the_value_instead_of_overflowing() {
         "Value: 'abc'"
     );
 }
+
+#[test]
+fn an_input_never_becomes_cloudformation_syntax() {
+    let sub = "Value: !Sub 'arn:${AWS::Partition}:s3:::{{ environment.inputs.name }}'\n";
+    let plain = "Value: '{{ environment.inputs.name }}'\n";
+    for (source, value) in [
+        (sub, "${AWS::AccountId}"),
+        (plain, "x-${AWS::StackName}"),
+        (plain, "{{resolve:ssm:/prod/db/password}}"),
+        (
+            plain,
+            "{{resolve:secretsmanager:prod/db:SecretString:password}}",
+        ),
+    ] {
+        match render("t.yaml", source, env(json!({ "name": value }))) {
+            Err(RenderError::Injection { reason, .. }) => {
+                assert!(
+                    reason.contains("CloudFormation") || reason.contains("${"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{value:?} in {source:?} rendered: {other:?}"),
+        }
+    }
+    // The template's own syntax is the author's, and plain values pass.
+    assert_eq!(
+        render("t.yaml", sub, env(json!({ "name": "my-bucket" }))).unwrap(),
+        "Value: !Sub 'arn:${AWS::Partition}:s3:::my-bucket'"
+    );
+}
