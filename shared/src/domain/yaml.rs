@@ -4,12 +4,31 @@
 //! and nesting past a recursion limit. A typed parse skips the parts of a document it has no
 //! field for, bomb included, so every document is first expanded whole: a document that only
 //! explodes in a part paved ignores is still refused (and never stored, nor served to clients).
+//! The whole document is also held to plain data: a key given twice (which value would count?)
+//! and any application tag (`!Ref`, `!Sub`: none belongs in a spec, schema or manifest) are
+//! refused; YAML's own `!!` tags read as the plain text they tag.
 
 use serde::de::DeserializeOwned;
+use yaml_serde::Value as Yaml;
 
 pub fn from_str<T: DeserializeOwned>(text: &str) -> Result<T, String> {
-    yaml_serde::from_str::<serde_json::Value>(text).map_err(|e| e.to_string())?;
+    let document: Yaml = yaml_serde::from_str(text).map_err(|e| e.to_string())?;
+    untagged(&document)?;
     yaml_serde::from_str(text).map_err(|e| e.to_string())
+}
+
+fn untagged(value: &Yaml) -> Result<(), String> {
+    match value {
+        Yaml::Tagged(tagged) => Err(format!(
+            "the tag {} has no place here: give plain values",
+            tagged.tag
+        )),
+        Yaml::Sequence(items) => items.iter().try_for_each(untagged),
+        Yaml::Mapping(map) => map
+            .iter()
+            .try_for_each(|(k, v)| untagged(k).and_then(|()| untagged(v))),
+        _ => Ok(()),
+    }
 }
 
 #[cfg(test)]
@@ -42,6 +61,20 @@ mod tests {
         }
         let err = from_str::<Only>(&doc).unwrap_err();
         assert!(err.contains("repetition limit"), "{err}");
+    }
+
+    #[test]
+    fn duplicate_keys_and_tags_are_refused() {
+        let err = from_str::<serde_json::Value>("spec:\n  a: 1\n  a: 2\n").unwrap_err();
+        assert!(err.contains("duplicate"), "{err}");
+        for doc in ["a: [!Ref X]\n", "!custom {a: 1}\n", "a: !Sub '${X}'\n"] {
+            let err = from_str::<serde_json::Value>(doc).unwrap_err();
+            assert!(err.contains("tag"), "{doc}: {err}");
+        }
+        // YAML's own `!!binary` is read as the plain text it tags: nothing is decoded.
+        let read: serde_json::Value = from_str("a: !!binary aGVsbG8=\n").unwrap();
+        assert_eq!(read["a"], "aGVsbG8=");
+        assert!(from_str::<serde_json::Value>("a: 'x'\nb: [1, 2]\n").is_ok());
     }
 
     #[test]
