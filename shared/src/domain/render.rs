@@ -290,6 +290,22 @@ fn engine() -> &'static Environment<'static> {
     })
 }
 
+/// Whatever a template prints (an input value or key, a name, a repository field, an output)
+/// must not hold the characters that trace values through rendering: with them, a value could
+/// close its own trace and reopen it later, and pass YAML syntax as its own.
+fn refuse_marks(text: &str) -> Result<(), JinjaError> {
+    if text
+        .chars()
+        .any(|c| matches!(c, STRING_START | STRING_END | BLOCK_START | BLOCK_END))
+    {
+        return Err(JinjaError::new(
+            ErrorKind::InvalidOperation,
+            "a printed value holds a character from U+E000 to U+E003, which paved reserves",
+        ));
+    }
+    Ok(())
+}
+
 fn format_value(
     out: &mut minijinja::Output,
     state: &mut State,
@@ -298,7 +314,11 @@ fn format_value(
     if let Some(block) = value.downcast_object_ref::<YamlBlock>() {
         let json = serde_json::to_string(&block.0)
             .map_err(|e| JinjaError::new(ErrorKind::BadSerialization, e.to_string()))?;
+        refuse_marks(&json)?;
         return write!(out, "{BLOCK_START}{json}{BLOCK_END}").map_err(JinjaError::from);
+    }
+    if let Some(text) = value.as_str() {
+        refuse_marks(text)?;
     }
     match value.as_str() {
         Some(text) if !value.is_safe() => {

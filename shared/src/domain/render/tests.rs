@@ -314,3 +314,25 @@ fn an_input_never_becomes_cloudformation_syntax() {
         "Value: !Sub 'arn:${AWS::Partition}:s3:::my-bucket'"
     );
 }
+
+#[test]
+fn no_printed_string_may_carry_the_tracing_marks_whatever_its_source() {
+    let evil = "x\u{E001}'\nEvil:\n  Type: AWS::IAM::Role\nY: '\u{E000}y";
+    // A repository field (not an input value), an input key, and an output.
+    let names = ServiceNames {
+        name: "web".into(),
+        repository_id: Some(evil.into()),
+        ..Default::default()
+    };
+    let pipeline = pipeline_context(&names, &inputs(json!({})), &[]);
+    let source = "Repo: '{{ service.repository_id }}'\n";
+    assert!(render("p.yaml", source, pipeline).is_err());
+    let keyed = env(json!({ evil: "v" }));
+    let source = "{% for k in environment.inputs %}K: '{{ k }}'\n{% endfor %}";
+    assert!(render("k.yaml", source, keyed).is_err());
+    let outputs = Outputs::Known(serde_json::from_value(json!({ "VpcId": evil })).unwrap());
+    let instance = instance_context(&names, "a", &inputs(json!({})), "dev", &outputs, None);
+    let source = "Vpc: '{{ environment.outputs.VpcId }}'\n";
+    let rendered = render("i.yaml", source, instance);
+    assert!(rendered.is_err(), "{rendered:?}");
+}
