@@ -89,6 +89,24 @@ impl fmt::Display for VersionPart {
     }
 }
 
+/// `TryFrom<String>` through `parse`, and back into `String`, for serde.
+macro_rules! string_conversions {
+    ($name:ident) => {
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(value: String) -> Result<Self, String> {
+                Self::parse(value)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(value: $name) -> Self {
+                value.0
+            }
+        }
+    };
+}
+
 /// Defines a string newtype whose length (in characters) and characters are checked on parse.
 macro_rules! bounded_string {
     ($(#[$doc:meta])* $name:ident, $min:expr, $max:expr, $allowed:expr, $what:literal) => {
@@ -116,18 +134,7 @@ macro_rules! bounded_string {
             }
         }
 
-        impl TryFrom<String> for $name {
-            type Error = String;
-            fn try_from(value: String) -> Result<Self, String> {
-                Self::parse(value)
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(value: $name) -> Self {
-                value.0
-            }
-        }
+        string_conversions!($name);
     };
 }
 
@@ -277,18 +284,7 @@ impl RepositoryId {
     }
 }
 
-impl TryFrom<String> for RepositoryId {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl From<RepositoryId> for String {
-    fn from(value: RepositoryId) -> Self {
-        value.0
-    }
-}
+string_conversions!(RepositoryId);
 
 /// A Git branch name: 1 to 200 characters (the model's limit) that Git accepts as a branch
 /// (`git check-ref-format --branch`): no whitespace or control characters, none of `~^:?*[\\`,
@@ -325,18 +321,7 @@ impl BranchName {
     }
 }
 
-impl TryFrom<String> for BranchName {
-    type Error = String;
-    fn try_from(value: String) -> Result<Self, String> {
-        Self::parse(value)
-    }
-}
-
-impl From<BranchName> for String {
-    fn from(value: BranchName) -> Self {
-        value.0
-    }
-}
+string_conversions!(BranchName);
 
 /// Seconds since the Unix epoch, with millisecond precision, as Proton sends timestamps.
 #[derive(Debug, Clone, Copy, PartialEq, PartialOrd, Serialize, Deserialize)]
