@@ -3,3 +3,4 @@
 mod deployments;
 mod dynamodb;
 mod env;
+mod transactions;
