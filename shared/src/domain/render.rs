@@ -26,6 +26,10 @@ const BLOCK_END: char = '\u{E003}';
 /// Work a single render may do (instructions and data), so that no template loops forever.
 const FUEL: u64 = 20_000_000;
 
+/// What a single render may print, in bytes: CloudFormation's own limit on a template (1 MB
+/// through S3), so that no expression (`'x' * 100000000`) makes paved hold and check more.
+pub const MAX_RENDERED_BYTES: usize = 1_000_000;
+
 /// What can go wrong rendering one template file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RenderError {
@@ -290,6 +294,25 @@ fn engine() -> &'static Environment<'static> {
     })
 }
 
+/// Counts what a render prints through values, and stops it past `MAX_RENDERED_BYTES`.
+fn count_printed(state: &mut State, bytes: usize) -> Result<(), JinjaError> {
+    let printed = state
+        .get_temp("paved.printed")
+        .and_then(|v| u64::try_from(v).ok())
+        .unwrap_or(0) as usize;
+    let total = printed.saturating_add(bytes);
+    if total > MAX_RENDERED_BYTES {
+        return Err(JinjaError::new(
+            ErrorKind::InvalidOperation,
+            format!(
+                "the rendered template would be over {MAX_RENDERED_BYTES} bytes, CloudFormation's limit"
+            ),
+        ));
+    }
+    state.set_temp("paved.printed", Value::from(total as u64));
+    Ok(())
+}
+
 /// Whatever a template prints (an input value or key, a name, a repository field, an output)
 /// must not hold the characters that trace values through rendering: with them, a value could
 /// close its own trace and reopen it later, and pass YAML syntax as its own.
@@ -314,10 +337,12 @@ fn format_value(
     if let Some(block) = value.downcast_object_ref::<YamlBlock>() {
         let json = serde_json::to_string(&block.0)
             .map_err(|e| JinjaError::new(ErrorKind::BadSerialization, e.to_string()))?;
+        count_printed(state, json.len())?;
         refuse_marks(&json)?;
         return write!(out, "{BLOCK_START}{json}{BLOCK_END}").map_err(JinjaError::from);
     }
     if let Some(text) = value.as_str() {
+        count_printed(state, text.len())?;
         refuse_marks(text)?;
     }
     match value.as_str() {
@@ -456,6 +481,16 @@ pub fn render(file: &str, source: &str, context: Value) -> Result<String, Render
     let marked = engine()
         .render_named_str(file, source, context)
         .map_err(|error| template_error(file, source, &error))?;
+    // The template's own text counts too (a loop repeating it).
+    if marked.len() > MAX_RENDERED_BYTES + MAX_RENDERED_BYTES / 2 {
+        return Err(RenderError::Template {
+            file: file.to_string(),
+            line: None,
+            reason: format!(
+                "the rendered template is over {MAX_RENDERED_BYTES} bytes, CloudFormation's limit"
+            ),
+        });
+    }
     let marked = expand_blocks(&marked);
     check_structure(file, &marked)?;
     Ok(strip_marks(&marked))

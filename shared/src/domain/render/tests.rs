@@ -336,3 +336,18 @@ fn no_printed_string_may_carry_the_tracing_marks_whatever_its_source() {
     let rendered = render("i.yaml", source, instance);
     assert!(rendered.is_err(), "{rendered:?}");
 }
+
+#[test]
+fn what_a_render_prints_is_bounded_whatever_the_expression() {
+    for source in [
+        "Value: '{{ 'x' * 100000000 }}'\n",
+        "{% for i in range(100000) %}V{{ i }}: '{{ 'x' * 1000 }}'\n{% endfor %}",
+    ] {
+        match render("t.yaml", source, env(json!({}))) {
+            Err(RenderError::Template { reason, .. }) => {
+                assert!(reason.contains("1000000 bytes"), "{reason}");
+            }
+            other => panic!("{source:?} rendered: {:?}", other.map(|t| t.len())),
+        }
+    }
+}
