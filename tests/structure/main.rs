@@ -18,7 +18,12 @@ struct Source {
 }
 
 fn library() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/src")
+    // The library crate of this workspace: `shared/src` next to this crate's folder.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("the workspace root")
+        .join("shared")
+        .join("src")
 }
 
 fn files(dir: &Path, out: &mut Vec<PathBuf>) {
