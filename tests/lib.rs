@@ -228,14 +228,33 @@ pub fn paved_env(table: &str) -> HashMap<String, String> {
         ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
         ("AWS_ACCESS_KEY_ID", "test".to_string()),
         ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+        ("PAVED_PLATFORM_PRINCIPALS", PLATFORM_ARN.to_string()),
+        ("PAVED_DEVELOPER_PRINCIPALS", DEVELOPER_ARN.to_string()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
 }
 
-/// An API Gateway REST API proxy event, as API Gateway sends it for a deployed stage.
+/// The principals `paved_env` puts in the platform and developer groups.
+pub const PLATFORM_ARN: &str = "arn:aws:iam::123456789012:user/paved-platform";
+pub const DEVELOPER_ARN: &str = "arn:aws:iam::123456789012:user/paved-developer";
+
+/// An API Gateway REST API proxy event, as API Gateway sends it for a deployed stage whose
+/// method uses IAM authorization, for a call signed by the platform engineer.
 pub fn api_gateway_event(stage: &str, path: &str, headers: &[(&str, &str)], body: &str) -> Value {
+    api_gateway_event_as(Some(PLATFORM_ARN), stage, path, headers, body)
+}
+
+/// As [`api_gateway_event`], for a call API Gateway verified as `user_arn` (`None`: a method
+/// without IAM authorization, where the identity has no principal).
+pub fn api_gateway_event_as(
+    user_arn: Option<&str>,
+    stage: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> Value {
     let headers: serde_json::Map<String, Value> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), Value::String(v.to_string())))
@@ -269,15 +288,15 @@ pub fn api_gateway_event(stage: &str, path: &str, headers: &[(&str, &str)], body
             "requestId": "c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
             "identity": {
                 "cognitoIdentityPoolId": null,
-                "accountId": null,
+                "accountId": user_arn.map(|_| "123456789012"),
                 "cognitoIdentityId": null,
-                "caller": null,
+                "caller": user_arn.map(|_| "AIDAEXAMPLEUSERID0001"),
                 "sourceIp": "203.0.113.10",
                 "principalOrgId": null,
-                "accessKey": null,
+                "accessKey": user_arn.map(|_| "AKIAEXAMPLEACCESSKEY"),
                 "cognitoAuthenticationType": null,
                 "cognitoAuthenticationProvider": null,
-                "userArn": null,
+                "userArn": user_arn,
                 "userAgent": "aws-cli/2.17.0",
                 "user": null
             },

@@ -163,7 +163,7 @@ async fn serve(
             args.region
         )
     };
-    let settings = Config {
+    let mut settings = Config {
         table: args.table.clone(),
         bucket: args.bucket.clone(),
         region: args.region.clone(),
@@ -180,8 +180,23 @@ async fn serve(
         proton_endpoint: Some(format!("http://127.0.0.1:{}", args.port)),
         // Any role of the local account, unless PAVED_ROLE_PATTERN narrows it as in AWS.
         role_pattern: std::env::var("PAVED_ROLE_PATTERN").unwrap_or_else(|_| "*".into()),
+        platform_principals: vec![],
+        developer_principals: vec![],
+        readonly_principals: vec![],
     };
     let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
+    let api_endpoint = format!("http://127.0.0.1:{}", args.port);
+    let identities = crate::identities::ensure(
+        &args.state_dir,
+        LOCAL_ACCOUNT,
+        &args.region,
+        &api_endpoint,
+        &aws_endpoint,
+    )
+    .map_err(io("writing the local identities"))?;
+    settings.platform_principals = vec![identities.arn("paved-platform")];
+    settings.developer_principals = vec![identities.arn("paved-developer")];
+    settings.readonly_principals = vec![identities.arn("paved-readonly")];
     let sdk = config::local_sdk_config(&aws_endpoint, &args.region).await;
 
     // Listen for Ctrl-C and SIGTERM before announcing readiness, so an early stop is graceful.
@@ -221,7 +236,18 @@ async fn serve(
         .map_err(DevError::Resources)?;
     let catalog =
         paved_core::app::catalog::Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
-    let app = Arc::new(paved_core::api::App::new(catalog, deployer.clone()));
+    let security = paved_core::api::Security {
+        authenticate: Arc::new(paved_core::api::authn::LocalKeys::new(
+            &args.region,
+            identities.keys(),
+        )),
+        access: config::access(&settings, &sdk),
+    };
+    let app = Arc::new(paved_core::api::App::new(
+        catalog,
+        deployer.clone(),
+        security,
+    ));
     let webhook = Arc::new(config::webhook(&settings, &sdk));
     let poller = tokio::spawn(local_pushes::poll(
         sdk.clone(),
@@ -243,12 +269,31 @@ async fn serve(
         paved_core::api::webhook::PATH,
         args.webhook_secret
     );
+    println!(
+        "  identities:    {} (profiles {}), endpoints in {}",
+        identities.credentials_file.display(),
+        crate::identities::PERSONAS
+            .iter()
+            .map(|(p, _)| *p)
+            .collect::<Vec<_>>()
+            .join(", "),
+        identities.config_file.display()
+    );
+    println!(
+        "  try:           AWS_CONFIG_FILE={} AWS_SHARED_CREDENTIALS_FILE={} aws --profile paved-developer proton list-services",
+        identities.config_file.display(),
+        identities.credentials_file.display()
+    );
     println!("Stop with Ctrl-C.");
     use std::io::Write;
     let _ = std::io::stdout().flush();
 
     let routes = paved_core::api::router(app).merge(paved_core::api::webhook::router(webhook));
-    let server = axum::serve(listener, routes).with_graceful_shutdown(stop);
+    let server = axum::serve(
+        listener,
+        routes.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop);
     let outcome = tokio::select! {
         served = server => served.map_err(|e| io("serving the Proton API")(e).into()),
         exited = moto.wait() => match exited {

@@ -1,6 +1,8 @@
 //! `paved`: the local platform and, later, tools for template authors.
 
+mod client;
 mod dev;
+mod identities;
 mod local_aws;
 mod local_pushes;
 mod pipeline_state;

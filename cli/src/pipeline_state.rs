@@ -1,11 +1,8 @@
 //! `paved pipeline-state`: a service's redeploys and its pipeline's executions and stages, from
 //! paved's `GetServicePipelineState` operation (the Proton model has none).
 
-use axum::body::Body;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use paved_core::api::PAVED_TARGET_PREFIX;
-use serde_json::{Value, json};
+use serde_json::json;
 
 #[derive(clap::Args)]
 pub struct PipelineStateArgs {
@@ -24,26 +21,10 @@ pub struct PipelineStateArgs {
 }
 
 pub async fn run(args: PipelineStateArgs) -> Result<bool, Box<dyn std::error::Error>> {
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: Client<_, Body> = Client::builder(TokioExecutor::new()).build(connector);
     let body = json!({ "serviceName": args.service, "maxResults": args.max_results });
-    let request = axum::http::Request::post(&args.endpoint)
-        .header(
-            "x-amz-target",
-            format!("{PAVED_TARGET_PREFIX}GetServicePipelineState"),
-        )
-        .header("content-type", "application/x-amz-json-1.0")
-        .body(Body::from(body.to_string()))?;
-    let response = client.request(request).await?;
-    let status = response.status();
-    let bytes = axum::body::to_bytes(Body::new(response.into_body()), 4 * 1024 * 1024).await?;
-    let answer: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| format!("{} answered HTTP {status} with no JSON: {e}", args.endpoint))?;
-    if !status.is_success() {
+    let target = format!("{PAVED_TARGET_PREFIX}GetServicePipelineState");
+    let (status, answer) = crate::client::call(&args.endpoint, &target, &body).await?;
+    if !(200..300).contains(&status) {
         eprintln!(
             "paved: {}: {}",
             answer["__type"].as_str().unwrap_or("error"),

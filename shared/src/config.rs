@@ -10,12 +10,14 @@ use crate::adapters::eventbridge::EventBridgeEvents;
 use crate::adapters::secretsmanager::SecretsManagerSecrets;
 use crate::adapters::stepfunctions::StepFunctionsWorkflows;
 use crate::adapters::{dynamodb::DynamoStore, s3::S3BundleStore};
-use crate::api::App;
+use crate::api::{App, Authenticate, Security};
+use crate::app::access::Access;
 use crate::app::catalog::Catalog;
 use crate::app::deploy::{ArnBuilder, Deployer, Provisioners};
 use crate::app::pushes::Pushes;
 use crate::app::tasks::Tasks;
 use crate::app::webhook::Webhook;
+use crate::domain::access::AccessDocument;
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -49,6 +51,22 @@ pub struct Config {
     /// The roles targets may be deployed under, path and name with IAM wildcards
     /// (`PAVED_ROLE_PATTERN`, default `*`; the SAM template sets its `ProtonServiceRolePattern`).
     pub role_pattern: String,
+    /// Who is in the default personas' groups until the first PutAccessPolicy: ARN patterns,
+    /// comma-separated (`PAVED_PLATFORM_PRINCIPALS`, `PAVED_DEVELOPER_PRINCIPALS`,
+    /// `PAVED_READONLY_PRINCIPALS`). Service pipelines (the pipeline role) form the fourth.
+    pub platform_principals: Vec<String>,
+    pub developer_principals: Vec<String>,
+    pub readonly_principals: Vec<String>,
+}
+
+/// A comma-separated list, without blanks.
+pub fn patterns(value: &str) -> Vec<String> {
+    value
+        .split(',')
+        .map(str::trim)
+        .filter(|p| !p.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +106,26 @@ impl Config {
                 .ok()
                 .filter(|v| !v.is_empty())
                 .unwrap_or_else(|| "*".into()),
+            platform_principals: patterns(
+                &std::env::var("PAVED_PLATFORM_PRINCIPALS").unwrap_or_default(),
+            ),
+            developer_principals: patterns(
+                &std::env::var("PAVED_DEVELOPER_PRINCIPALS").unwrap_or_default(),
+            ),
+            readonly_principals: patterns(
+                &std::env::var("PAVED_READONLY_PRINCIPALS").unwrap_or_default(),
+            ),
         })
+    }
+
+    /// The access document in force until the first PutAccessPolicy.
+    pub fn default_access(&self) -> AccessDocument {
+        AccessDocument::personas(
+            self.platform_principals.clone(),
+            self.developer_principals.clone(),
+            self.readonly_principals.clone(),
+            self.pipeline_role_arn.iter().cloned().collect(),
+        )
     }
 }
 
@@ -154,11 +191,28 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
     }
 }
 
-/// The Proton API on the AWS adapters.
-pub fn app(config: &Config, sdk: &SdkConfig) -> App {
+/// Access decisions on the AWS adapters.
+pub fn access(config: &Config, sdk: &SdkConfig) -> Arc<Access> {
+    let store = Arc::new(DynamoStore::new(
+        aws_sdk_dynamodb::Client::new(sdk),
+        &config.table,
+    ));
+    Arc::new(Access::new(
+        store,
+        config.default_access(),
+        crate::api::authz::actions(),
+    ))
+}
+
+/// The Proton API on the AWS adapters, its callers authenticated by `authenticate`.
+pub fn app(config: &Config, sdk: &SdkConfig, authenticate: Arc<dyn Authenticate>) -> App {
     let deployer = deployer(config, sdk);
     let catalog = Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
-    App::new(catalog, deployer)
+    let security = Security {
+        authenticate,
+        access: access(config, sdk),
+    };
+    App::new(catalog, deployer, security)
 }
 
 /// The state machines' task steps on the AWS adapters.

@@ -53,6 +53,42 @@ pub fn as_text(mut response: Response) -> Response {
     response
 }
 
+/// The caller API Gateway verified. The API's methods use IAM authorization, so API Gateway
+/// has checked the SigV4 signature (signing name `execute-api`) and the caller's permission to
+/// invoke the API before Lambda runs; it hands over the principal in the request context
+/// (`requestContext.identity.userArn`). A request without one did not come through such a
+/// method and is refused.
+pub struct ApiGatewayIdentity;
+
+impl crate::api::Authenticate for ApiGatewayIdentity {
+    fn authenticate(
+        &self,
+        request: &crate::api::authn::RequestHead<'_>,
+    ) -> Result<crate::domain::access::Caller, crate::api::Unauthenticated> {
+        let Some(RequestContext::ApiGatewayV1(context)) =
+            request.extensions.get::<RequestContext>()
+        else {
+            return Err(crate::api::Unauthenticated::Missing);
+        };
+        let Some(arn) = context
+            .identity
+            .user_arn
+            .clone()
+            .filter(|a| a.starts_with("arn:"))
+        else {
+            return Err(crate::api::Unauthenticated::Missing);
+        };
+        Ok(crate::domain::access::Caller {
+            principal: crate::domain::access::Principal::new(arn),
+            source_ip: context.identity.source_ip.clone(),
+            request_id: context
+                .request_id
+                .clone()
+                .unwrap_or_else(|| request.request_id.to_string()),
+        })
+    }
+}
+
 /// Runs a router as the Lambda function behind an API Gateway REST API.
 pub async fn serve(router: Router) -> Result<(), lambda_http::Error> {
     let service = ServiceBuilder::new()

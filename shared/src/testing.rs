@@ -231,3 +231,66 @@ fn place(mut data: Json, path: Option<&Json>, result: Json) -> Json {
         Some(other) => panic!("ResultPath {other}"),
     }
 }
+
+/// The local identities the API tests sign as: one per persona, as `paved dev` makes them.
+pub mod callers {
+    use std::collections::HashMap;
+    use std::sync::Arc;
+
+    use crate::api::Security;
+    use crate::api::authn::{LocalIdentity, LocalKeys};
+    use crate::app::access::Access;
+    use crate::domain::access::{AccessDocument, Principal};
+    use crate::ports::AccessStore;
+
+    pub const PLATFORM: &str = "AKIAPLATFORMTEST0001";
+    pub const DEVELOPER: &str = "AKIADEVELOPERTEST001";
+    pub const READ_ONLY: &str = "AKIAREADONLYTEST0001";
+    pub const STRANGER: &str = "AKIASTRANGERTEST0001";
+
+    pub fn arn(key: &str) -> String {
+        let name = match key {
+            PLATFORM => "platform",
+            DEVELOPER => "developer",
+            READ_ONLY => "readonly",
+            _ => "stranger",
+        };
+        format!("arn:aws:iam::123456789012:user/paved-{name}")
+    }
+
+    pub fn secret(key: &str) -> String {
+        format!("secret-of-{key}")
+    }
+
+    pub fn keys() -> LocalKeys {
+        let identities: HashMap<String, LocalIdentity> = [PLATFORM, DEVELOPER, READ_ONLY, STRANGER]
+            .into_iter()
+            .map(|key| {
+                (
+                    key.to_string(),
+                    LocalIdentity {
+                        principal: Principal::new(arn(key)),
+                        secret_access_key: secret(key),
+                    },
+                )
+            })
+            .collect();
+        LocalKeys::new("us-east-1", identities)
+    }
+
+    pub fn personas() -> AccessDocument {
+        AccessDocument::personas(
+            vec![arn(PLATFORM)],
+            vec![arn(DEVELOPER)],
+            vec![arn(READ_ONLY)],
+            vec!["arn:aws:iam::123456789012:role/pipeline".into()],
+        )
+    }
+
+    pub fn security(store: Arc<dyn AccessStore>) -> Security {
+        Security {
+            authenticate: Arc::new(keys()),
+            access: Arc::new(Access::new(store, personas(), crate::api::authz::actions())),
+        }
+    }
+}

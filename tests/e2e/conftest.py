@@ -1,6 +1,8 @@
 """End-to-end fixtures: one real `paved dev` (moto + the Proton API) for the session, driven by
 the stock aws CLI and boto3 exactly as a platform engineer would."""
 
+import configparser
+import http.client
 import io
 import json
 import os
@@ -54,10 +56,16 @@ class Platform:
                 stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
             )
         self.banner = []
+        self.credentials_file = tmp / "credentials"
+        self.config_file = tmp / "config"
         deadline = time.monotonic() + 90
         while time.monotonic() < deadline and self.process.poll() is None:
             self.banner = self.log.read_text().splitlines(keepends=True)
             if any(line.startswith("Stop with Ctrl-C") for line in self.banner):
+                parsed = configparser.ConfigParser()
+                parsed.read(self.credentials_file)
+                self.keys = {name: (parsed[name]["aws_access_key_id"], parsed[name]["aws_secret_access_key"])
+                             for name in parsed.sections()}
                 return
             time.sleep(0.1)
         self.stop()
@@ -72,21 +80,46 @@ class Platform:
                 self.process.kill()
                 self.process.wait()
 
-    def proton(self, validate=True):
+    def proton(self, validate=True, profile="paved-platform"):
+        """boto3 as one of `paved dev`'s identities (the platform engineer unless told)."""
+        key, secret = self.keys[profile]
         return boto3.client(
             "proton", endpoint_url=self.api, region_name=REGION,
-            aws_access_key_id="test", aws_secret_access_key="test",
+            aws_access_key_id=key, aws_secret_access_key=secret,
             config=Config(parameter_validation=validate, retries={"max_attempts": 1}),
         )
+
+    def post(self, target, body, profile="paved-platform", service="proton", sign=True):
+        """A raw awsJson POST, SigV4-signed with botocore's signer as one of the identities;
+        returns (status, parsed body)."""
+        from botocore.auth import SigV4Auth
+        from botocore.awsrequest import AWSRequest
+        from botocore.credentials import Credentials
+        headers = {"X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.0"}
+        data = body.encode() if isinstance(body, str) else body
+        if sign:
+            request = AWSRequest(method="POST", url=self.api + "/", data=data, headers=headers)
+            SigV4Auth(Credentials(*self.keys[profile]), service, REGION).add_auth(request)
+            headers = dict(request.headers.items())
+        connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        connection.request("POST", "/", body=data, headers=headers)
+        response = connection.getresponse()
+        return response.status, json.loads(response.read())
 
     def s3(self):
         return boto3.client("s3", endpoint_url=self.aws, region_name=REGION,
                             aws_access_key_id="test", aws_secret_access_key="test")
 
-    def cli(self, *args, check=True):
-        """Runs the stock `aws` CLI against paved (proton) or moto (anything else)."""
+    def cli(self, *args, check=True, profile="paved-platform"):
+        """Runs the stock `aws` CLI against paved (proton, signed as one of `paved dev`'s
+        identities) or moto (anything else)."""
         endpoint = self.api if args[0] == "proton" else self.aws
         env = dict(os.environ, **CREDENTIALS)
+        if args[0] == "proton":
+            for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+                env.pop(name, None)
+            env.update(AWS_SHARED_CREDENTIALS_FILE=str(self.credentials_file),
+                       AWS_CONFIG_FILE=str(self.config_file), AWS_PROFILE=profile)
         result = subprocess.run(
             [str(VENV / "bin" / "aws"), *args, "--endpoint-url", endpoint, "--output", "json"],
             capture_output=True, text=True, env=env, timeout=120,

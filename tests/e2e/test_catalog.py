@@ -1,6 +1,5 @@
 """The template catalog through the stock aws CLI and boto3, as its users drive it."""
 
-import http.client
 import json
 import os
 import tarfile
@@ -180,12 +179,7 @@ def test_bad_input_gets_the_right_proton_error_and_writes_nothing(raw_proton, ca
 
 
 def test_malformed_json_and_unknown_targets_answer_like_aws(platform, proton):
-    def post(target, body):
-        connection = http.client.HTTPConnection("127.0.0.1", platform.port, timeout=10)
-        connection.request("POST", "/", body=body, headers={
-            "X-Amz-Target": target, "Content-Type": "application/x-amz-json-1.0"})
-        response = connection.getresponse()
-        return response.status, json.loads(response.read())
+    post = platform.post
 
     status, body = post("AwsProton20200720.CreateEnvironmentTemplate", "{\"name\": ")
     assert status == 400 and body["__type"] == "ValidationException" and "not valid JSON" in body["message"]

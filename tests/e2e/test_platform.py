@@ -26,3 +26,17 @@ def test_the_sam_template_passes_cfn_lint():
     result = subprocess.run([str(VENV / "bin" / "cfn-lint"), str(REPO / "infra" / "template.yaml")],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_deployed_api_uses_iam_authorization_access_logs_and_log_retention():
+    from cfnlint.decode import decode
+    template, errors = decode(str(REPO / "infra" / "template.yaml"))
+    assert not errors, errors
+    resources = template["Resources"]
+    auth = resources["ProtonApi"]["Properties"]["Auth"]
+    assert auth["DefaultAuthorizer"] == "AWS_IAM" and auth["InvokeRole"] == "NONE"
+    assert "AccessLogSetting" in resources["ProtonApi"]["Properties"]
+    groups = [r for r in resources.values() if r["Type"] == "AWS::Logs::LogGroup"]
+    assert len(groups) == 5 and all("RetentionInDays" in g["Properties"] for g in groups)
+    assert "Default" not in template["Parameters"]["PlatformPrincipals"]
+    assert template["Parameters"]["ProtonServiceRolePattern"]["Default"] != "*"

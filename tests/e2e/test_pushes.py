@@ -5,6 +5,7 @@ that track the pushed branch, as a Step Functions execution, under the coalescin
 import hashlib
 import hmac
 import json
+import os
 import subprocess
 import time
 import urllib.error
@@ -29,11 +30,9 @@ def aws(platform, service):
 
 
 def pipeline_state(platform, service):
-    request = urllib.request.Request(
-        platform.api, data=json.dumps({"serviceName": service}).encode(),
-        headers={"X-Amz-Target": "Paved20261127.GetServicePipelineState",
-                 "Content-Type": "application/x-amz-json-1.0"})
-    return json.loads(urllib.request.urlopen(request, timeout=10).read())["pipelineState"]
+    status, body = platform.post("Paved20261127.GetServicePipelineState", json.dumps({"serviceName": service}))
+    assert status == 200, body
+    return body["pipelineState"]
 
 
 def put_push(platform, repository, branch, sha):
@@ -121,9 +120,13 @@ def test_a_push_on_the_tracked_branch_starts_the_pipeline_and_others_do_not(plat
     # What moto cannot show (stage states) is said, not invented.
     assert "GetPipelineState" in pipeline_state(platform, service)["stagesUnavailable"]
 
-    # The paved CLI reads the same state.
+    # The paved CLI reads the same state, signing as the read-only identity.
+    env = dict(os.environ, AWS_SHARED_CREDENTIALS_FILE=str(platform.credentials_file),
+               AWS_CONFIG_FILE=str(platform.config_file), AWS_PROFILE="paved-readonly")
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        env.pop(name, None)
     shown = subprocess.run([str(PAVED_BIN), "pipeline-state", service, "--endpoint", platform.api],
-                           capture_output=True, text=True, timeout=30)
+                           capture_output=True, text=True, timeout=30, env=env)
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout)["redeploys"]["last"]["commitId"] == commit("d")
 

@@ -53,6 +53,7 @@ fn service(name: &str, repository: &str, branch: &str) -> Service {
         }),
         awaiting: vec![],
         redeploys: Default::default(),
+        tags: Default::default(),
         rev: 1,
     }
 }

@@ -5,7 +5,9 @@
 
 use std::collections::HashMap;
 
-use paved_tests::{Answer, Function, api_gateway_event, binary, paved_env};
+use paved_tests::{
+    Answer, DEVELOPER_ARN, Function, api_gateway_event, api_gateway_event_as, binary, paved_env,
+};
 use serde_json::{Value, json};
 
 /// The stage `infra/template.yaml` deploys both APIs to.
@@ -95,6 +97,62 @@ async fn the_api_answers_proton_calls_on_its_deployed_stage() {
     assert_eq!(
         (status, body["__type"].clone()),
         (400, json!("UnknownOperationException"))
+    );
+    api.stop().await;
+}
+
+#[tokio::test]
+async fn the_api_decides_each_call_for_the_principal_api_gateway_verified() {
+    let aws = aws().await;
+    let mut api = Function::start(&binary("api"), &aws.env).await;
+    let event = |user: Option<&str>, operation: &str, body: &str| {
+        api_gateway_event_as(
+            user,
+            STAGE,
+            "/",
+            &[
+                ("Content-Type", "application/x-amz-json-1.0"),
+                ("X-Amz-Target", &format!("AwsProton20200720.{operation}")),
+            ],
+            body,
+        )
+    };
+    let create = r#"{"name": "vpc"}"#;
+    let (status, body) = http(
+        api.invoke(event(
+            Some(DEVELOPER_ARN),
+            "CreateEnvironmentTemplate",
+            create,
+        ))
+        .await,
+    );
+    assert_eq!(
+        (status, body["__type"].clone()),
+        (403, json!("AccessDeniedException"))
+    );
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap()
+            .contains("user/paved-developer"),
+        "{body}"
+    );
+    let (status, body) = http(
+        api.invoke(event(None, "ListEnvironmentTemplates", "{}"))
+            .await,
+    );
+    assert_eq!(
+        (status, body["__type"].clone()),
+        (403, json!("MissingAuthenticationTokenException"))
+    );
+    let (status, body) = http(
+        api.invoke(event(Some(DEVELOPER_ARN), "ListEnvironmentTemplates", "{}"))
+            .await,
+    );
+    assert_eq!(
+        (status, body["templates"].clone()),
+        (200, json!([])),
+        "{body}"
     );
     api.stop().await;
 }

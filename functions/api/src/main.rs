@@ -10,5 +10,6 @@ async fn main() -> Result<(), Error> {
     tracing::init_default_subscriber();
     let settings = config::Config::from_env()?;
     let sdk = config::sdk_config().await;
-    lambda::serve(api::router(Arc::new(config::app(&settings, &sdk)))).await
+    let app = config::app(&settings, &sdk, Arc::new(lambda::ApiGatewayIdentity));
+    lambda::serve(api::router(Arc::new(app))).await
 }

@@ -27,11 +27,14 @@ impl EventBridgeEvents {
 #[async_trait]
 impl Events for EventBridgeEvents {
     async fn publish(&self, change: StatusChange) -> Result<(), BoxError> {
-        let detail = serde_json::json!({
+        let mut detail = serde_json::json!({
             "name": change.name,
             "status": change.status,
             "previousStatus": change.previous_status,
         });
+        if let Some(by) = &change.initiated_by {
+            detail["initiatedBy"] = serde_json::json!(by);
+        }
         let entry = PutEventsRequestEntry::builder()
             .event_bus_name(&self.bus)
             .source(SOURCE)

@@ -32,6 +32,7 @@ struct Tables {
     components: BTreeMap<String, Component>,
     deliveries: std::collections::HashSet<String>,
     deployment_tokens: HashMap<(String, String), TokenRecord>,
+    access: BTreeMap<u64, crate::domain::access::StoredAccess>,
 }
 
 #[derive(Default)]
@@ -824,6 +825,45 @@ impl Deliveries for MemoryStore {
 
     async fn forget_delivery(&self, key: &str) -> Result<(), StoreError> {
         self.lock().deliveries.remove(key);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::AccessStore for MemoryStore {
+    async fn current(&self) -> Result<Option<crate::domain::access::StoredAccess>, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        Ok(tables.access.values().next_back().cloned())
+    }
+
+    async fn version(
+        &self,
+        version: u64,
+    ) -> Result<Option<crate::domain::access::StoredAccess>, StoreError> {
+        Ok(self.tables.lock().unwrap().access.get(&version).cloned())
+    }
+
+    async fn versions(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<crate::domain::access::StoredAccess>, StoreError> {
+        let tables = self.tables.lock().unwrap();
+        Ok(tables
+            .access
+            .range(..before.unwrap_or(u64::MAX))
+            .rev()
+            .take(limit as usize)
+            .map(|(_, v)| v.clone())
+            .collect())
+    }
+
+    async fn put(&self, access: crate::domain::access::StoredAccess) -> Result<(), StoreError> {
+        let mut tables = self.tables.lock().unwrap();
+        if tables.access.contains_key(&access.version) {
+            return Err(StoreError::ConditionFailed);
+        }
+        tables.access.insert(access.version, access);
         Ok(())
     }
 }

@@ -144,6 +144,10 @@ fn deployment_json(app: &App, deployment: &Deployment, summary: bool) -> Value {
         "lastSucceededDeploymentId": deployment.previous_succeeded_id,
     }));
     if let (false, Value::Object(map)) = (summary, &mut value) {
+        // paved's addition to Proton's shape (SDKs ignore members they do not model).
+        if let Some(by) = &deployment.initiated_by {
+            map.insert("initiatedBy".into(), json!(by));
+        }
         if let Some(message) = &deployment.status_message {
             map.insert("deploymentStatusMessage".into(), json!(message));
         }

@@ -1,7 +1,12 @@
 //! The Proton wire protocol: awsJson1_0 on `POST /`, dispatched on `X-Amz-Target`.
 //!
-//! One router serves both the Lambda function (through `lambda_http`) and `paved dev`.
+//! One router serves both the Lambda function (through `lambda_http`) and `paved dev`. Every
+//! call is authenticated (`authn`), then authorized by the access policies (`authz`), then
+//! served on behalf of its caller, and logged as one line (operation, principal, resource,
+//! outcome, latency).
 
+pub mod authn;
+pub mod authz;
 mod catalog;
 mod components;
 mod deployments;
@@ -15,14 +20,12 @@ mod wire;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::extract::rejection::BytesRejection;
-use axum::http::HeaderMap;
+use axum::extract::{Request, State};
 use axum::response::Response;
 use axum::routing::post;
 use tracing::Instrument;
 
+use crate::app::access::Access;
 use crate::app::catalog::Catalog;
 use crate::app::components::Components;
 use crate::app::deploy::{ArnBuilder, Deployer};
@@ -30,6 +33,8 @@ use crate::app::deployments::Deployments;
 use crate::app::environments::Environments;
 use crate::app::pushes::Pushes;
 use crate::app::services::Services;
+use crate::ports::DeploymentStore;
+pub use authn::{Authenticate, Unauthenticated};
 pub use operations::Operation;
 pub use wire::ApiError;
 
@@ -42,12 +47,25 @@ pub struct App {
     pub deployments: Deployments,
     pub pushes: Pushes,
     pub arns: ArnBuilder,
+    /// The records authorization reads (tags, templates, environments of what a call names).
+    pub store: Arc<dyn DeploymentStore>,
+    pub access: Arc<Access>,
+    pub authenticate: Arc<dyn Authenticate>,
+}
+
+/// How calls are authenticated and what decides them.
+pub struct Security {
+    pub authenticate: Arc<dyn Authenticate>,
+    pub access: Arc<Access>,
 }
 
 impl App {
-    pub fn new(catalog: Catalog, deployer: Deployer) -> Self {
+    pub fn new(catalog: Catalog, deployer: Deployer, security: Security) -> Self {
         let arns = deployer.arns.clone();
         Self {
+            store: deployer.store.clone(),
+            access: security.access,
+            authenticate: security.authenticate,
             catalog,
             environments: Environments::new(deployer.clone()),
             services: Services::new(deployer.clone()),
@@ -76,37 +94,93 @@ pub fn router(app: Arc<App>) -> Router {
 /// (a spec or a component template, 51,200 characters each).
 pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
-async fn handle(
-    State(app): State<Arc<App>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Response {
+async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let request_id = uuid::Uuid::new_v4().to_string();
-    let body = match body {
+    let (parts, body) = request.into_parts();
+    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
         Ok(body) => body,
-        Err(rejection) => {
+        Err(error) => {
             // Too large, or not readable: a Proton error, not the framework's plain text.
             let error = ApiError::Domain(crate::app::Error::validation(format!(
-                "the request body could not be read ({}); paved reads at most {MAX_BODY_BYTES} bytes",
-                rejection.body_text()
+                "the request body could not be read ({error}); paved reads at most {MAX_BODY_BYTES} bytes"
             )));
             return wire::respond(Err(error), "request", &request_id);
         }
     };
-    let target = headers
+    let target = parts
+        .headers
         .get("x-amz-target")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
-    if let Some(operation) = target.strip_prefix(PAVED_TARGET_PREFIX) {
-        let span = tracing::info_span!("paved", operation, request_id = %request_id);
-        let result = paved::dispatch(&app, operation, &body)
-            .instrument(span)
-            .await;
-        return wire::respond(result, operation, &request_id);
+    let (own, operation) = match target.strip_prefix(PAVED_TARGET_PREFIX) {
+        Some(operation) => (true, operation),
+        None => (false, target.strip_prefix(TARGET_PREFIX).unwrap_or("")),
+    };
+    let head = authn::RequestHead {
+        method: &parts.method,
+        uri: &parts.uri,
+        headers: &parts.headers,
+        extensions: &parts.extensions,
+        body: &body,
+        request_id: &request_id,
+    };
+    let caller = match app.authenticate.authenticate(&head) {
+        Ok(caller) => caller,
+        Err(refusal) => {
+            tracing::info!(
+                target: "paved::access",
+                operation,
+                outcome = refusal.error_type(),
+                latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+                request_id = %request_id,
+                "call"
+            );
+            return wire::unauthenticated(&refusal, &request_id);
+        }
+    };
+    let span = tracing::info_span!("call", operation, request_id = %request_id, principal = %caller.principal.arn);
+    let (result, resource) = async {
+        let requests = match authz::requests(&app, operation, &body).await {
+            Ok(requests) => requests,
+            Err(error) => return (Err(error), String::new()),
+        };
+        let resource = requests
+            .first()
+            .map(|r| r.resource.arn.clone())
+            .unwrap_or_default();
+        if let Err(denied) = app.access.check(&caller, &requests).await {
+            return (Err(ApiError::Domain(denied)), resource);
+        }
+        let work = async {
+            if own {
+                paved::dispatch(&app, &caller, operation, &body).await
+            } else {
+                dispatch(&app, operation, &body).await
+            }
+        };
+        (
+            crate::app::audit::acting_for(caller.initiator(), work).await,
+            resource,
+        )
     }
-    let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or("");
-    let span = tracing::info_span!("proton", operation, request_id = %request_id);
-    let result = dispatch(&app, operation, &body).instrument(span).await;
+    .instrument(span)
+    .await;
+    let outcome = match &result {
+        Ok(_) => "OK".to_string(),
+        Err(error) => error.parts().1.to_string(),
+    };
+    tracing::info!(
+        target: "paved::access",
+        operation,
+        principal = %caller.principal.arn,
+        source_ip = caller.source_ip.as_deref().unwrap_or(""),
+        resource = %resource,
+        outcome = %outcome,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        request_id = %request_id,
+        "call"
+    );
     wire::respond(result, operation, &request_id)
 }
 

@@ -2,12 +2,18 @@
 //!
 //! - `GetServicePipelineState {serviceName, maxResults?}`: the service's redeploys (running,
 //!   pending, last), its pipeline's latest executions and its stage states.
+//! - `GetAccessPolicy {version?}`: the access document in force (or a given version):
+//!   `{accessPolicy: {version, groups, policies, updatedBy?, updatedAt}}`.
+//! - `ListAccessPolicyVersions {maxResults?, nextToken?}`: versions, newest first.
+//! - `PutAccessPolicy {groups, policies, expectedVersion}`: a new version, if the document
+//!   compiles and `expectedVersion` is still the version in force (else ConflictException).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
 use super::wire::{ApiError, compact, parse};
+use crate::domain::access::{AccessDocument, Caller, StoredAccess};
 use crate::domain::names::ResourceName;
 use crate::domain::push::Redeploy;
 
@@ -18,8 +24,94 @@ struct StateRequest {
     max_results: Option<u32>,
 }
 
-pub async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<Value, ApiError> {
+/// paved's own operations, as policies name them (`Paved::Action::"<name>"`).
+pub const OPERATIONS: &[&str] = &[
+    "GetServicePipelineState",
+    "GetAccessPolicy",
+    "ListAccessPolicyVersions",
+    "PutAccessPolicy",
+];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct GetAccess {
+    version: Option<u64>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListAccess {
+    max_results: Option<u32>,
+    next_token: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct PutAccess {
+    groups: Vec<crate::domain::access::Group>,
+    policies: String,
+    expected_version: u64,
+}
+
+fn access_json(access: &StoredAccess) -> Value {
+    compact(json!({
+        "version": access.version,
+        "groups": access.document.groups,
+        "policies": access.document.policies,
+        "updatedBy": access.updated_by,
+        "updatedAt": (access.version > 0).then_some(access.updated_at),
+    }))
+}
+
+pub async fn dispatch(
+    app: &App,
+    caller: &Caller,
+    operation: &str,
+    body: &[u8],
+) -> Result<Value, ApiError> {
     match operation {
+        "GetAccessPolicy" => {
+            let request: GetAccess = parse(body)?;
+            let access = match request.version {
+                Some(version) => app.access.version(version).await?,
+                None => app.access.current().await?,
+            };
+            Ok(json!({ "accessPolicy": access_json(&access) }))
+        }
+        "ListAccessPolicyVersions" => {
+            let request: ListAccess = parse(body)?;
+            let before = match request.next_token.as_deref() {
+                None => None,
+                Some(token) => Some(token.parse::<u64>().map_err(|_| {
+                    crate::app::Error::validation("nextToken: not a token this listing issued")
+                })?),
+            };
+            let limit = request.max_results.unwrap_or(20);
+            if !(1..=100).contains(&limit) {
+                return Err(crate::app::Error::validation("maxResults: 1 to 100").into());
+            }
+            let versions = app.access.versions(before, limit).await?;
+            let next = versions
+                .last()
+                .filter(|v| versions.len() == limit as usize && v.version > 0)
+                .map(|v| v.version.to_string());
+            Ok(compact(json!({
+                "accessPolicies": versions.iter().map(access_json).collect::<Vec<_>>(),
+                "nextToken": next,
+            })))
+        }
+        "PutAccessPolicy" => {
+            let request: PutAccess = parse(body)?;
+            let document = AccessDocument {
+                groups: request.groups,
+                policies: request.policies,
+            };
+            let stored = app
+                .access
+                .put(caller, document, request.expected_version)
+                .await?;
+            Ok(json!({ "accessPolicy": access_json(&stored) }))
+        }
         "GetServicePipelineState" => {
             let request: StateRequest = parse(body)?;
             let limit = request.max_results.unwrap_or(10).clamp(1, 100);

@@ -11,7 +11,7 @@ use super::{App, router};
 use crate::adapters::memory::MemoryBundleStore;
 use crate::app::catalog::Catalog;
 use crate::domain::bundle::tests::{ENV_SCHEMA, MANIFEST, env_bundle, pack};
-use crate::testing::{Engine, Fakes};
+use crate::testing::{Engine, Fakes, callers};
 
 struct Harness {
     app: Arc<App>,
@@ -54,7 +54,12 @@ impl Harness {
         bundles.put("src", "env.tar.gz", env_bundle());
         bundles.put("src", "svc.tar.gz", service_bundle());
         let catalog = Catalog::new(fakes.store.clone(), bundles.clone());
-        let app = Arc::new(App::new(catalog, fakes.deployer(Engine::CloudFormation)));
+        let security = crate::testing::callers::security(fakes.store.clone());
+        let app = Arc::new(App::new(
+            catalog,
+            fakes.deployer(Engine::CloudFormation),
+            security,
+        ));
         Self { app, bundles }
     }
 
@@ -67,9 +72,45 @@ impl Harness {
     }
 
     async fn raw(&self, target: Option<&str>, body: String) -> (StatusCode, Value) {
-        let mut request = Request::post("/").header("content-type", "application/x-amz-json-1.0");
+        self.raw_as(callers::PLATFORM, target, body).await
+    }
+
+    /// A call signed (SigV4, signing name `proton`) with a persona's key.
+    async fn call_as(&self, key: &str, operation: &str, body: Value) -> (StatusCode, Value) {
+        self.raw_as(
+            key,
+            Some(&format!("AwsProton20200720.{operation}")),
+            body.to_string(),
+        )
+        .await
+    }
+
+    async fn raw_as(&self, key: &str, target: Option<&str>, body: String) -> (StatusCode, Value) {
+        let mut headers = vec![
+            ("host", "paved.test"),
+            ("content-type", "application/x-amz-json-1.0"),
+        ];
         if let Some(target) = target {
-            request = request.header("x-amz-target", target);
+            headers.push(("x-amz-target", target));
+        }
+        let signed = crate::api::authn::sign(
+            "POST",
+            "http://paved.test/",
+            &headers,
+            body.as_bytes(),
+            key,
+            &callers::secret(key),
+            "us-east-1",
+            "proton",
+            std::time::SystemTime::now(),
+        )
+        .unwrap();
+        let mut request = Request::post("/");
+        for (name, value) in headers.iter().copied() {
+            request = request.header(name, value);
+        }
+        for (name, value) in &signed {
+            request = request.header(name.as_str(), value.as_str());
         }
         let response = router(self.app.clone())
             .oneshot(request.body(Body::from(body)).unwrap())
@@ -80,6 +121,18 @@ impl Harness {
             .await
             .unwrap();
         (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    /// One of paved's own operations, as the platform team.
+    async fn call_paved(&self, operation: &str, body: Value) -> Value {
+        let (status, value) = self
+            .raw(
+                Some(&format!("Paved20261127.{operation}")),
+                body.to_string(),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{operation}: {value}");
+        value
     }
 
     async fn ok(&self, operation: &str, body: Value) -> Value {
@@ -831,4 +884,301 @@ async fn roles_that_are_not_iam_roles_of_the_account_are_refused_before_anything
     }
     let listed = h.ok("ListEnvironments", json!({})).await;
     assert_eq!(listed["environments"], json!([]));
+}
+
+/// A service template `web` (version 1.0, published) on the environment template `vpc`, and
+/// environments `dev` (tagged stage=dev) and `prod` (stage=prod).
+async fn catalog_with_environments(h: &Harness) {
+    h.env_template_with_version().await;
+    h.publish("vpc", "1", "0").await;
+    h.ok("CreateServiceTemplate", json!({"name": "web"})).await;
+    h.ok(
+        "CreateServiceTemplateVersion",
+        json!({
+            "templateName": "web", "source": {"s3": {"bucket": "src", "key": "svc.tar.gz"}},
+            "compatibleEnvironmentTemplates": [{"templateName": "vpc", "majorVersion": "1"}],
+        }),
+    )
+    .await;
+    h.ok(
+        "UpdateServiceTemplateVersion",
+        json!({"templateName": "web", "majorVersion": "1", "minorVersion": "0", "status": "PUBLISHED"}),
+    )
+    .await;
+    for (name, stage) in [("dev", "dev"), ("prod", "prod")] {
+        h.ok(
+            "CreateEnvironment",
+            json!({
+                "name": name, "templateName": "vpc", "templateMajorVersion": "1",
+                "spec": "proton: EnvironmentSpec\nspec: {}\n",
+                "protonServiceRoleArn": "arn:aws:iam::123456789012:role/proton",
+                "tags": [{"key": "stage", "value": stage}],
+            }),
+        )
+        .await;
+    }
+}
+
+fn service_body(name: &str, environment: &str) -> Value {
+    json!({
+        "name": name, "templateName": "web", "templateMajorVersion": "1",
+        "spec": format!("proton: ServiceSpec\npipeline:\n  dockerfile: Dockerfile\ninstances:\n  - name: {environment}\n    environment: {environment}\n"),
+        "repositoryConnectionArn": "arn:aws:codestar-connections:us-east-1:123456789012:connection/x",
+        "repositoryId": "org/repo", "branchName": "main",
+    })
+}
+
+async fn denied(h: &Harness, key: &str, operation: &str, body: Value) -> String {
+    let (status, value) = h.call_as(key, operation, body).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{operation}: {value}");
+    assert_eq!(value["__type"], "AccessDeniedException", "{value}");
+    value["message"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn developers_do_what_protons_developer_policy_allowed_and_nothing_else() {
+    let h = Harness::new();
+    catalog_with_environments(&h).await;
+    let (status, created) = h
+        .call_as(
+            callers::DEVELOPER,
+            "CreateService",
+            service_body("api", "dev"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let (status, _) = h
+        .call_as(
+            callers::DEVELOPER,
+            "GetServiceInstance",
+            json!({"serviceName": "api", "name": "dev"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let message = denied(
+        &h,
+        callers::DEVELOPER,
+        "CreateEnvironment",
+        json!({"name": "qa", "templateName": "vpc", "templateMajorVersion": "1", "spec": "proton: EnvironmentSpec\nspec: {}\n"}),
+    )
+    .await;
+    assert_eq!(
+        message,
+        "User: arn:aws:iam::123456789012:user/paved-developer is not authorized to perform: proton:CreateEnvironment on resource: arn:aws:proton:us-east-1:123456789012:environment/qa (no policy allows it)"
+    );
+    for (operation, body) in [
+        (
+            "CreateServiceInstance",
+            json!({"serviceName": "api", "name": "prod", "spec": "proton: ServiceSpec\ninstances:\n  - name: prod\n    environment: prod\n"}),
+        ),
+        ("CreateEnvironmentTemplate", json!({"name": "other"})),
+        (
+            "TagResource",
+            json!({"resourceArn": "arn:aws:proton:us-east-1:123456789012:service/api", "tags": [{"key": "a", "value": "b"}]}),
+        ),
+        ("DeleteEnvironment", json!({"name": "dev"})),
+        (
+            "CreateComponent",
+            json!({"name": "c", "environmentName": "dev", "manifest": "x", "templateFile": "y"}),
+        ),
+    ] {
+        denied(&h, callers::DEVELOPER, operation, body).await;
+    }
+    // Nothing the refused calls named was written.
+    let environments = h.ok("ListEnvironments", json!({})).await;
+    assert_eq!(environments["environments"].as_array().unwrap().len(), 2);
+    let (kind, _) = h
+        .err(
+            "GetServiceInstance",
+            json!({"serviceName": "api", "name": "prod"}),
+        )
+        .await;
+    assert_eq!(kind, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn read_only_reads_and_strangers_do_nothing() {
+    let h = Harness::new();
+    catalog_with_environments(&h).await;
+    let (status, listed) = h
+        .call_as(callers::READ_ONLY, "ListEnvironments", json!({}))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listed}");
+    denied(
+        &h,
+        callers::READ_ONLY,
+        "CreateService",
+        service_body("api", "dev"),
+    )
+    .await;
+    denied(
+        &h,
+        callers::READ_ONLY,
+        "UpdateEnvironment",
+        json!({"name": "dev", "deploymentType": "NONE"}),
+    )
+    .await;
+    denied(&h, callers::STRANGER, "ListEnvironments", json!({})).await;
+    let (kind, _) = h.err("GetService", json!({"name": "api"})).await;
+    assert_eq!(kind, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn unsigned_and_forged_calls_are_refused_before_anything_is_read_or_written() {
+    let h = Harness::new();
+    let request = Request::post("/")
+        .header("content-type", "application/x-amz-json-1.0")
+        .header(
+            "x-amz-target",
+            "AwsProton20200720.CreateEnvironmentTemplate",
+        )
+        .body(Body::from(r#"{"name":"vpc"}"#))
+        .unwrap();
+    let response = router(h.app.clone()).oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        response.headers()["x-amzn-errortype"],
+        "MissingAuthenticationTokenException"
+    );
+    let (status, _) = h
+        .call_as(
+            "AKIAUNKNOWNKEY000001",
+            "CreateEnvironmentTemplate",
+            json!({"name": "vpc"}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
+    assert_eq!(listed["templates"], json!([]));
+}
+
+#[tokio::test]
+async fn a_policy_narrows_developers_to_one_template_and_to_environments_by_tag() {
+    let h = Harness::new();
+    catalog_with_environments(&h).await;
+    let current = h.call_paved("GetAccessPolicy", json!({})).await;
+    assert_eq!(current["accessPolicy"]["version"], 0);
+    let mut policies = current["accessPolicy"]["policies"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    policies.push_str(
+        r#"
+@id("dev-only")
+forbid (principal in Paved::Group::"developers", action, resource is Paved::ServiceInstance)
+unless { resource.environment.hasTag("stage") && resource.environment.getTag("stage") == "dev" };
+
+@id("web-only")
+forbid (principal in Paved::Group::"developers", action == Paved::Action::"CreateService", resource)
+unless { context has "proton:ServiceTemplate" && context["proton:ServiceTemplate"] like "*:service-template/web" };
+"#,
+    );
+    let put = |version: u64| json!({"groups": current["accessPolicy"]["groups"], "policies": policies, "expectedVersion": version});
+    let stored = h.call_paved("PutAccessPolicy", put(0)).await;
+    assert_eq!(stored["accessPolicy"]["version"], 1);
+    assert_eq!(
+        stored["accessPolicy"]["updatedBy"]["principalArn"],
+        callers::arn(callers::PLATFORM)
+    );
+    // A second writer who read version 0 is refused; nothing changes.
+    let (status, stale) = h
+        .raw(Some("Paved20261127.PutAccessPolicy"), put(0).to_string())
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{stale}");
+
+    let message = denied(
+        &h,
+        callers::DEVELOPER,
+        "CreateService",
+        service_body("api", "prod"),
+    )
+    .await;
+    assert!(message.contains("denied by policy dev-only"), "{message}");
+    let (status, _) = h
+        .call_as(
+            callers::DEVELOPER,
+            "CreateService",
+            service_body("api", "dev"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The platform team is not narrowed.
+    let (status, _) = h
+        .call_as(
+            callers::PLATFORM,
+            "CreateService",
+            service_body("api-prod", "prod"),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // Developers may not change the policy back.
+    let (status, _) = h
+        .raw_as(
+            callers::DEVELOPER,
+            Some("Paved20261127.PutAccessPolicy"),
+            put(1).to_string(),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A policy that names no real action is refused, with the reason.
+    let bad = json!({"groups": current["accessPolicy"]["groups"], "policies": "permit (principal, action == Paved::Action::\"Deploy\", resource);", "expectedVersion": 1});
+    let (status, refused) = h
+        .raw(Some("Paved20261127.PutAccessPolicy"), bad.to_string())
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap()
+            .contains("is not an action"),
+        "{refused}"
+    );
+    let versions = h.call_paved("ListAccessPolicyVersions", json!({})).await;
+    let numbers: Vec<u64> = versions["accessPolicies"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, vec![1, 0]);
+}
+
+#[tokio::test]
+async fn roles_may_be_named_only_by_callers_allowed_to_pass_them() {
+    let h = Harness::new();
+    let current = h.call_paved("GetAccessPolicy", json!({})).await;
+    // The platform team, except for one role.
+    let policies = format!(
+        "{}\n@id(\"no-admin-role\")\nforbid (principal, action == Paved::Action::\"PassRole\", resource == Paved::Role::\"arn:aws:iam::123456789012:role/admin\");\n",
+        current["accessPolicy"]["policies"].as_str().unwrap()
+    );
+    h.call_paved(
+        "PutAccessPolicy",
+        json!({"groups": current["accessPolicy"]["groups"], "policies": policies, "expectedVersion": 0}),
+    )
+    .await;
+    h.env_template_with_version().await;
+    h.publish("vpc", "1", "0").await;
+    let body = |role: &str| {
+        json!({
+            "name": "dev", "templateName": "vpc", "templateMajorVersion": "1",
+            "spec": "proton: EnvironmentSpec\nspec: {}\n", "protonServiceRoleArn": role,
+        })
+    };
+    let message = denied(
+        &h,
+        callers::PLATFORM,
+        "CreateEnvironment",
+        body("arn:aws:iam::123456789012:role/admin"),
+    )
+    .await;
+    assert!(
+        message.contains("proton:PassRole on resource: arn:aws:iam::123456789012:role/admin"),
+        "{message}"
+    );
+    h.ok(
+        "CreateEnvironment",
+        body("arn:aws:iam::123456789012:role/proton"),
+    )
+    .await;
 }

@@ -36,7 +36,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    fn parts(&self) -> (u16, &'static str, String) {
+    pub fn parts(&self) -> (u16, &'static str, String) {
         match self {
             Self::Domain(error) => proton_error(error),
             // As AWS answers an unknown awsJson target.
@@ -60,6 +60,7 @@ pub fn proton_error(error: &Error) -> (u16, &'static str, String) {
         Error::Throttled(_) | Error::Store(StoreError::Throttled(_)) => {
             (429, "ThrottlingException")
         }
+        Error::AccessDenied(_) => (403, "AccessDeniedException"),
         Error::Store(_) | Error::Blob(_) => (500, "InternalServerException"),
     };
     let message = match error {
@@ -97,6 +98,25 @@ pub fn respond(result: Result<Value, ApiError>, operation: &str, request_id: &st
     headers.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+/// A request with no verified caller: 403, the error type AWS uses for its fault.
+pub fn unauthenticated(refusal: &super::Unauthenticated, request_id: &str) -> Response {
+    let body = json!({ "__type": refusal.error_type(), "message": refusal.to_string() });
+    let mut response = (StatusCode::FORBIDDEN, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/x-amz-json-1.0"),
+    );
+    headers.insert(
+        "x-amzn-errortype",
+        HeaderValue::from_static(refusal.error_type()),
     );
     if let Ok(id) = HeaderValue::from_str(request_id) {
         headers.insert("x-amzn-requestid", id);

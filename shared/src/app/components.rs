@@ -2,6 +2,7 @@
 //! service instance (whose template then reads its outputs) or standing alone in an
 //! environment. An attached instance is redeployed when its component's outputs change.
 
+use crate::domain::names::Tags;
 use serde::{Deserialize, Serialize};
 
 use super::deploy::records::{deletion_of, deployment, fresh, new_id, redeployment_of};
@@ -30,6 +31,8 @@ pub struct NewComponent {
     pub template_file: String,
     pub service_spec: Option<String>,
     pub client_token: Option<ClientToken>,
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -223,6 +226,7 @@ impl Components {
                 Some(id.clone()),
                 now,
             ),
+            tags: new.tags.clone(),
             rev: 1,
         };
         let target = Target::Component {

@@ -1,6 +1,7 @@
 //! Environments: the API's use cases. Each deployment is recorded, then handed to the deploy or
 //! delete workflow, whose steps the deployment kernel runs.
 
+use crate::domain::names::Tags;
 use serde::Deserialize;
 
 use super::deploy::records::{deletion_of, deployment, fresh, new_id, redeployment_of};
@@ -29,6 +30,8 @@ pub struct NewEnvironment {
     pub proton_service_role_arn: Option<Arn>,
     pub component_role_arn: Option<Arn>,
     pub description: Option<Description>,
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -108,6 +111,7 @@ impl Environments {
                 Some(id.clone()),
                 now,
             ),
+            tags: new.tags.clone(),
             rev: 1,
         };
         let deployment = deployment(&id, &new.name, Target::Environment, state, now, now);

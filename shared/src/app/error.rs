@@ -20,6 +20,9 @@ pub enum Error {
     QuotaExceeded(String),
     #[error("{0}")]
     Throttled(String),
+    /// The caller's policies do not allow the call; nothing was done.
+    #[error("{0}")]
+    AccessDenied(String),
     #[error("storage failed")]
     Store(#[source] StoreError),
     #[error("bundle storage failed")]

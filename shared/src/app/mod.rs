@@ -1,5 +1,7 @@
 //! Use cases: each one reads through the ports, lets the domain decide, and writes atomically.
 
+pub mod access;
+pub mod audit;
 pub mod authoring;
 pub mod catalog;
 pub mod components;

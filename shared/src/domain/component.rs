@@ -1,6 +1,7 @@
 //! Components: directly defined infrastructure (a manifest and one CloudFormation file), either
 //! attached to a service instance or standing alone in an environment.
 
+use crate::domain::names::Tags;
 use serde::{Deserialize, Serialize};
 
 use super::environment::{ComponentDefinition, Deployed};
@@ -23,6 +24,9 @@ pub struct Component {
     pub last_client_request_token: Option<String>,
     #[serde(flatten)]
     pub deployed: Deployed,
+    /// The customer's own tags (TagResource, or `tags` on create).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
     pub rev: u64,
 }
 

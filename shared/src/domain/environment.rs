@@ -1,6 +1,7 @@
 //! Environments and their deployments: the records, the status rules, and which template
 //! version an update deploys.
 
+use crate::domain::names::Tags;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 
@@ -155,6 +156,9 @@ pub struct Environment {
     pub created_at: Timestamp,
     #[serde(flatten)]
     pub deployed: Deployed,
+    /// The customer's own tags (TagResource, or `tags` on create).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
     pub rev: u64,
 }
 
@@ -208,6 +212,9 @@ pub struct Deployment {
     pub cancel_requested: bool,
     /// The last deployment before this one that succeeded, for Proton's summary fields.
     pub previous_succeeded_id: Option<String>,
+    /// Who asked for it (none for deployments started by a push or by paved itself).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub initiated_by: Option<crate::domain::access::Initiator>,
     pub rev: u64,
 }
 

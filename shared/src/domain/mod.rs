@@ -1,5 +1,6 @@
 //! The pure rules of paved: values, templates, bundles, schemas. No I/O.
 
+pub mod access;
 pub mod bundle;
 pub mod component;
 pub mod environment;

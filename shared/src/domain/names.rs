@@ -245,6 +245,18 @@ impl Tags {
     pub fn as_slice(&self) -> &[Tag] {
         &self.0
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Key to value, for policies and stacks.
+    pub fn to_map(&self) -> std::collections::BTreeMap<String, String> {
+        self.0
+            .iter()
+            .map(|t| (t.key.as_str().to_string(), t.value.as_str().to_string()))
+            .collect()
+    }
 }
 
 impl TryFrom<Vec<Tag>> for Tags {

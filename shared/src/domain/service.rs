@@ -1,6 +1,7 @@
 //! Services: the rules a service's spec must keep before anything is deployed. (The service
 //! operations build on these; see the issue "Services: instances in environments, ...".)
 
+use crate::domain::names::Tags;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -84,6 +85,9 @@ pub struct Service {
     /// Redeploys caused by pushes to the service's repository and branch.
     #[serde(default)]
     pub redeploys: Redeploys,
+    /// The customer's own tags (TagResource, or `tags` on create).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
     pub rev: u64,
 }
 
@@ -100,6 +104,9 @@ pub struct ServiceInstance {
     /// The component attached to this instance (Proton attaches at most one, `default`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub component: Option<ResourceName>,
+    /// The customer's own tags (TagResource, or `tags` on create).
+    #[serde(default, skip_serializing_if = "Tags::is_empty")]
+    pub tags: Tags,
     pub rev: u64,
 }
 

@@ -12,6 +12,8 @@ pub struct StatusChange {
     pub arn: String,
     pub status: String,
     pub previous_status: Option<String>,
+    /// Who caused the change, when a caller did.
+    pub initiated_by: Option<crate::domain::access::Initiator>,
 }
 
 #[async_trait]

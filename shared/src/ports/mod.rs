@@ -1,6 +1,7 @@
 //! The capabilities paved needs from the outside world, one small trait each, one file each;
 //! their implementations are the files of the same name in `adapters/`.
 
+mod access;
 mod bundles;
 mod catalog;
 mod deliveries;
@@ -11,6 +12,7 @@ mod provisioning;
 mod secrets;
 mod workflows;
 
+pub use access::*;
 pub use bundles::*;
 pub use catalog::*;
 pub use deliveries::*;

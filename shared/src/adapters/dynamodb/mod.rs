@@ -25,6 +25,7 @@
 //! Every item carries `rev`; writes go through TransactWriteItems with `attribute_not_exists(pk)`
 //! for creates and `rev = :expected` for replaces and deletes, so no update is ever lost.
 
+mod access;
 mod catalog;
 mod deployments;
 

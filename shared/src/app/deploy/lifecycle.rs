@@ -211,7 +211,20 @@ impl Deployer {
     /// Puts a target's status change on the bus. The status is recorded already; the event is
     /// a notification on top of it, so failing to publish it is logged, not returned.
     pub async fn announce(&self, target: &Loaded, previous: Option<DeploymentStatus>) {
-        let change = target.status_change(self, previous);
+        self.announce_for(target, previous, None).await
+    }
+
+    /// As [`Self::announce`], for a deployment started by `by` (a task carrying it on).
+    pub async fn announce_for(
+        &self,
+        target: &Loaded,
+        previous: Option<DeploymentStatus>,
+        by: Option<&crate::domain::access::Initiator>,
+    ) {
+        let mut change = target.status_change(self, previous);
+        if let Some(by) = by {
+            change.initiated_by = Some(by.clone());
+        }
         if let Err(error) = self.events.publish(change).await {
             tracing::warn!(error = %error, "status change event not published");
         }

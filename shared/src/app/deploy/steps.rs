@@ -220,7 +220,11 @@ impl Steps {
         let change = next.replace(&target);
         self.record(change, &deployment, &done, usage).await?;
         self.d
-            .announce(&next, Some(target.deployed().deployment_status))
+            .announce_for(
+                &next,
+                Some(target.deployed().deployment_status),
+                deployment.initiated_by.as_ref(),
+            )
             .await;
         Ok(Some(Ended {
             deployment: done,
@@ -257,7 +261,11 @@ impl Steps {
         tracing::warn!(deployment = id, status = %status_name(status), %message, "deployment failed");
         if current_attempt {
             self.d
-                .announce(&next, Some(target.deployed().deployment_status))
+                .announce_for(
+                    &next,
+                    Some(target.deployed().deployment_status),
+                    deployment.initiated_by.as_ref(),
+                )
                 .await;
         }
         Ok(Some(Ended {
@@ -320,7 +328,11 @@ impl Steps {
         let change = target.removal(&self.d).await?;
         self.record(change, &deployment, &done, usage).await?;
         self.d
-            .announce(&gone, Some(target.deployed().deployment_status))
+            .announce_for(
+                &gone,
+                Some(target.deployed().deployment_status),
+                deployment.initiated_by.as_ref(),
+            )
             .await;
         let after = Loaded::load(&self.d, &done).await?;
         Ok(Some(Ended {

@@ -1,6 +1,7 @@
 //! The instances of a service: CreateServiceInstance, UpdateServiceInstance, their cancel and
 //! reads.
 
+use crate::domain::names::Tags;
 use serde::{Deserialize, Serialize};
 
 use crate::app::deploy::records::{new_id, redeployment_of};
@@ -37,6 +38,8 @@ pub struct NewInstance {
     pub template_major_version: Option<VersionPart>,
     pub template_minor_version: Option<VersionPart>,
     pub client_token: Option<ClientToken>,
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 impl Services {
@@ -117,7 +120,7 @@ impl Services {
         let now = Timestamp::now();
         let mut planned_for = service.clone();
         planned_for.spec = new.spec.clone();
-        let (instance, record) = self
+        let (mut instance, record) = self
             .plan_instance(
                 &planned_for,
                 &version,
@@ -128,6 +131,7 @@ impl Services {
                 now,
             )
             .await?;
+        instance.tags = new.tags.clone();
         let id = record.id.clone();
         let change = DeploymentChange {
             instances: vec![InstanceWrite::Create(instance.clone())],

@@ -8,6 +8,7 @@ mod instances;
 mod pipeline;
 mod settle;
 
+use crate::domain::names::Tags;
 pub use instances::{InstanceUpdate, NewInstance};
 use pipeline::pipeline_redeployment;
 pub use pipeline::{PipelineUpdate, pipeline_of};
@@ -60,6 +61,8 @@ pub struct NewService {
     pub repository_connection_arn: Option<Arn>,
     pub repository_id: Option<RepositoryId>,
     pub branch_name: Option<BranchName>,
+    #[serde(default)]
+    pub tags: Tags,
 }
 
 /// The deletion of one instance: the instance marked DELETE_IN_PROGRESS and its record.
@@ -169,6 +172,7 @@ impl Services {
                 now,
             ),
             component: None,
+            tags: Tags::default(),
             rev: 1,
         };
         let target = Target::ServiceInstance {
@@ -341,6 +345,7 @@ impl Services {
             }),
             awaiting: vec![],
             redeploys: Default::default(),
+            tags: new.tags.clone(),
             rev: 1,
         };
         let mut change = DeploymentChange {

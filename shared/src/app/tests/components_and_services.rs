@@ -111,6 +111,7 @@ fn new_service(instances: &[&str]) -> NewService {
         .map(|i| format!("  - {{name: {i}, environment: dev}}\n"))
         .collect();
     NewService {
+        tags: Default::default(),
         name: name("api"),
         template_name: name("web"),
         template_major_version: VersionPart(1),
@@ -454,6 +455,7 @@ async fn a_component_feeds_its_instance_which_cannot_change_while_it_deploys() {
     let services = deployed_service(&w, &["a"], true).await;
     let components = Components::new(w.deployer.clone());
     let new = NewComponent {
+        tags: Default::default(),
         name: name("files"),
         description: None,
         environment_name: None,
@@ -545,6 +547,7 @@ async fn components_are_refused_where_the_template_or_request_does_not_allow_the
     deployed_service(&w, &["a"], false).await;
     let components = Components::new(w.deployer.clone());
     let new = NewComponent {
+        tags: Default::default(),
         name: name("files"),
         description: None,
         environment_name: None,
@@ -561,6 +564,7 @@ async fn components_are_refused_where_the_template_or_request_does_not_allow_the
         "{err:?}"
     );
     let standalone = NewComponent {
+        tags: Default::default(),
         service_name: None,
         service_instance_name: None,
         ..new.clone()
@@ -571,6 +575,7 @@ async fn components_are_refused_where_the_template_or_request_does_not_allow_the
         "{err:?}"
     );
     let broken = NewComponent {
+        tags: Default::default(),
         environment_name: Some(name("dev")),
         template_file: "Resources:\n  B:\n    Type: '{{ nothing.here }}'\n".into(),
         ..standalone.clone()
@@ -584,6 +589,7 @@ async fn components_are_refused_where_the_template_or_request_does_not_allow_the
     // A standalone component in an environment is fine, and keeps the environment alive.
     let alone = components
         .create(NewComponent {
+            tags: Default::default(),
             environment_name: Some(name("dev")),
             ..standalone
         })

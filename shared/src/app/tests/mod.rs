@@ -155,6 +155,7 @@ impl World {
     ) -> Result<crate::domain::environment::Environment, Error> {
         self.environments
             .create(NewEnvironment {
+                tags: Default::default(),
                 name: name(env),
                 template_name: name("vpc"),
                 template_major_version: VersionPart(1),

@@ -17,6 +17,7 @@ async fn service_with_pipeline(w: &World) -> Pushes {
     let before = w.started_count();
     services
         .create(NewService {
+            tags: Default::default(),
             name: name("api"),
             template_name: name("web"),
             template_major_version: VersionPart(1),
