@@ -160,7 +160,7 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
             }
         };
         (
-            crate::app::audit::acting_for(caller.initiator(), work).await,
+            crate::app::deploy::audit::acting_for(caller.initiator(), work).await,
             resource,
         )
     }

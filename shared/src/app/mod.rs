@@ -1,7 +1,6 @@
 //! Use cases: each one reads through the ports, lets the domain decide, and writes atomically.
 
 pub mod access;
-pub mod audit;
 pub mod authoring;
 pub mod catalog;
 pub mod components;

@@ -4,6 +4,7 @@
 //! domain and the ports only, and names no resource use case: when a deployment ends it returns
 //! what ended ([`Ended`]), and the owner of the target decides what follows.
 
+pub mod audit;
 mod lifecycle;
 pub mod records;
 mod steps;

@@ -56,7 +56,7 @@ pub fn deployment(
         completed_at: None,
         cancel_requested: false,
         previous_succeeded_id: None,
-        initiated_by: crate::app::audit::current(),
+        initiated_by: crate::app::deploy::audit::current(),
         rev: 1,
     }
 }

@@ -206,7 +206,7 @@ impl Loaded {
             arn,
             status: status_name(self.deployed().deployment_status),
             previous_status: previous.map(status_name),
-            initiated_by: crate::app::audit::current(),
+            initiated_by: crate::app::deploy::audit::current(),
         }
     }
 
