@@ -2,7 +2,6 @@
 //! which API Gateway verifies and `paved dev` accepts) with the caller's own AWS credentials
 //! from the standard chain (`AWS_PROFILE`, `AWS_SHARED_CREDENTIALS_FILE`, ...).
 
-use aws_config::BehaviorVersion;
 use aws_credential_types::provider::ProvideCredentials;
 use axum::body::Body;
 use hyper_util::client::legacy::Client;
@@ -15,7 +14,7 @@ pub async fn call(
     target: &str,
     body: &Value,
 ) -> Result<(u16, Value), Box<dyn std::error::Error>> {
-    let sdk = aws_config::defaults(BehaviorVersion::latest()).load().await;
+    let sdk = paved_core::config::sdk_config().await;
     let region = sdk
         .region()
         .map(|r| r.to_string())

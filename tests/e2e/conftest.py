@@ -128,8 +128,8 @@ class Platform:
             raise AssertionError(f"aws {' '.join(args)} failed: {result.stderr}")
         return result
 
-    def cli_json(self, *args):
-        out = self.cli(*args).stdout
+    def cli_json(self, *args, profile="paved-platform"):
+        out = self.cli(*args, profile=profile).stdout
         return json.loads(out) if out.strip() else None
 
     def upload(self, data: bytes, key=None) -> dict:

@@ -140,8 +140,10 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         }
     };
     let span = tracing::info_span!("call", operation, request_id = %request_id, principal = %caller.principal.arn);
-    let (result, resource) = async {
-        let requests = match authz::requests(&app, operation, &body).await {
+    let (result, resource) = Box::pin(async {
+        // Boxed: each call's futures live on the heap, not on the worker's stack (a debug build
+        // of the whole dispatch nested in one future overflowed tokio's 2 MiB stacks).
+        let requests = match Box::pin(authz::requests(&app, operation, &body)).await {
             Ok(requests) => requests,
             Err(error) => return (Err(error), String::new()),
         };
@@ -154,16 +156,16 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
         }
         let work = async {
             if own {
-                paved::dispatch(&app, &caller, operation, &body).await
+                Box::pin(paved::dispatch(&app, &caller, operation, &body)).await
             } else {
-                dispatch(&app, operation, &body).await
+                Box::pin(dispatch(&app, operation, &body)).await
             }
         };
         (
             crate::app::deploy::audit::acting_for(caller.initiator(), work).await,
             resource,
         )
-    }
+    })
     .instrument(span)
     .await;
     let outcome = match &result {
