@@ -47,10 +47,6 @@ impl Asker<'_> {
     }
 
     fn template(&self, kind: ResourceKind, name: &str) -> Resource {
-        let prefix = match kind {
-            ResourceKind::EnvironmentTemplate => "environment-template",
-            _ => "service-template",
-        };
         let version = match (
             self.body.get("majorVersion").and_then(Value::as_str),
             self.body.get("minorVersion").and_then(Value::as_str),
@@ -59,7 +55,7 @@ impl Asker<'_> {
             (Some(major), None) => format!(":{major}"),
             _ => String::new(),
         };
-        Resource::new(kind, self.arn(&format!("{prefix}/{name}{version}")))
+        Resource::new(kind, format!("{}{version}", self.template_arn(kind, name)))
     }
 
     fn template_arn(&self, kind: ResourceKind, name: &str) -> String {
@@ -378,7 +374,6 @@ impl Asker<'_> {
                 let service_name = by("serviceName");
                 let instance = match action {
                     "GetServiceInstance" | "UpdateServiceInstance" => by("name"),
-                    "GetServiceInstanceSyncStatus" => by("serviceInstanceName"),
                     _ => by("serviceInstanceName"),
                 };
                 let (_, template) = self.service(&service_name).await?;
