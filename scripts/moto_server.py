@@ -82,9 +82,35 @@ def execute_change_set(self, change_set_name, stack_name=None):
         stack = self.stacks[change_set.stack_id]
         stack._parse_template()
         stack.output_map = stack._create_output_map()
+        # moto 5.2.5 keeps a stack's tags from its creation; CloudFormation gives the stack
+        # the tags of an executed UPDATE change set that names any.
+        if change_set.tags:
+            stack.tags = dict(change_set.tags)
 
 
 models.CloudFormationBackend.execute_change_set = execute_change_set
+
+_create_change_set = models.CloudFormationBackend.create_change_set
+
+
+def create_change_set(self, stack_name, change_set_name, template, parameters, description,
+                      change_set_type, notification_arns=None, tags=None, role_arn=None):
+    # moto 5.2.5 calls an UPDATE change set with the stack's template and parameters "no
+    # changes" even when its tags differ; CloudFormation counts a tag change as a change.
+    change_set_id, stack_id = _create_change_set(
+        self, stack_name, change_set_name, template, parameters, description,
+        change_set_type, notification_arns, tags, role_arn,
+    )
+    change_set = self.change_sets[change_set_id]
+    stack = self.stacks[stack_id]
+    if change_set.status == "FAILED" and tags and dict(tags) != dict(stack.tags or {}):
+        change_set.status = "CREATE_COMPLETE"
+        change_set.execution_status = "AVAILABLE"
+        change_set.status_reason = None
+    return change_set_id, stack_id
+
+
+models.CloudFormationBackend.create_change_set = create_change_set
 
 _ecs_service_init = ecs.Service.__init__
 

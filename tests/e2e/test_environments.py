@@ -234,3 +234,48 @@ def test_listing_filtering_cancelling_and_retrying_with_the_cli(platform, proton
     assert result.returncode == 0, result.stderr
     assert proton.get_environment(name=env)["environment"]["description"] == "shared dev"
     assert len(proton.list_deployments(environmentName=env)["deployments"]) == 1, "NONE deploys nothing"
+
+
+def test_tags_set_on_create_and_changed_later_reach_the_stack_with_paved_tags(platform, proton):
+    template, env = unique("tagged"), unique("env")
+    topic = b"Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n"
+    publish(platform, proton, template, platform.upload(simple_bundle(topic)))
+    created = platform.cli_json("proton", "create-environment", "--name", env, "--template-name", template,
+                                "--template-major-version", "1", "--proton-service-role-arn", ROLE,
+                                "--spec", "proton: EnvironmentSpec\nspec: {}\n",
+                                "--tags", "key=cost-center,value=42", "key=team,value=web")["environment"]
+    platform.cli("proton", "wait", "environment-deployed", "--name", env)
+    cfn = aws_client(platform, "cloudformation")
+
+    def stack_tags():
+        stack = cfn.describe_stacks(StackName=f"paved-environment-{env}")["Stacks"][0]
+        return {t["Key"]: t["Value"] for t in stack.get("Tags", [])}
+
+    assert stack_tags() == {
+        "cost-center": "42", "team": "web",
+        "proton:account": "123456789012",
+        "proton:environment": created["arn"],
+        "proton:template": created["arn"].replace(f"environment/{env}", f"environment-template/{template}"),
+    }
+
+    arn = created["arn"]
+    platform.cli("proton", "tag-resource", "--resource-arn", arn, "--tags", "key=team,value=payments", "key=stage,value=dev")
+    platform.cli("proton", "untag-resource", "--resource-arn", arn, "--tag-keys", "cost-center")
+    listed = platform.cli_json("proton", "list-tags-for-resource", "--resource-arn", arn)["tags"]
+    assert sorted((t["key"], t["value"]) for t in listed) == [("stage", "dev"), ("team", "payments")]
+    # The developer persona may not tag (as Proton's developer policy did not), and changes nothing.
+    refused = platform.cli("proton", "tag-resource", "--resource-arn", arn, "--tags", "key=x,value=y",
+                           check=False, profile="paved-developer")
+    assert refused.returncode != 0 and "AccessDeniedException" in refused.stderr, refused.stderr
+    # Limits are the model's, as ValidationException, with nothing changed.
+    too_many = [f"key=k{i},value=v" for i in range(49)]
+    refused = platform.cli("proton", "tag-resource", "--resource-arn", arn, "--tags", *too_many, check=False)
+    assert refused.returncode != 0 and "ValidationException" in refused.stderr, refused.stderr
+    assert len(platform.cli_json("proton", "list-tags-for-resource", "--resource-arn", arn)["tags"]) == 2
+
+    # A redeployment of the same template carries the changed tags to the stack.
+    platform.cli("proton", "update-environment", "--name", env, "--deployment-type", "CURRENT_VERSION")
+    platform.cli("proton", "wait", "environment-deployed", "--name", env)
+    tags = stack_tags()
+    assert (tags["team"], tags["stage"]) == ("payments", "dev") and "cost-center" not in tags, tags
+    assert tags["proton:environment"] == arn

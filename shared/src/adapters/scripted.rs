@@ -2,7 +2,7 @@
 //! it, reports the outputs it declares, and follows a script of progress states. It proves the
 //! seam: the same kernel and the same state machine definitions drive it as CloudFormation.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -59,6 +59,7 @@ impl Provisioner for ScriptedEngine {
         target: Placement<'_>,
         plan: &str,
         rendered: &str,
+        _tags: &BTreeMap<String, String>,
     ) -> ProvisionResult<Planning> {
         self.call(format!("plan {}", target.name));
         if self.applied(target.name).as_deref() == Some(rendered) {

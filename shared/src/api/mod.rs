@@ -14,6 +14,7 @@ mod environments;
 mod operations;
 mod paved;
 mod services;
+mod tags;
 pub mod webhook;
 mod wire;
 
@@ -33,6 +34,7 @@ use crate::app::deployments::Deployments;
 use crate::app::environments::Environments;
 use crate::app::pushes::Pushes;
 use crate::app::services::Services;
+use crate::app::tags::Tagging;
 use crate::ports::DeploymentStore;
 pub use authn::{Authenticate, Unauthenticated};
 pub use operations::Operation;
@@ -46,6 +48,7 @@ pub struct App {
     pub components: Components,
     pub deployments: Deployments,
     pub pushes: Pushes,
+    pub tags: Tagging,
     pub arns: ArnBuilder,
     /// The records authorization reads (tags, templates, environments of what a call names).
     pub store: Arc<dyn DeploymentStore>,
@@ -71,6 +74,11 @@ impl App {
             services: Services::new(deployer.clone()),
             components: Components::new(deployer.clone()),
             deployments: Deployments::new(deployer.clone()),
+            tags: Tagging::new(
+                deployer.catalog.clone(),
+                deployer.store.clone(),
+                arns.clone(),
+            ),
             pushes: Pushes::new(deployer),
             arns,
         }
@@ -203,6 +211,9 @@ async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json:
         return result;
     }
     if let Some(result) = components::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = tags::dispatch(app, operation, body).await {
         return result;
     }
     Err(ApiError::NotImplemented(operation.name().to_string()))

@@ -776,14 +776,9 @@ async fn every_operation_of_the_model_is_dispatched_or_named_as_not_implemented(
             built.push(operation.name());
         }
     }
-    assert_eq!(built.len(), 55, "{built:?}");
-    assert_eq!(not_built.len(), 32, "{not_built:?}");
-    for operation in [
-        "GetRepository",
-        "TagResource",
-        "GetResourcesSummary",
-        "GetAccountSettings",
-    ] {
+    assert_eq!(built.len(), 58, "{built:?}");
+    assert_eq!(not_built.len(), 29, "{not_built:?}");
+    for operation in ["GetRepository", "GetResourcesSummary", "GetAccountSettings"] {
         assert!(not_built.contains(&operation), "{operation}");
     }
 }
@@ -806,6 +801,101 @@ async fn a_body_over_the_limit_is_answered_with_a_proton_error_and_changes_nothi
     );
     let listed = h.ok("ListEnvironmentTemplates", json!({})).await;
     assert_eq!(listed["templates"], json!([]));
+}
+
+#[tokio::test]
+async fn tags_set_on_create_are_listed_in_pages_changed_and_limited() {
+    let h = Harness::new();
+    let arn = "arn:aws:proton:us-east-1:123456789012:environment-template/vpc";
+    h.ok(
+        "CreateEnvironmentTemplate",
+        json!({"name": "vpc", "tags": [{"key": "b", "value": "2"}, {"key": "a", "value": "1"}]}),
+    )
+    .await;
+    h.ok(
+        "TagResource",
+        json!({"resourceArn": arn, "tags": [{"key": "c", "value": "3"}, {"key": "a", "value": "one"}]}),
+    )
+    .await;
+    let first = h
+        .ok(
+            "ListTagsForResource",
+            json!({"resourceArn": arn, "maxResults": 2}),
+        )
+        .await;
+    assert_eq!(
+        first["tags"],
+        json!([{"key": "a", "value": "one"}, {"key": "b", "value": "2"}])
+    );
+    let token = first["nextToken"].as_str().unwrap();
+    let rest = h
+        .ok(
+            "ListTagsForResource",
+            json!({"resourceArn": arn, "maxResults": 2, "nextToken": token}),
+        )
+        .await;
+    assert_eq!(rest, json!({"tags": [{"key": "c", "value": "3"}]}));
+    h.ok(
+        "UntagResource",
+        json!({"resourceArn": arn, "tagKeys": ["b", "never-set"]}),
+    )
+    .await;
+    for (operation, body, needle) in [
+        (
+            "ListTagsForResource",
+            json!({"resourceArn": arn, "nextToken": "Zm9yZ2Vk"}),
+            "nextToken",
+        ),
+        (
+            "ListTagsForResource",
+            json!({"resourceArn": arn, "maxResults": 0}),
+            "maxResults",
+        ),
+        (
+            "TagResource",
+            json!({"resourceArn": arn, "tags": [{"key": "aws:cost", "value": "x"}]}),
+            "reserved",
+        ),
+        (
+            "TagResource",
+            json!({"resourceArn": arn, "tags": [{"key": "k".repeat(129), "value": "x"}]}),
+            "tags",
+        ),
+        (
+            "TagResource",
+            json!({"resourceArn": arn, "tags": [{"key": "k", "value": "v".repeat(257)}]}),
+            "tags",
+        ),
+        (
+            "TagResource",
+            json!({"resourceArn": arn, "tags": (0..49).map(|i| json!({"key": format!("k{i}"), "value": ""})).collect::<Vec<_>>()}),
+            "at most 50",
+        ),
+        (
+            "UntagResource",
+            json!({"resourceArn": arn, "tagKeys": (0..51).map(|i| format!("k{i}")).collect::<Vec<_>>()}),
+            "tagKeys",
+        ),
+    ] {
+        let (kind, message) = h.err(operation, body).await;
+        assert_eq!(kind, "ValidationException", "{operation}: {message}");
+        assert!(message.contains(needle), "{operation}: {message}");
+    }
+    // None of the refused calls changed anything.
+    let listed = h
+        .ok("ListTagsForResource", json!({"resourceArn": arn}))
+        .await;
+    assert_eq!(
+        listed,
+        json!({"tags": [{"key": "a", "value": "one"}, {"key": "c", "value": "3"}]})
+    );
+    let (kind, _) = h
+        .err(
+            "ListTagsForResource",
+            json!({"resourceArn": "arn:aws:proton:us-east-1:123456789012:service/none"}),
+        )
+        .await;
+    assert_eq!(kind, "ResourceNotFoundException");
 }
 
 #[tokio::test]

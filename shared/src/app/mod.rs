@@ -10,6 +10,7 @@ pub mod environments;
 pub mod error;
 pub mod pushes;
 pub mod services;
+pub mod tags;
 pub mod tasks;
 pub mod webhook;
 

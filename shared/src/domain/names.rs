@@ -224,6 +224,9 @@ pub struct Tags(Vec<Tag>);
 
 impl Tags {
     pub const MAX: usize = 50;
+    /// Prefixes a customer's tag key may not have: AWS's own, and the `proton:` tags paved
+    /// puts on every stack.
+    pub const RESERVED: &'static [&'static str] = &["aws:", "proton:"];
 
     pub fn parse(tags: Vec<Tag>) -> Result<Self, String> {
         if tags.len() > Self::MAX {
@@ -231,6 +234,15 @@ impl Tags {
         }
         let mut keys = std::collections::HashSet::new();
         for tag in &tags {
+            if let Some(prefix) = Self::RESERVED
+                .iter()
+                .find(|p| tag.key.as_str().to_ascii_lowercase().starts_with(*p))
+            {
+                return Err(format!(
+                    "tag key {:?}: keys beginning with {prefix:?} are reserved (paved puts its own on the stacks it deploys)",
+                    tag.key.as_str()
+                ));
+            }
             if !keys.insert(&tag.key) {
                 return Err(format!("tag key {:?} is given twice", tag.key.as_str()));
             }
@@ -390,6 +402,14 @@ mod tests {
         assert!(Tags::parse((0..50).map(|i| tag(&format!("k{i}"))).collect()).is_ok());
         assert!(Tags::parse((0..51).map(|i| tag(&format!("k{i}"))).collect()).is_err());
         assert!(Tags::parse(vec![tag("a"), tag("a")]).is_err());
+        for reserved in ["aws:cost", "AWS:x", "proton:service"] {
+            assert!(
+                Tags::parse(vec![tag(reserved)])
+                    .unwrap_err()
+                    .contains("reserved")
+            );
+        }
+        assert!(Tags::parse(vec![tag("team:aws:x")]).is_ok());
     }
 
     #[test]

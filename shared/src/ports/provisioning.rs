@@ -2,6 +2,8 @@
 //! infrastructure. CloudFormation is its first adapter (`adapters/cloudformation`); every rule
 //! of an engine (its status names, how it recovers, how it detects a no-op) stays in its adapter.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 
 use super::BoxError;
@@ -85,12 +87,14 @@ pub trait Provisioner: Send + Sync {
     /// The engine's name for a target made of `parts`, within the engine's own limits.
     fn name(&self, parts: &[&str]) -> String;
 
-    /// Starts planning the deployment of `rendered` to the target; `plan` names the plan.
+    /// Starts planning the deployment of `rendered` to the target, carrying `tags`; `plan`
+    /// names the plan. A target whose template and tags are already these is `Unchanged`.
     async fn plan(
         &self,
         target: Placement<'_>,
         plan: &str,
         rendered: &str,
+        tags: &BTreeMap<String, String>,
     ) -> ProvisionResult<Planning>;
 
     async fn plan_state(&self, plan: &str) -> ProvisionResult<PlanState>;

@@ -1,7 +1,7 @@
 //! A scripted CloudFormation API: stacks complete at once unless a script says otherwise, so
 //! tests can show what moto cannot (progress, rollbacks, failed change sets, throttling).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
@@ -12,15 +12,19 @@ use crate::domain::environment::{ProvisionedResource, StackOutput};
 #[derive(Debug, Clone)]
 struct FakeStack {
     template: String,
+    tags: BTreeMap<String, String>,
     state: StackState,
 }
+
+/// A change set made and not yet executed: its stack, template and tags.
+type ChangeSet = (String, String, BTreeMap<String, String>);
 
 /// A scripted CloudFormation: stacks complete at once unless a script says otherwise, so tests
 /// can show what moto cannot (progress, rollbacks, failed change sets, throttling).
 #[derive(Default)]
 pub struct ScriptedStacks {
     stacks: Mutex<HashMap<String, FakeStack>>,
-    change_sets: Mutex<HashMap<String, (String, String)>>,
+    change_sets: Mutex<HashMap<String, ChangeSet>>,
     /// States `state()` reports, in order, before the stack's own.
     pub state_script: Mutex<VecDeque<StackState>>,
     /// States `change_set()` reports, in order, before `Ready`.
@@ -41,6 +45,10 @@ impl ScriptedStacks {
         lock(&self.stacks).get(stack).map(|s| s.template.clone())
     }
 
+    pub fn tags_of(&self, stack: &str) -> Option<BTreeMap<String, String>> {
+        lock(&self.stacks).get(stack).map(|s| s.tags.clone())
+    }
+
     pub fn calls(&self) -> Vec<String> {
         lock(&self.calls).clone()
     }
@@ -56,6 +64,10 @@ impl CloudFormationApi for ScriptedStacks {
         Ok(self.template_of(stack))
     }
 
+    async fn tags(&self, stack: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        Ok(self.tags_of(stack).unwrap_or_default())
+    }
+
     async fn create_change_set(
         &self,
         stack: &str,
@@ -63,6 +75,7 @@ impl CloudFormationApi for ScriptedStacks {
         template: &str,
         _role_arn: &str,
         exists: bool,
+        tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError> {
         self.call(format!(
             "create_change_set {stack} {}",
@@ -72,7 +85,10 @@ impl CloudFormationApi for ScriptedStacks {
             return Err(error);
         }
         let id = format!("arn:changeSet/{change_set}");
-        lock(&self.change_sets).insert(id.clone(), (stack.to_string(), template.to_string()));
+        lock(&self.change_sets).insert(
+            id.clone(),
+            (stack.to_string(), template.to_string(), tags.clone()),
+        );
         Ok(id)
     }
 
@@ -90,19 +106,26 @@ impl CloudFormationApi for ScriptedStacks {
 
     async fn execute_change_set(&self, id: &str) -> Result<(), CloudError> {
         self.call(format!("execute_change_set {id}"));
-        let (stack, template) = lock(&self.change_sets)
+        let (stack, template, tags) = lock(&self.change_sets)
             .remove(id)
             .ok_or_else(|| CloudError::Rejected(format!("change set {id} does not exist")))?;
         let state = lock(&self.execute_result)
             .clone()
             .unwrap_or(StackState::Complete);
-        let previous = lock(&self.stacks).get(&stack).map(|s| s.template.clone());
-        // A failed update rolls back to the previous template.
-        let template = match (&state, previous) {
-            (StackState::Failed { .. }, Some(previous)) => previous,
-            _ => template,
+        let previous = lock(&self.stacks).get(&stack).cloned();
+        // A failed update rolls back to the previous template and tags.
+        let (template, tags) = match (&state, previous) {
+            (StackState::Failed { .. }, Some(previous)) => (previous.template, previous.tags),
+            _ => (template, tags),
         };
-        lock(&self.stacks).insert(stack, FakeStack { template, state });
+        lock(&self.stacks).insert(
+            stack,
+            FakeStack {
+                template,
+                tags,
+                state,
+            },
+        );
         Ok(())
     }
 

@@ -1,13 +1,14 @@
 //! CloudFormation, the first provisioning engine: every CloudFormation rule paved follows lives
 //! here. A deployment is a change set with the capabilities Proton templates need; an unchanged
-//! template is a no-op (paved compares it with the stack's, and honours CloudFormation's own "no
-//! changes"); a stack whose creation failed (`ROLLBACK_COMPLETE`) is removed and created again;
+//! template with unchanged tags is a no-op (paved compares both with the stack's, and honours
+//! CloudFormation's own "no changes"); the stack carries the target's tags; a stack whose creation failed (`ROLLBACK_COMPLETE`) is removed and created again;
 //! `UPDATE_ROLLBACK_FAILED` needs a person; stack names fit 128 characters.
 
 mod fake;
 #[cfg(feature = "aws")]
 mod sdk;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -62,7 +63,10 @@ pub enum StackState {
 pub trait CloudFormationApi: Send + Sync {
     /// The template body of a stack, `None` if there is no stack.
     async fn template(&self, stack: &str) -> Result<Option<String>, CloudError>;
-    /// Creates a change set (CREATE when `exists` is false), returning its id.
+    /// The tags of a stack (empty if there is no stack).
+    async fn tags(&self, stack: &str) -> Result<BTreeMap<String, String>, CloudError>;
+    /// Creates a change set (CREATE when `exists` is false) that leaves the stack with exactly
+    /// `tags`, returning its id.
     async fn create_change_set(
         &self,
         stack: &str,
@@ -70,6 +74,7 @@ pub trait CloudFormationApi: Send + Sync {
         template: &str,
         role_arn: &str,
         exists: bool,
+        tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError>;
     async fn change_set(&self, id: &str) -> Result<ChangeSetState, CloudError>;
     async fn execute_change_set(&self, id: &str) -> Result<(), CloudError>;
@@ -131,6 +136,7 @@ impl Provisioner for CloudFormation {
         target: Placement<'_>,
         plan: &str,
         rendered: &str,
+        tags: &BTreeMap<String, String>,
     ) -> ProvisionResult<Planning> {
         let stack = target.name;
         let exists = match self.api.state(stack).await? {
@@ -155,13 +161,16 @@ impl Provisioner for CloudFormation {
             }
             StackState::Failed { .. } => true,
         };
-        if exists && self.api.template(stack).await?.as_deref() == Some(rendered) {
+        if exists
+            && self.api.template(stack).await?.as_deref() == Some(rendered)
+            && self.api.tags(stack).await? == *tags
+        {
             return Ok(Planning::Unchanged);
         }
         let change_set = format!("paved-{plan}");
         let id = self
             .api
-            .create_change_set(stack, &change_set, rendered, target.role_arn, exists)
+            .create_change_set(stack, &change_set, rendered, target.role_arn, exists, tags)
             .await?;
         Ok(Planning::Planned(id))
     }

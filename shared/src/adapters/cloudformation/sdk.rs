@@ -2,10 +2,12 @@
 //! templates need (IAM, NAMED_IAM and AUTO_EXPAND for the SAM transform), templates over
 //! 51,200 bytes through S3.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackStatus};
+use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackStatus, Tag};
 
 use super::{ChangeSetState, CloudError, CloudFormationApi, StackState};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
@@ -72,7 +74,25 @@ impl CloudFormationApi for CloudFormationStacks {
         }
     }
 
-    #[tracing::instrument(skip(self, template))]
+    async fn tags(&self, stack: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        let output = match self.client.describe_stacks().stack_name(stack).send().await {
+            Ok(output) => output,
+            Err(error) if is_missing(&error) => return Ok(BTreeMap::new()),
+            Err(error) => return Err(classify(error)),
+        };
+        Ok(output
+            .stacks
+            .unwrap_or_default()
+            .into_iter()
+            .next()
+            .and_then(|s| s.tags)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|t| Some((t.key?, t.value?)))
+            .collect())
+    }
+
+    #[tracing::instrument(skip(self, template, tags))]
     async fn create_change_set(
         &self,
         stack: &str,
@@ -80,6 +100,7 @@ impl CloudFormationApi for CloudFormationStacks {
         template: &str,
         role_arn: &str,
         exists: bool,
+        tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError> {
         let mut request = self
             .client
@@ -95,6 +116,10 @@ impl CloudFormationApi for CloudFormationStacks {
             .capabilities(Capability::CapabilityNamedIam)
             .capabilities(Capability::CapabilityAutoExpand)
             .role_arn(role_arn);
+        // Always given (paved's own tags are never empty): the stack ends with exactly these.
+        for (key, value) in tags {
+            request = request.tags(Tag::builder().key(key).value(value).build());
+        }
         if template.len() > MAX_INLINE_TEMPLATE {
             let key = format!("rendered/{stack}/{change_set}.yaml");
             self.s3

@@ -12,6 +12,7 @@ use super::target::{Ended, Loaded};
 use super::task::{DeploymentTask, TaskError};
 use crate::domain::environment::{Deployment, DeploymentStatus, Operation, status_name};
 use crate::domain::names::Timestamp;
+use crate::domain::provisioning::MAX_STACK_TAGS;
 use crate::ports::{
     DeploymentChange, DeploymentWrite, Placement, PlanState, Planning, Progress, ProvisionError,
     Provisioner, Removal, VersionUsage,
@@ -109,8 +110,19 @@ impl Steps {
         }
         let engine = self.engine(&target)?;
         let rendered = target.render(&self.d, &deployment).await?;
+        let (tags, left_off) = target.stack_tags(&self.d);
+        if !left_off.is_empty() {
+            tracing::warn!(
+                deployment = id,
+                left_off = ?left_off,
+                "the stack can carry only {MAX_STACK_TAGS} tags; these customer tags are left off it"
+            );
+        }
         Ok(
-            match engine.plan(placement(&target), id, &rendered).await? {
+            match engine
+                .plan(placement(&target), id, &rendered, &tags)
+                .await?
+            {
                 Planning::Settling => outcome("settling", None),
                 Planning::Unchanged => outcome("unchanged", None),
                 Planning::Planned(plan) => outcome("planned", Some(plan)),

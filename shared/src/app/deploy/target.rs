@@ -1,6 +1,8 @@
 //! The target of a deployment, loaded: everything the kernel knows per kind of target (what it
 //! reads, renders, writes and announces of it). A new kind of target is an arm here.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value as Json};
 
 use super::Deployer;
@@ -10,6 +12,8 @@ use crate::domain::component::{Component, service_inputs};
 use crate::domain::environment::{
     Deployed, DeployedState, Deployment, DeploymentStatus, Environment, Target, status_name,
 };
+use crate::domain::names::Tags;
+use crate::domain::provisioning::stack_tags;
 use crate::domain::render::{self, Outputs, PipelineInstance, ServiceNames};
 use crate::domain::service::{Service, ServiceInstance};
 use crate::domain::template::{TemplateKind, TemplateVersion};
@@ -171,6 +175,70 @@ impl Loaded {
             },
             _ => DeploymentChange::default(),
         }
+    }
+
+    /// The tags the target's stack carries (`domain::provisioning::stack_tags`): paved's
+    /// `proton:*` tags naming the account, template and the resources the target belongs to,
+    /// then the customer's (an instance's own over its service's). The second value names the
+    /// customer tags left off for want of room.
+    pub fn stack_tags(&self, d: &Deployer) -> (BTreeMap<String, String>, Vec<String>) {
+        let a = &d.arns;
+        let instance_arn = |service: &str, name: &str| {
+            a.proton(&format!("service/{service}/service-instance/{name}"))
+        };
+        let template =
+            |kind: TemplateKind, name: &str| a.proton(&format!("{}/{name}", kind.arn_resource()));
+        let mut managed: Vec<(&str, String)> = vec![("account", a.account_id.clone())];
+        let customer: Vec<&Tags> = match self {
+            Self::Environment(e) => {
+                managed.push((
+                    "template",
+                    template(
+                        TemplateKind::Environment,
+                        e.deployed.state.template_name.as_str(),
+                    ),
+                ));
+                managed.push(("environment", a.environment(e.name.as_str())));
+                vec![&e.tags]
+            }
+            Self::Instance { service, instance } => {
+                managed.push((
+                    "template",
+                    template(
+                        TemplateKind::Service,
+                        instance.deployed.state.template_name.as_str(),
+                    ),
+                ));
+                managed.push(("environment", a.environment(instance.environment.as_str())));
+                managed.push(("service", a.proton(&format!("service/{}", service.name))));
+                managed.push((
+                    "service-instance",
+                    instance_arn(service.name.as_str(), instance.name.as_str()),
+                ));
+                vec![&instance.tags, &service.tags]
+            }
+            Self::Pipeline { service, pipeline } => {
+                managed.push((
+                    "template",
+                    template(TemplateKind::Service, pipeline.state.template_name.as_str()),
+                ));
+                managed.push(("service", a.proton(&format!("service/{}", service.name))));
+                vec![&service.tags]
+            }
+            Self::Component(c) => {
+                managed.push(("environment", a.environment(c.environment.as_str())));
+                if let Some((service, instance)) = c.attachment() {
+                    managed.push(("service", a.proton(&format!("service/{service}"))));
+                    managed.push((
+                        "service-instance",
+                        instance_arn(service.as_str(), instance.as_str()),
+                    ));
+                }
+                managed.push(("component", a.proton(&format!("component/{}", c.name))));
+                vec![&c.tags]
+            }
+        };
+        stack_tags(&managed, &customer)
     }
 
     /// The status change to announce, Proton style.

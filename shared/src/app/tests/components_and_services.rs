@@ -152,6 +152,15 @@ async fn instances_deploy_with_environment_outputs_then_the_pipeline_with_theirs
     }
     let queue = w.stacks.template_of("paved-instance-api-a").unwrap();
     assert!(queue.contains("QueueName: 'api-a-10.1.0.0/16'"), "{queue}");
+    let tags = w.stacks.tags_of("paved-instance-api-a").unwrap();
+    let arn = |r: &str| format!("arn:aws:proton:us-east-1:123456789012:{r}");
+    assert_eq!(tags["proton:service"], arn("service/api"));
+    assert_eq!(
+        tags["proton:service-instance"],
+        arn("service/api/service-instance/a")
+    );
+    assert_eq!(tags["proton:environment"], arn("environment/dev"));
+    assert_eq!(tags["proton:template"], arn("service-template/web"));
     let pipeline_id = w.last_started();
     assert!(
         !started.contains(&pipeline_id),
@@ -163,6 +172,9 @@ async fn instances_deploy_with_environment_outputs_then_the_pipeline_with_theirs
         pipeline.contains("- Key: 'a'\n          Value: '80'"),
         "{pipeline}"
     );
+    let tags = w.stacks.tags_of("paved-pipeline-api").unwrap();
+    assert_eq!(tags["proton:service"], arn("service/api"));
+    assert!(!tags.contains_key("proton:service-instance"), "{tags:?}");
     let service = services.get(&name("api")).await.unwrap();
     assert_eq!(service.status, ServiceStatus::Active);
     assert_eq!(
@@ -455,7 +467,11 @@ async fn a_component_feeds_its_instance_which_cannot_change_while_it_deploys() {
     let services = deployed_service(&w, &["a"], true).await;
     let components = Components::new(w.deployer.clone());
     let new = NewComponent {
-        tags: Default::default(),
+        tags: crate::domain::names::Tags::parse(vec![crate::domain::names::Tag {
+            key: crate::domain::names::TagKey::parse("data").unwrap(),
+            value: crate::domain::names::TagValue::parse("public").unwrap(),
+        }])
+        .unwrap(),
         name: name("files"),
         description: None,
         environment_name: None,
@@ -499,6 +515,27 @@ async fn a_component_feeds_its_instance_which_cannot_change_while_it_deploys() {
         component.deployed.outputs[0].value,
         "bkt-files-80-10.1.0.0/16"
     );
+    let stack = w
+        .stacks
+        .calls()
+        .iter()
+        .find_map(|c| {
+            c.strip_prefix("create_change_set ")
+                .filter(|s| s.contains("component"))
+                .map(|s| s.split(' ').next().unwrap().to_string())
+        })
+        .unwrap();
+    let tags = w.stacks.tags_of(&stack).unwrap();
+    assert_eq!(tags["data"], "public");
+    assert_eq!(
+        tags["proton:component"],
+        "arn:aws:proton:us-east-1:123456789012:component/files"
+    );
+    assert_eq!(
+        tags["proton:service-instance"],
+        "arn:aws:proton:us-east-1:123456789012:service/api/service-instance/a"
+    );
+    assert!(!tags.contains_key("proton:template"), "{tags:?}");
     // Its outputs changed, so its instance was redeployed to read them.
     let redeploys = w.started_since(before);
     assert_eq!(redeploys.len(), 1, "{redeploys:?}");

@@ -7,6 +7,7 @@ mod components_and_services;
 mod engines;
 mod environments;
 mod pushes;
+mod tags;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
