@@ -1,6 +1,8 @@
 //! `paved`: the local platform and, later, tools for template authors.
 
+mod access_check;
 mod client;
+mod client_setup;
 mod dev;
 mod identities;
 mod local_aws;
@@ -28,6 +30,12 @@ enum Command {
     /// Render and test template bundles offline.
     #[command(subcommand)]
     Template(template::TemplateCommand),
+    /// Answer offline what an access document allows a principal to do.
+    #[command(subcommand)]
+    Access(access_check::AccessCommand),
+    /// Set up the stock AWS clients (CLI v1 and v2, boto3) to call paved's API in AWS.
+    #[command(subcommand)]
+    Client(client_setup::ClientCommand),
     /// Show a service's redeploys and its pipeline's latest executions and stage states.
     PipelineState(pipeline_state::PipelineStateArgs),
 }
@@ -45,6 +53,8 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(args) => dev::run(args).await.map(|()| true),
         Command::Template(command) => template::run(command),
         Command::PipelineState(args) => pipeline_state::run(args).await,
+        Command::Client(command) => client_setup::run(command),
+        Command::Access(command) => access_check::run(command),
     };
     match result {
         Ok(true) => std::process::ExitCode::SUCCESS,
