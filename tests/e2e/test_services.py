@@ -2,6 +2,7 @@
 environments, then the pipeline, with outputs flowing environment → instance → pipeline."""
 
 import json
+import os
 import subprocess
 import time
 
@@ -32,6 +33,21 @@ def template_of(stacks, name):
     return body if isinstance(body, str) else json.dumps(body)
 
 
+def buildspecs(template_text):
+    """The inline buildspecs of a deployed pipeline's CodeBuild projects, parsed, with each
+    intrinsic part of a Fn::Join read as the text REF."""
+    template = json.loads(template_text)
+    found = {}
+    for name, resource in template["Resources"].items():
+        if resource["Type"] != "AWS::CodeBuild::Project":
+            continue
+        spec = resource["Properties"]["Source"]["BuildSpec"]
+        if isinstance(spec, dict) and "Fn::Join" in spec:
+            spec = "".join(p if isinstance(p, str) else "REF" for p in spec["Fn::Join"][1])
+        found[name] = json.loads(spec)
+    return found
+
+
 def wait_for(check, timeout=120):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -57,7 +73,7 @@ def service_spec(instances, pipeline="pipeline:\n  dockerfile: Dockerfile\n"):
     return f"proton: ServiceSpec\n{pipeline}instances:\n{lines}"
 
 
-def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(platform, proton, fargate_env):
+def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(platform, proton, fargate_env, tmp_path):
     env_template, env = fargate_env
     template, service = unique("lb-svc"), unique("web")
     publish(proton, platform, "service", template, SAMPLES / "service-templates/load-balanced-fargate-svc/v1",
@@ -91,6 +107,27 @@ def test_a_load_balanced_fargate_service_deploys_its_instance_then_its_pipeline(
     assert env_outputs["VPC"] in instance_template and env_outputs["PublicSubnet1"] in instance_template
     pipeline_template = template_of(cfn, f"paved-pipeline-{service}")
     assert f"{service}-prod" in pipeline_template and "acme/web" in pipeline_template
+    # Each CodeBuild project first sets up the Proton model for execute-api, then runs the
+    # sample's own commands unchanged; the line, run the way CodeBuild runs it (sh, as the
+    # build's user), makes the aws CLI of the build sign Proton calls for execute-api.
+    specs = buildspecs(pipeline_template)
+    assert set(specs) == {"BuildProject", "Deploy1Project"}, set(specs)  # one deploy project per instance
+    sample = (SAMPLES / "service-templates/load-balanced-fargate-svc/v1/pipeline_infrastructure/cloudformation.yaml").read_text()
+    for spec in specs.values():
+        setup, *own = spec["phases"]["install"]["commands"]
+        assert "base64 -d | python3 -" in setup
+        assert all(command.split(" ")[0] in sample for command in own), own
+    home = tmp_path / "build-home"
+    home.mkdir()
+    build_env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    build_env.update(HOME=str(home), PATH=f"{VENV / 'bin'}:{os.environ['PATH']}")
+    ran = subprocess.run(["sh", "-c", setup], capture_output=True, text=True, env=build_env, timeout=60)
+    assert ran.returncode == 0 and "sign for execute-api" in ran.stdout, (ran.stdout, ran.stderr)
+    build_env.update(AWS_SHARED_CREDENTIALS_FILE=str(platform.credentials_file), AWS_PROFILE="paved-platform")
+    signed = subprocess.run([str(VENV / "bin" / "aws"), "--debug", "proton", "get-service", "--name", service,
+                             "--region", "us-east-1", "--endpoint-url", platform.api],
+                            capture_output=True, text=True, env=build_env, timeout=60)
+    assert signed.returncode == 0 and "/us-east-1/execute-api/aws4_request" in signed.stderr, signed.stderr[-1500:]
 
     deployments = proton.list_deployments(environmentName=env)["deployments"]
     assert {d["targetResourceType"] for d in deployments} >= {"ENVIRONMENT", "SERVICE_INSTANCE", "SERVICE_PIPELINE"}
