@@ -183,6 +183,8 @@ async fn serve(
         platform_principals: vec![],
         developer_principals: vec![],
         readonly_principals: vec![],
+        // Locally a tag put on an identity's IAM user counts at once.
+        principal_tags_seconds: 0,
     };
     let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
     let api_endpoint = format!("http://127.0.0.1:{}", args.port);
@@ -229,6 +231,9 @@ async fn serve(
         .map_err(DevError::Resources)?;
     create_state_machines(&args.statemachines, &settings, &sdk).await?;
     local_pushes::ensure_pipeline_role(&sdk)
+        .await
+        .map_err(DevError::Resources)?;
+    crate::identities::register(&sdk)
         .await
         .map_err(DevError::Resources)?;
     let queue = local_pushes::setup(&sdk, &args.webhook_secret)

@@ -145,3 +145,22 @@ fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
         .open(path)?;
     file.write_all(text.as_bytes())
 }
+
+/// Makes each persona an IAM user of the local AWS, so that `aws iam tag-user` (against the
+/// local AWS endpoint) gives it the tags groups by principal tag match, as IAM does in AWS.
+pub async fn register(
+    sdk: &aws_config::SdkConfig,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    for (_, user) in PERSONAS {
+        match iam.create_user().user_name(*user).send().await {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_entity_already_exists_exception()) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}

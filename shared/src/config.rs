@@ -57,6 +57,9 @@ pub struct Config {
     pub platform_principals: Vec<String>,
     pub developer_principals: Vec<String>,
     pub readonly_principals: Vec<String>,
+    /// How long an API instance keeps a principal's IAM tags (`PAVED_PRINCIPAL_TAGS_SECONDS`,
+    /// default 60): a tag change reaches decisions within that.
+    pub principal_tags_seconds: u64,
 }
 
 /// A comma-separated list, without blanks.
@@ -115,6 +118,10 @@ impl Config {
             readonly_principals: patterns(
                 &std::env::var("PAVED_READONLY_PRINCIPALS").unwrap_or_default(),
             ),
+            principal_tags_seconds: std::env::var("PAVED_PRINCIPAL_TAGS_SECONDS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(60),
         })
     }
 
@@ -197,11 +204,13 @@ pub fn access(config: &Config, sdk: &SdkConfig) -> Arc<Access> {
         aws_sdk_dynamodb::Client::new(sdk),
         &config.table,
     ));
-    Arc::new(Access::new(
-        store,
-        config.default_access(),
-        crate::api::authz::actions(),
-    ))
+    let directory = crate::adapters::iam::IamDirectory::new(aws_sdk_iam::Client::new(sdk));
+    Arc::new(
+        Access::new(store, config.default_access(), crate::api::authz::actions()).with_directory(
+            Arc::new(directory),
+            std::time::Duration::from_secs(config.principal_tags_seconds),
+        ),
+    )
 }
 
 /// The Proton API on the AWS adapters, its callers authenticated by `authenticate`.

@@ -88,3 +88,33 @@ def test_unsigned_forged_late_and_unknown_key_calls_are_refused_as_aws_refuses_t
     assert status == 200, answer
     names = [t["name"] for t in platform.proton().list_environment_templates()["templates"]]
     assert name not in names
+
+
+def test_a_group_by_principal_tag_matches_the_tags_iam_holds(platform):
+    """Tags put on a local identity's IAM user (moto's IAM, as IAM in AWS) put it in a group."""
+    def paved(operation, body, profile="paved-platform"):
+        status, answer = platform.post(f"Paved20261127.{operation}", json.dumps(body), profile=profile)
+        assert status == 200, answer
+        return answer["accessPolicy"]
+
+    before = paved("GetAccessPolicy", {})
+    groups = before["groups"] + [{"name": "template-authors", "principalTags": {"team": "templates"}}]
+    policies = before["policies"] + (
+        '\n@id("authors-create-templates")\n'
+        'permit (principal in Paved::Group::"template-authors", '
+        'action == Paved::Action::"CreateEnvironmentTemplate", resource);\n')
+    put = paved("PutAccessPolicy", {"groups": groups, "policies": policies, "expectedVersion": before["version"]})
+    try:
+        name = unique("authored")
+        untagged = platform.cli("proton", "create-environment-template", "--name", name, check=False,
+                                profile="paved-readonly")
+        refused(untagged)
+        platform.cli("iam", "tag-user", "--user-name", "paved-readonly", "--tags", "Key=team,Value=templates")
+        platform.cli("proton", "create-environment-template", "--name", name, profile="paved-readonly")
+        # The group grants what it grants and no more.
+        refused(platform.cli("proton", "delete-environment-template", "--name", name, check=False,
+                             profile="paved-readonly"))
+    finally:
+        platform.cli("iam", "untag-user", "--user-name", "paved-readonly", "--tag-keys", "team")
+        paved("PutAccessPolicy", {"groups": before["groups"], "policies": before["policies"],
+                                  "expectedVersion": put["version"]})

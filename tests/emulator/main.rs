@@ -3,4 +3,5 @@
 mod deployments;
 mod dynamodb;
 mod env;
+mod iam;
 mod transactions;

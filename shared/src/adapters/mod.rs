@@ -8,6 +8,8 @@ pub mod codepipeline;
 pub mod dynamodb;
 #[cfg(feature = "aws")]
 pub mod eventbridge;
+#[cfg(feature = "aws")]
+pub mod iam;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod s3;

@@ -1,9 +1,12 @@
-//! Where the access document is kept: every version, never overwritten.
+//! Where the access document is kept (every version, never overwritten), and what IAM knows
+//! of the principals it names.
+
+use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
 use super::StoreError;
-use crate::domain::access::StoredAccess;
+use crate::domain::access::{Principal, StoredAccess};
 
 #[async_trait]
 pub trait AccessStore: Send + Sync {
@@ -18,4 +21,11 @@ pub trait AccessStore: Send + Sync {
     ) -> Result<Vec<StoredAccess>, StoreError>;
     /// Records a new version; `ConditionFailed` if that version exists already.
     async fn put(&self, access: StoredAccess) -> Result<(), StoreError>;
+}
+
+/// What the account's IAM knows of a principal that groups may match on: its tags (a user's,
+/// or the role's of an assumed-role session).
+#[async_trait]
+pub trait PrincipalDirectory: Send + Sync {
+    async fn tags(&self, principal: &Principal) -> Result<BTreeMap<String, String>, StoreError>;
 }

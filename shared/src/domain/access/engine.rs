@@ -31,6 +31,13 @@ pub struct Authorizer {
     engine: CedarAuthorizer,
 }
 
+impl Authorizer {
+    /// Whether a group of the document matches principals by their tags.
+    pub fn matches_principal_tags(&self) -> bool {
+        self.groups.iter().any(|g| !g.principal_tags.is_empty())
+    }
+}
+
 impl std::fmt::Debug for Authorizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Authorizer")
