@@ -47,6 +47,14 @@ impl Fakes {
         }
     }
 
+    /// Fakes whose store interleaves concurrent requests at every storage call.
+    pub fn interleaving(bucket: &str) -> Self {
+        Self {
+            store: Arc::new(MemoryStore::interleaving()),
+            ..Self::new(bucket)
+        }
+    }
+
     /// A deployer over these fakes whose new targets are provisioned by `engine` (both engines
     /// are configured, as a platform with two engines would be).
     pub fn deployer(&self, engine: Engine) -> Deployer {

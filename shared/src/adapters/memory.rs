@@ -38,9 +38,27 @@ struct Tables {
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
+    /// When set, every catalog and deployment call first yields to the runtime, so requests
+    /// run together interleave at each storage call, as they do against DynamoDB.
+    interleave: std::sync::atomic::AtomicBool,
 }
 
 impl MemoryStore {
+    /// A store whose calls interleave (see `interleave`): for races in tests.
+    pub fn interleaving() -> Self {
+        let store = Self::default();
+        store
+            .interleave
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        store
+    }
+
+    async fn turn(&self) {
+        if self.interleave.load(std::sync::atomic::Ordering::Relaxed) {
+            tokio::task::yield_now().await;
+        }
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Tables> {
         // A panic while holding the lock cannot leave a half-applied write: writes are checked
         // before any change is made.
@@ -85,6 +103,7 @@ impl CatalogStore for MemoryStore {
         kind: TemplateKind,
         name: &ResourceName,
     ) -> Result<Option<Template>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .templates
@@ -97,6 +116,7 @@ impl CatalogStore for MemoryStore {
         kind: TemplateKind,
         page: PageRequest,
     ) -> Result<Page<Template>, StoreError> {
+        self.turn().await;
         let items = self
             .lock()
             .templates
@@ -113,6 +133,7 @@ impl CatalogStore for MemoryStore {
         name: &ResourceName,
         number: VersionNumber,
     ) -> Result<Option<TemplateVersion>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .versions
@@ -127,6 +148,7 @@ impl CatalogStore for MemoryStore {
         major: Option<u64>,
         page: PageRequest,
     ) -> Result<Page<TemplateVersion>, StoreError> {
+        self.turn().await;
         let items = self
             .lock()
             .versions
@@ -149,6 +171,7 @@ impl CatalogStore for MemoryStore {
         scope: &str,
         token: &str,
     ) -> Result<Option<IdempotencyRecord>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .tokens
@@ -157,6 +180,7 @@ impl CatalogStore for MemoryStore {
     }
 
     async fn write(&self, write: CatalogWrite) -> Result<(), StoreError> {
+        self.turn().await;
         let mut tables = self.lock();
         // Check every condition first, then apply: all or nothing.
         if let Some(template_write) = &write.template {
@@ -245,10 +269,12 @@ impl CatalogStore for MemoryStore {
 #[async_trait]
 impl DeploymentStore for MemoryStore {
     async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
+        self.turn().await;
         Ok(self.lock().environments.get(name.as_str()).cloned())
     }
 
     async fn environments(&self, page: PageRequest) -> Result<Page<Environment>, StoreError> {
+        self.turn().await;
         let items = self
             .lock()
             .environments
@@ -259,6 +285,7 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn deployment(&self, id: &str) -> Result<Option<Deployment>, StoreError> {
+        self.turn().await;
         Ok(self.lock().deployments.get(id).cloned())
     }
 
@@ -267,6 +294,7 @@ impl DeploymentStore for MemoryStore {
         environment: Option<&ResourceName>,
         page: PageRequest,
     ) -> Result<Page<Deployment>, StoreError> {
+        self.turn().await;
         let mut items: Vec<(String, Deployment)> = self
             .lock()
             .deployments
@@ -287,10 +315,12 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {
+        self.turn().await;
         Ok(self.lock().services.get(name.as_str()).cloned())
     }
 
     async fn services(&self, page: PageRequest) -> Result<Page<Service>, StoreError> {
+        self.turn().await;
         let items = self
             .lock()
             .services
@@ -305,6 +335,7 @@ impl DeploymentStore for MemoryStore {
         service: &ResourceName,
         name: &ResourceName,
     ) -> Result<Option<ServiceInstance>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .instances
@@ -313,6 +344,7 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .instances
@@ -327,6 +359,7 @@ impl DeploymentStore for MemoryStore {
         environment: &ResourceName,
         limit: u32,
     ) -> Result<Vec<ServiceInstance>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .instances
@@ -338,6 +371,7 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn token(&self, scope: &str, token: &str) -> Result<Option<TokenRecord>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .deployment_tokens
@@ -350,6 +384,7 @@ impl DeploymentStore for MemoryStore {
         repository: &str,
         branch: &str,
     ) -> Result<Vec<Service>, StoreError> {
+        self.turn().await;
         Ok(self
             .lock()
             .services
@@ -363,6 +398,7 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
+        self.turn().await;
         Ok(self.lock().components.get(name.as_str()).cloned())
     }
 
@@ -371,6 +407,7 @@ impl DeploymentStore for MemoryStore {
         environment: Option<&ResourceName>,
         page: PageRequest,
     ) -> Result<Page<Component>, StoreError> {
+        self.turn().await;
         let items = self
             .lock()
             .components
@@ -382,7 +419,13 @@ impl DeploymentStore for MemoryStore {
     }
 
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
+        self.turn().await;
         let mut tables = self.lock();
+        for check in &change.environment_checks {
+            if tables.environments.get(check.name.as_str()).map(|e| e.rev) != Some(check.rev) {
+                return Err(StoreError::ConditionFailed);
+            }
+        }
         for write in &change.components {
             let (name, expected) = match write {
                 ComponentWrite::Create(c) => (c.name.to_string(), None),

@@ -137,11 +137,28 @@ impl Components {
         Ok(instance)
     }
 
+    /// Creates a component and deploys it. Requests with one `clientToken` get one answer,
+    /// even when they arrive together.
     #[tracing::instrument(skip_all, fields(component = %new.name))]
     pub async fn create(&self, new: NewComponent) -> Result<Component> {
-        let d = &self.d;
         let scope = format!("CreateComponent/{}", new.name);
         let print = fingerprint(&new);
+        match self.create_once(&new, &scope, &print).await {
+            Err(error)
+                if self
+                    .d
+                    .lost_to_twin(&scope, new.client_token.as_ref(), &print, &error)
+                    .await? =>
+            {
+                self.get(&new.name).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn create_once(&self, new: &NewComponent, scope: &str, print: &str) -> Result<Component> {
+        let d = &self.d;
+        let (scope, print) = (scope.to_string(), print.to_string());
         let token = new.client_token.as_ref();
         if d.replay(&scope, token, &print).await?.is_some() {
             return self.get(&new.name).await;
@@ -240,6 +257,11 @@ impl Components {
             components: vec![ComponentWrite::Create(component.clone())],
             deployments: vec![DeploymentWrite::Create(record)],
             token: Deployer::token_record(&scope, token, &print, &id),
+            // Fails if a DeleteEnvironment (or any write of the environment) came first.
+            environment_checks: vec![crate::ports::EnvironmentCheck {
+                name: environment.name.clone(),
+                rev: environment.rev,
+            }],
             ..Default::default()
         };
         if let Some(instance) = instance {
@@ -263,7 +285,7 @@ impl Components {
         self.d
             .write(change, || {
                 format!(
-                    "component {name} or its service instance changed while this request was prepared; retry"
+                    "component {name}, its service instance or its environment changed while this request was prepared (a DeleteEnvironment?); retry"
                 )
             })
             .await
@@ -273,9 +295,29 @@ impl Components {
     /// changes its description (NONE). A component stays on the instance it was created on.
     #[tracing::instrument(skip_all, fields(component = %update.name))]
     pub async fn update(&self, update: ComponentUpdate) -> Result<Component> {
-        let d = &self.d;
         let scope = format!("UpdateComponent/{}", update.name);
         let print = fingerprint(&update);
+        match self.update_once(&update, &scope, &print).await {
+            Err(error)
+                if self
+                    .d
+                    .lost_to_twin(&scope, update.client_token.as_ref(), &print, &error)
+                    .await? =>
+            {
+                self.get(&update.name).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn update_once(
+        &self,
+        update: &ComponentUpdate,
+        scope: &str,
+        print: &str,
+    ) -> Result<Component> {
+        let d = &self.d;
+        let (scope, print) = (scope.to_string(), print.to_string());
         let token = update.client_token.as_ref();
         if d.replay(&scope, token, &print).await?.is_some() {
             return self.get(&update.name).await;

@@ -81,14 +81,20 @@ impl Environments {
             )
             .await?;
         if let Some(existing) = d.store.environment(&new.name).await? {
+            // A retry of the request that created it gets it; any other request is refused.
             return if existing.deployed.state.template_name == new.template_name
                 && existing.deployed.state.version() == number
                 && existing.deployed.state.spec == new.spec
+                && existing.deployed.role_arn == role.as_str()
+                && existing.component_role_arn.as_deref()
+                    == new.component_role_arn.as_ref().map(Arn::as_str)
+                && existing.description == new.description
+                && existing.tags == new.tags
             {
                 Ok(existing)
             } else {
                 Err(Error::conflict(format!(
-                    "environment {} already exists",
+                    "environment {} already exists, created with other parameters",
                     new.name
                 )))
             };
@@ -325,33 +331,8 @@ impl Environments {
             }
             _ => {}
         }
-        let instances = d.store.instances_in(name, 5).await?;
-        if !instances.is_empty() {
-            let names: Vec<String> = instances
-                .iter()
-                .map(|i| format!("{}/{}", i.service, i.name))
-                .collect();
-            return Err(Error::conflict(format!(
-                "environment {name} still runs service instances ({}); delete them first",
-                names.join(", ")
-            )));
-        }
-        let components = d
-            .store
-            .components(
-                Some(name),
-                PageRequest {
-                    limit: Some(5),
-                    cursor: None,
-                },
-            )
-            .await?;
-        if !components.items.is_empty() {
-            let names: Vec<&str> = components.items.iter().map(|c| c.name.as_str()).collect();
-            return Err(Error::conflict(format!(
-                "environment {name} still has components ({}); delete them first",
-                names.join(", ")
-            )));
+        if let Some(refusal) = d.dependents_of(name).await? {
+            return Err(Error::conflict(refusal));
         }
         let now = Timestamp::now();
         let id = new_id();

@@ -89,9 +89,19 @@ pub struct TokenRecord {
     pub expires_at: u64,
 }
 
+/// That an environment is still as it was read: a change that places something in it carries
+/// one, so it fails if a DeleteEnvironment (or any other write of the environment) came first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvironmentCheck {
+    pub name: ResourceName,
+    pub rev: u64,
+}
+
 /// Writes applied together or not at all (at most 100 items, DynamoDB's transaction limit).
 #[derive(Default)]
 pub struct DeploymentChange {
+    /// Environments that must still be at the revision read; nothing is written to them.
+    pub environment_checks: Vec<EnvironmentCheck>,
     pub environments: Vec<EnvironmentWrite>,
     pub services: Vec<ServiceWrite>,
     pub instances: Vec<InstanceWrite>,

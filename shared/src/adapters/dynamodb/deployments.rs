@@ -531,6 +531,13 @@ impl DeploymentStore for DynamoStore {
 
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
         let mut items = Vec::new();
+        for check in change.environment_checks {
+            items.push(self.check(
+                environment_pk(check.name.as_str()),
+                ENVIRONMENT_SK,
+                Condition::Rev(check.rev),
+            ));
+        }
         for write in change.environments {
             items.push(match write {
                 EnvironmentWrite::Create(e) => self.put(environment_item(&e)?, Condition::Absent),

@@ -34,7 +34,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, Delete, GlobalSecondaryIndex,
+    AttributeDefinition, AttributeValue, BillingMode, ConditionCheck, Delete, GlobalSecondaryIndex,
     KeySchemaElement, KeyType, Projection, ProjectionType, Put, ScalarAttributeType,
     TimeToLiveSpecification, TransactWriteItem,
 };
@@ -159,6 +159,19 @@ impl DynamoStore {
             .build()
             .expect("table, item and condition are set");
         TransactWriteItem::builder().put(put).build()
+    }
+
+    /// A condition on an item that the transaction does not write.
+    fn check(&self, pk: String, sk: &str, condition: Condition) -> TransactWriteItem {
+        let (expression, values) = condition.parts();
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(pk, sk)))
+            .condition_expression(expression)
+            .set_expression_attribute_values(values)
+            .build()
+            .expect("table, key and condition are set");
+        TransactWriteItem::builder().condition_check(check).build()
     }
 
     fn delete(&self, pk: String, sk: &str, condition: Condition) -> TransactWriteItem {

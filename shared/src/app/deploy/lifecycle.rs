@@ -111,6 +111,56 @@ impl Deployer {
         Ok(Some(record.deployment_id))
     }
 
+    /// Whether a request that failed with `error` lost to its twin: a request with the same
+    /// `clientToken` and parameters that ran at the same time and recorded first. The request
+    /// then answers as the twin did, so concurrent retries all get one answer.
+    pub async fn lost_to_twin(
+        &self,
+        scope: &str,
+        token: Option<&ClientToken>,
+        fingerprint: &str,
+        error: &Error,
+    ) -> Result<bool> {
+        if token.is_none() || !matches!(error, Error::Conflict(_)) {
+            return Ok(false);
+        }
+        Ok(self.replay(scope, token, fingerprint).await?.is_some())
+    }
+
+    /// What still runs in an environment (service instances, components: up to five of each),
+    /// said as the refusal of its deletion; `None` if nothing does.
+    pub async fn dependents_of(&self, environment: &ResourceName) -> Result<Option<String>> {
+        let instances = self.store.instances_in(environment, 5).await?;
+        if !instances.is_empty() {
+            let names: Vec<String> = instances
+                .iter()
+                .map(|i| format!("{}/{}", i.service, i.name))
+                .collect();
+            return Ok(Some(format!(
+                "environment {environment} still runs service instances ({}); delete them first",
+                names.join(", ")
+            )));
+        }
+        let components = self
+            .store
+            .components(
+                Some(environment),
+                crate::ports::PageRequest {
+                    limit: Some(5),
+                    cursor: None,
+                },
+            )
+            .await?;
+        if !components.items.is_empty() {
+            let names: Vec<&str> = components.items.iter().map(|c| c.name.as_str()).collect();
+            return Ok(Some(format!(
+                "environment {environment} still has components ({}); delete them first",
+                names.join(", ")
+            )));
+        }
+        Ok(None)
+    }
+
     /// The record that lets a retry with the same token replay this request.
     pub fn token_record(
         scope: &str,

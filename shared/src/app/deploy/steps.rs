@@ -289,6 +289,16 @@ impl Steps {
 
     async fn remove(&self, id: &str) -> Result<Json, TaskError> {
         let (_, target) = self.load(id).await?;
+        // A create that committed while DeleteEnvironment was deciding (after it found the
+        // environment empty, before its own write) is caught here: the deletion fails, and the
+        // environment and what runs in it stay.
+        if let Loaded::Environment(environment) = &target
+            && let Some(refusal) = self.d.dependents_of(&environment.name).await?
+        {
+            return Err(TaskError::ProvisioningFailed(format!(
+                "the environment was not deleted: {refusal}"
+            )));
+        }
         let engine = self.engine(&target)?;
         match engine.remove(placement(&target)).await {
             Ok(()) => Ok(json!({})),

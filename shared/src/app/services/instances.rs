@@ -138,11 +138,12 @@ impl Services {
             deployments: vec![DeploymentWrite::Create(record)],
             usage: vec![VersionUsage { version, delta: 1 }],
             token: Deployer::token_record(&scope, token, &print, &id),
+            environment_checks: Self::still_as_read(&records),
             ..Default::default()
         };
         d.write(change, || {
             format!(
-                "service instance {} was created by another request",
+                "service instance {} was created by another request, or its environment changed meanwhile (a DeleteEnvironment?); read them and retry",
                 new.name
             )
         })
@@ -151,15 +152,36 @@ impl Services {
         self.instance(&new.service_name, &new.name).await
     }
 
-    /// Redeploys one instance: its spec or another version of the service template.
+    /// Redeploys one instance: its spec or another version of the service template. Requests
+    /// with one `clientToken` get one answer, even when they arrive together.
     #[tracing::instrument(skip_all, fields(service = %update.service_name, instance = %update.name))]
     pub async fn update_instance(&self, update: InstanceUpdate) -> Result<ServiceInstance> {
-        let d = &self.d;
         let scope = format!(
             "UpdateServiceInstance/{}/{}",
             update.service_name, update.name
         );
         let print = fingerprint(&update);
+        match self.update_instance_once(&update, &scope, &print).await {
+            Err(error)
+                if self
+                    .d
+                    .lost_to_twin(&scope, update.client_token.as_ref(), &print, &error)
+                    .await? =>
+            {
+                self.instance(&update.service_name, &update.name).await
+            }
+            answer => answer,
+        }
+    }
+
+    async fn update_instance_once(
+        &self,
+        update: &InstanceUpdate,
+        scope: &str,
+        print: &str,
+    ) -> Result<ServiceInstance> {
+        let d = &self.d;
+        let (scope, print) = (scope.to_string(), print.to_string());
         let token = update.client_token.as_ref();
         if d.replay(&scope, token, &print).await?.is_some() {
             return self.instance(&update.service_name, &update.name).await;

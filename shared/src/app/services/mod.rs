@@ -226,6 +226,19 @@ impl Services {
         Ok((facts, records))
     }
 
+    /// That the environments new instances land in are still as read (see `EnvironmentCheck`).
+    pub(super) fn still_as_read(
+        records: &BTreeMap<ResourceName, Environment>,
+    ) -> Vec<crate::ports::EnvironmentCheck> {
+        records
+            .values()
+            .map(|e| crate::ports::EnvironmentCheck {
+                name: e.name.clone(),
+                rev: e.rev,
+            })
+            .collect()
+    }
+
     pub(super) async fn schema_of(&self, version: &TemplateVersion) -> Result<TemplateSchema> {
         BundleLayout::Service {
             pipeline: version.has_pipeline,
@@ -276,14 +289,18 @@ impl Services {
         let instances =
             check_new_service(&spec, &offer, &repository, &environments, d.instance_quota)?;
         if let Some(existing) = d.store.service(&new.name).await? {
+            // A retry of the request that created it gets it; any other request is refused.
             return if existing.template_name == new.template_name
                 && (existing.major, existing.minor) == (major, minor)
                 && existing.spec == new.spec
+                && existing.repository == repository
+                && existing.description == new.description
+                && existing.tags == new.tags
             {
                 Ok(existing)
             } else {
                 Err(Error::conflict(format!(
-                    "service {} already exists",
+                    "service {} already exists, created with other parameters",
                     new.name
                 )))
             };
@@ -350,6 +367,7 @@ impl Services {
         };
         let mut change = DeploymentChange {
             services: vec![ServiceWrite::Create(service.clone())],
+            environment_checks: Self::still_as_read(&records),
             ..Default::default()
         };
         let mut started = Vec::new();
@@ -487,7 +505,10 @@ impl Services {
                 version.number, service.template_name
             )));
         }
-        let mut change = DeploymentChange::default();
+        let mut change = DeploymentChange {
+            environment_checks: Self::still_as_read(&records),
+            ..Default::default()
+        };
         let now = Timestamp::now();
         next.spec = text.clone();
         let schema = self.schema_of(&version).await?;

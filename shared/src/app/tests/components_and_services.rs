@@ -378,6 +378,24 @@ async fn a_service_waiting_on_an_instance_whose_workflow_died_fails_when_it_is_r
 }
 
 /// A deployed service `api` with the given instances in `dev`, pipeline included.
+/// The services of a world with the service template `web` published (with components).
+pub(super) async fn services_on(w: &World) -> Services {
+    world_with_components(w, true).await
+}
+
+/// A new service `api` with `instances` in environment dev.
+pub(super) fn a_new_service(instances: &[&str]) -> NewService {
+    new_service(instances)
+}
+
+/// A manifest for a directly defined component.
+pub(super) const MANIFEST_FOR_RACES: &str = MANIFEST;
+
+/// A deployed service `api` with `instances` in environment dev, components allowed.
+pub(super) async fn deployed_service_in(w: &World, instances: &[&str]) -> Services {
+    deployed_service(w, instances, true).await
+}
+
 async fn deployed_service(w: &World, instances: &[&str], components: bool) -> Services {
     w.create("dev", SPEC).await.unwrap();
     w.run_deploy(&w.last_started()).await;

@@ -7,6 +7,7 @@ mod components_and_services;
 mod engines;
 mod environments;
 mod pushes;
+mod races;
 mod tags;
 
 use std::sync::Arc;
@@ -61,7 +62,15 @@ impl World {
 
     /// A world whose new targets are provisioned by `engine`.
     async fn on(engine: Engine) -> Self {
-        let fakes = Fakes::new("paved");
+        Self::of(Fakes::new("paved"), engine).await
+    }
+
+    /// A world whose concurrent requests interleave at every storage call, as against DynamoDB.
+    async fn interleaving() -> Self {
+        Self::of(Fakes::interleaving("paved"), Engine::CloudFormation).await
+    }
+
+    async fn of(fakes: Fakes, engine: Engine) -> Self {
         let file = tar::EntryType::Regular;
         let archive = pack(&[
             ("schema/schema.yaml", SCHEMA.as_bytes(), file),
