@@ -1,11 +1,16 @@
 """moto_server, with the fixes paved's local platform needs. Each fix names the moto behaviour
 it corrects; everything else is moto as released. Run with the project's venv Python."""
 
+import json
 import threading
+import time
 
 import moto.awslambda.models as awslambda
 import moto.cloudformation.models as models
 import moto.dynamodb.models as dynamodb
+import moto.dynamodb.responses as dynamodb_responses
+from moto.core.exceptions import JsonRESTError
+from moto.core.responses import ActionResult
 import moto.ecr.models as ecr
 import moto.ec2.models.security_groups as ec2_security_groups
 import moto.ecs.models as ecs
@@ -178,6 +183,35 @@ def transact_write_items(self, transact_items):
 
 
 dynamodb.DynamoDBBackend.transact_write_items = transact_write_items
+
+_transact_write_items_response = dynamodb_responses.DynamoHandler.transact_write_items
+_client_tokens = {}
+_tokens = threading.Lock()
+
+
+def transact_write_items_response(self):
+    # moto 5.2.5 ignores a transaction's ClientRequestToken. DynamoDB answers a repeat of an
+    # applied transaction (same token and items, within 10 minutes) with success and applies
+    # nothing, and a repeat with other items with IdempotentParameterMismatchException: a retry
+    # whose first answer was lost must not meet its own write as a failed condition.
+    token = self.body.get("ClientRequestToken")
+    if not token:
+        return _transact_write_items_response(self)
+    fingerprint = json.dumps(self.body["TransactItems"], sort_keys=True)
+    with _tokens:
+        seen = _client_tokens.get(token)
+        if seen and time.monotonic() - seen[1] < 600:
+            if seen[0] != fingerprint:
+                raise JsonRESTError(
+                    "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                    "the ClientRequestToken was used with other items")
+            return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+        answer = _transact_write_items_response(self)
+        _client_tokens[token] = (fingerprint, time.monotonic())
+        return answer
+
+
+dynamodb_responses.DynamoHandler.transact_write_items = transact_write_items_response
 
 _permission_create = awslambda.Permission.create_from_cloudformation_json.__func__
 

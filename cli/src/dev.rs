@@ -53,6 +53,13 @@ pub struct DevArgs {
         default_value = "paved-local-webhook-secret"
     )]
     webhook_secret: String,
+    /// Fail this share (0 to 1) of paved's own AWS calls the ways AWS calls fail: refused,
+    /// throttled, or applied with the answer lost (for resilience tests; 0 = never).
+    #[arg(long, env = "PAVED_FAULTS", default_value_t = 0.0)]
+    faults: f64,
+    /// The seed of the fault draws, so a failing run can be repeated.
+    #[arg(long, env = "PAVED_FAULTS_SEED", default_value_t = 1)]
+    faults_seed: u64,
 }
 
 /// moto's default account: role ARNs in local templates must use it.
@@ -213,13 +220,16 @@ async fn serve(
         &sdk,
         format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-local-pipeline"),
     ));
+    let faults =
+        (args.faults > 0.0).then(|| crate::local_aws::Faults::new(args.faults, args.faults_seed));
     let local_aws = Arc::new(LocalAws::new(
         moto_port,
         paved_core::app::tasks::Tasks::new(deployer.clone()),
+        faults,
     ));
     let mut aws_stop = stopped.subscribe();
     let aws_server = tokio::spawn(
-        axum::serve(aws_listener, local_aws::router(local_aws))
+        axum::serve(aws_listener, local_aws::router(local_aws.clone()))
             .with_graceful_shutdown(async move {
                 let _ = aws_stop.changed().await;
             })
@@ -254,6 +264,25 @@ async fn serve(
         security,
     ));
     let webhook = Arc::new(config::webhook(&settings, &sdk));
+    // As the schedule does in AWS (every 10 minutes there, every minute here).
+    let sweeper = {
+        let tasks = paved_core::app::tasks::Tasks::new(deployer.clone());
+        let mut stop = stopped.subscribe();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            every.tick().await;
+            loop {
+                tokio::select! {
+                    _ = every.tick() => {
+                        if let Err(error) = tasks.sweep().await {
+                            tracing::warn!(error = %error, "the sweep failed; it runs again in a minute");
+                        }
+                    }
+                    _ = stop.changed() => return,
+                }
+            }
+        })
+    };
     let poller = tokio::spawn(local_pushes::poll(
         sdk.clone(),
         queue,
@@ -263,7 +292,15 @@ async fn serve(
     let listener = TcpListener::bind(("127.0.0.1", args.port))
         .await
         .map_err(io(format!("listening on 127.0.0.1:{}", args.port)))?;
+    local_aws.arm_faults();
     println!("paved is ready");
+    if args.faults > 0.0 {
+        println!(
+            "  faults:        {:.0}% of paved's AWS calls fail (refused, throttled or answer lost), seed {}",
+            args.faults * 100.0,
+            args.faults_seed
+        );
+    }
     println!("  Proton API:    http://127.0.0.1:{}", args.port);
     println!("  local AWS:     {aws_endpoint}");
     println!("  bundle bucket: {}", args.bucket);
@@ -309,6 +346,7 @@ async fn serve(
     let _ = stopped.send(true);
     let _ = aws_server.await;
     let _ = poller.await;
+    let _ = sweeper.await;
     if outcome.is_ok() {
         println!("paved stopped");
     }

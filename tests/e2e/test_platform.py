@@ -40,3 +40,30 @@ def test_the_deployed_api_uses_iam_authorization_access_logs_and_log_retention()
     assert len(groups) == 5 and all("RetentionInDays" in g["Properties"] for g in groups)
     assert "Default" not in template["Parameters"]["PlatformPrincipals"]
     assert template["Parameters"]["ProtonServiceRolePattern"]["Default"] != "*"
+
+
+def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
+    """moto enforces no IAM: what the function's role allows is read from the template for the
+    calls the kernel makes beyond its steps' own (index queries, execution states)."""
+    import json as _json
+    from cfnlint.decode import decode
+    template, errors = decode(str(REPO / "infra" / "template.yaml"))
+    assert not errors, errors
+    tasks = template["Resources"]["TasksFunction"]["Properties"]
+    schedule = tasks["Events"]["Sweep"]
+    assert schedule["Type"] == "Schedule" and _json.loads(schedule["Properties"]["Input"]) == {"task": "sweep"}
+    statements = [s for policy in tasks["Policies"] for s in policy["Statement"]]
+
+    def allows(action, fragment):
+        for statement in statements:
+            actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+            resources = statement["Resource"] if isinstance(statement["Resource"], list) else [statement["Resource"]]
+            if action in actions and any(fragment in _json.dumps(r) for r in resources):
+                return True
+        return False
+
+    assert allows("dynamodb:Query", "/index/*")
+    assert allows("states:DescribeExecution", "-deploy:*") and allows("states:DescribeExecution", "-delete:*")
+    api = template["Resources"]["ApiFunction"]["Properties"]
+    api_statements = [s for policy in api["Policies"] for s in policy["Statement"]]
+    assert any("iam:ListRoleTags" in s["Action"] for s in api_statements)

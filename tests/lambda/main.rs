@@ -209,6 +209,23 @@ async fn the_tasks_function_runs_step_functions_payloads_and_names_its_errors() 
         panic!("expected an error: {answer:?}");
     };
     assert_eq!(error["errorType"], "InvalidTask", "{error}");
+    // What the Sweep schedule delivers (its Input, as the SAM template sets it): a sweep of
+    // the table's recent deployments, answered with what it did.
+    let template = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../infra/template.yaml"),
+    )
+    .unwrap();
+    let input = template
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Input: '"))
+        .and_then(|l| l.strip_suffix('\''))
+        .expect("the Sweep schedule's Input");
+    let answer = tasks.invoke(serde_json::from_str(input).unwrap()).await;
+    let Answer::Response(swept) = answer else {
+        panic!("the sweep failed: {answer:?}");
+    };
+    assert_eq!(swept["recorded"], 0, "{swept}");
+    assert!(swept["lookedAt"].is_number(), "{swept}");
     tasks.stop().await;
 }
 

@@ -5,23 +5,33 @@
 use serde_json::Value as Json;
 
 use super::components;
-use super::deploy::{Deployer, DeploymentTask, Ended, Steps, TaskError};
+use super::deploy::{Deployer, DeploymentTask, Ended, Loaded, Steps, TaskError};
 use super::pushes::{Pushes, RedeployTask};
 use super::services;
 use crate::domain::environment::Target;
 
-/// One step of a state machine: `{"task": "<name>", ...}`.
+/// How far back the sweep looks: longer than a deploy or delete execution may run (4 hours);
+/// anything older is still reconciled when it is read.
+const SWEEP_WINDOW_SECONDS: f64 = 24.0 * 60.0 * 60.0;
+
+/// One step of a state machine: `{"task": "<name>", ...}`, or the scheduled sweep.
 #[derive(Debug, Clone)]
 pub enum Task {
     /// A step of the deploy or delete state machine.
     Deployment(DeploymentTask),
     /// A step of the redeploy state machine.
     Redeploy(RedeployTask),
+    /// `{"task": "sweep"}`, on a schedule: records as failed every deployment of the last day
+    /// whose workflow ended without recording its result, so none waits for a reader.
+    Sweep,
 }
 
 impl Task {
     /// Parses a task payload; the error says what is wrong with it.
     pub fn parse(payload: Json) -> Result<Self, TaskError> {
+        if payload.get("task").and_then(Json::as_str) == Some("sweep") {
+            return Ok(Self::Sweep);
+        }
         let invalid = |e: serde_json::Error| TaskError::InvalidTask(format!("task input: {e}"));
         match serde_json::from_value::<DeploymentTask>(payload.clone()) {
             Ok(task) => Ok(Self::Deployment(task)),
@@ -62,7 +72,56 @@ impl Tasks {
                 Ok(answer)
             }
             Task::Redeploy(task) => self.pushes.run_task(task).await,
+            Task::Sweep => self.sweep().await,
         }
+    }
+
+    /// Reconciles every active deployment of the last [`SWEEP_WINDOW_SECONDS`] (see
+    /// `Deployer::reconcile`), and runs what follows each one it records as ended.
+    pub async fn sweep(&self) -> Result<Json, TaskError> {
+        let since = crate::domain::names::Timestamp::now().0 - SWEEP_WINDOW_SECONDS;
+        let (mut looked_at, mut recorded) = (0, 0);
+        let mut cursor = None;
+        'pages: loop {
+            let page = self
+                .d
+                .store
+                .deployments(
+                    None,
+                    crate::ports::PageRequest {
+                        limit: Some(100),
+                        cursor,
+                    },
+                )
+                .await?;
+            for deployment in &page.items {
+                if deployment.created_at.0 < since {
+                    break 'pages;
+                }
+                looked_at += 1;
+                if !deployment.status.is_active() {
+                    continue;
+                }
+                let Some(target) = Loaded::load(&self.d, deployment).await? else {
+                    continue;
+                };
+                if target.deployed().last_attempted_deployment_id.as_deref()
+                    != Some(deployment.id.as_str())
+                {
+                    continue;
+                }
+                if let Some(ended) = self.d.reconcile(target.deployed()).await {
+                    recorded += 1;
+                    follow(&self.d, ended).await?;
+                }
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        tracing::info!(looked_at, recorded, "swept deployments");
+        Ok(serde_json::json!({ "lookedAt": looked_at, "recorded": recorded }))
     }
 }
 

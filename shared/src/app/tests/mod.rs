@@ -8,6 +8,7 @@ mod engines;
 mod environments;
 mod pushes;
 mod races;
+mod sweep;
 mod tags;
 
 use std::sync::Arc;
