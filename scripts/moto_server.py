@@ -7,6 +7,7 @@ import time
 
 import moto.awslambda.models as awslambda
 import moto.cloudformation.models as models
+from moto.cloudformation.exceptions import AlreadyExistsException
 import moto.dynamodb.models as dynamodb
 import moto.dynamodb.responses as dynamodb_responses
 from moto.core.exceptions import JsonRESTError
@@ -100,6 +101,16 @@ _create_change_set = models.CloudFormationBackend.create_change_set
 
 def create_change_set(self, stack_name, change_set_name, template, parameters, description,
                       change_set_type, notification_arns=None, tags=None, role_arn=None):
+    # moto 5.2.5 makes a second stack of the same name for a CREATE change set, and a second
+    # change set of the same name; CloudFormation refuses both (AlreadyExistsException), which
+    # is what a retried CreateChangeSet whose first answer was lost meets.
+    for existing in self.change_sets.values():
+        if existing.change_set_name == change_set_name and existing.stack.name == stack_name \
+                and existing.stack.status != "DELETE_COMPLETE":
+            raise AlreadyExistsException(f"ChangeSet [{change_set_name}] already exists")
+    if change_set_type == "CREATE" and any(
+            stack.name == stack_name and stack.status != "DELETE_COMPLETE" for stack in self.stacks.values()):
+        raise AlreadyExistsException(f"Stack [{stack_name}] already exists")
     # moto 5.2.5 calls an UPDATE change set with the stack's template and parameters "no
     # changes" even when its tags differ; CloudFormation counts a tag change as a change.
     change_set_id, stack_id = _create_change_set(

@@ -39,7 +39,7 @@ def free_port():
 class Platform:
     """A running `paved dev` and the clients that talk to it."""
 
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, extra_args=()):
         self.port, self.aws_port = free_port(), free_port()
         self.api = f"http://127.0.0.1:{self.port}"
         self.aws = f"http://127.0.0.1:{self.aws_port}"
@@ -52,7 +52,7 @@ class Platform:
             self.process = subprocess.Popen(
                 [str(PAVED_BIN), "dev", "--port", str(self.port), "--aws-port", str(self.aws_port),
                  "--moto-server", f"{VENV / 'bin' / 'python'} {REPO / 'scripts' / 'moto_server.py'}",
-                 "--state-dir", str(tmp), "--statemachines", str(REPO / "statemachines")],
+                 "--state-dir", str(tmp), "--statemachines", str(REPO / "statemachines"), *extra_args],
                 stdout=log, stderr=subprocess.STDOUT, text=True, env=env, cwd=REPO,
             )
         self.banner = []

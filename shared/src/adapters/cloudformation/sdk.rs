@@ -22,6 +22,29 @@ pub struct CloudFormationStacks {
 }
 
 impl CloudFormationStacks {
+    /// The id of the change set `name` of `stack`; refused if there is none (the stack of that
+    /// name exists, made by something else).
+    async fn change_set_id(&self, stack: &str, name: &str) -> Result<String, CloudError> {
+        match self
+            .client
+            .describe_change_set()
+            .stack_name(stack)
+            .change_set_name(name)
+            .send()
+            .await
+        {
+            Ok(found) => found.change_set_id.ok_or_else(|| {
+                CloudError::Rejected(format!("change set {name} of stack {stack} has no id"))
+            }),
+            Err(error) if error.code() == Some("ChangeSetNotFound") => {
+                Err(CloudError::Rejected(format!(
+                    "stack {stack} already exists and paved did not make it; delete it or adopt it"
+                )))
+            }
+            Err(error) => Err(classify(error)),
+        }
+    }
+
     pub fn new(client: Client, s3: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
         Self {
             client,
@@ -135,7 +158,15 @@ impl CloudFormationApi for CloudFormationStacks {
         } else {
             request = request.template_body(template);
         }
-        let output = request.send().await.map_err(classify)?;
+        let output = match request.send().await {
+            Ok(output) => output,
+            // The change set of this name exists: this is a retry (of the step, or of the
+            // call by the SDK after an answer was lost). Its id is the answer.
+            Err(error) if error.code() == Some("AlreadyExistsException") => {
+                return self.change_set_id(stack, change_set).await;
+            }
+            Err(error) => return Err(classify(error)),
+        };
         output
             .id
             .ok_or_else(|| CloudError::Rejected("CloudFormation returned no change set id".into()))
