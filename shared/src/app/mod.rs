@@ -4,6 +4,7 @@ pub mod access;
 pub mod authoring;
 pub mod catalog;
 pub mod components;
+pub mod corpus;
 pub mod deploy;
 pub mod deployments;
 pub mod environments;
