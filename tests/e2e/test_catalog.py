@@ -161,7 +161,7 @@ def test_listings_page_through_the_cli_and_boto3_paginators(platform, proton):
     ("create_environment_template", {"name": "has space"}, "ValidationException", "name:"),
     ("create_environment_template", {"name": "-x"}, "ValidationException", "name:"),
     ("create_environment_template", {"name": "x" * 101}, "ValidationException", "name: must be 1 to 100"),
-    ("create_environment_template", {"name": 42}, "ValidationException", "name: invalid type"),
+    ("create_environment_template", {"name": 42}, "SerializationException", "name: invalid type"),
     ("create_environment_template", {"name": "ok", "provisioning": "SELF"}, "ValidationException", "provisioning: unknown variant"),
     ("create_environment_template", {"name": "ok", "description": "d" * 501}, "ValidationException", "description:"),
     ("get_environment_template_version", {"templateName": "t", "majorVersion": "01", "minorVersion": "0"}, "ValidationException", "majorVersion:"),
@@ -174,7 +174,7 @@ def test_bad_input_gets_the_right_proton_error_and_writes_nothing(raw_proton, ca
     before = raw_proton.list_environment_templates()["templates"]
     got, message, status = error_of(getattr(raw_proton, call), **kwargs)
     assert got == code and fragment in message, message
-    assert status == {"ValidationException": 400, "ResourceNotFoundException": 404}[code]
+    assert status == {"ValidationException": 400, "SerializationException": 400, "ResourceNotFoundException": 404}[code]
     assert raw_proton.list_environment_templates()["templates"] == before
 
 
@@ -182,7 +182,7 @@ def test_malformed_json_and_unknown_targets_answer_like_aws(platform, proton):
     post = platform.post
 
     status, body = post("AwsProton20200720.CreateEnvironmentTemplate", "{\"name\": ")
-    assert status == 400 and body["__type"] == "ValidationException" and "not valid JSON" in body["message"]
+    assert status == 400 and body["__type"] == "SerializationException" and "not valid JSON" in body["message"]
     status, body = post("AwsProton20200720.BrewCoffee", "{}")
     assert status == 400 and body["__type"] == "UnknownOperationException"
     code, message, status = error_of(proton.list_repositories)

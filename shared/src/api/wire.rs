@@ -33,6 +33,9 @@ pub enum ApiError {
     UnknownOperation,
     #[error("paved does not implement {0} yet")]
     NotImplemented(String),
+    /// A body the protocol cannot read: not JSON, or a member of the wrong JSON type.
+    #[error("{0}")]
+    Serialization(String),
 }
 
 impl ApiError {
@@ -43,6 +46,8 @@ impl ApiError {
             Self::UnknownOperation => (400, "UnknownOperationException", self.to_string()),
             // Not retried by SDKs (they retry 500, 502, 503, 504), and says plainly what is missing.
             Self::NotImplemented(_) => (501, "NotImplementedException", self.to_string()),
+            // As the AWS JSON protocols answer a body they cannot deserialize.
+            Self::Serialization(_) => (400, "SerializationException", self.to_string()),
         }
     }
 }
@@ -135,15 +140,60 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
         let inner = error.into_inner();
-        let message = if inner.is_syntax() || inner.is_eof() {
-            format!("the request body is not valid JSON: {inner}")
-        } else if path == "." {
-            strip_position(&inner.to_string())
+        if inner.is_syntax() || inner.is_eof() {
+            return ApiError::Serialization(format!("the request body is not valid JSON: {inner}"));
+        }
+        let text = in_model_terms(&strip_position(&inner.to_string()));
+        let message = if path == "." {
+            text.clone()
         } else {
-            format!("{path}: {}", strip_position(&inner.to_string()))
+            format!("{path}: {text}")
         };
-        Error::validation(message).into()
+        if text.starts_with("invalid type") {
+            ApiError::Serialization(message)
+        } else {
+            Error::validation(message).into()
+        }
     })
+}
+
+/// serde's wording with the model's words for what it expected, never paved's own type names
+/// (`expected struct EnvironmentListing` is `expected an object`).
+fn in_model_terms(message: &str) -> String {
+    let mut out = Vec::new();
+    let mut words = message.split(' ').peekable();
+    while let Some(word) = words.next() {
+        match word {
+            "struct" | "map" if out.last() == Some(&"expected") => {
+                if word == "struct" {
+                    words.next();
+                }
+                out.push("an object");
+            }
+            "enum" if out.last() == Some(&"expected") => {
+                words.next();
+                out.push("one of the values the model allows");
+            }
+            "tuple" if out.last() == Some(&"expected") => {
+                words.next();
+                words.next();
+                out.push("a value");
+            }
+            "u8" | "u16" | "u32" | "u64" | "u128" | "usize" | "i8" | "i16" | "i32" | "i64"
+            | "i128" | "isize"
+                if out.last() == Some(&"expected") =>
+            {
+                out.push("an integer");
+            }
+            "f32" | "f64" if out.last() == Some(&"expected") => out.push("a number"),
+            "sequence" if out.last() == Some(&"a") => {
+                out.pop();
+                out.push("a list");
+            }
+            other => out.push(other),
+        }
+    }
+    out.join(" ")
 }
 
 fn strip_position(message: &str) -> String {
@@ -184,4 +234,33 @@ pub fn compact(mut value: Value) -> Value {
         map.retain(|_, v| !v.is_null());
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_speak_of_json_and_the_model_not_of_rust_types() {
+        for (serde, ours) in [
+            (
+                "invalid type: sequence, expected struct EnvironmentListing",
+                "invalid type: sequence, expected an object",
+            ),
+            (
+                "invalid type: string \"x\", expected i64",
+                "invalid type: string \"x\", expected an integer",
+            ),
+            (
+                "invalid type: map, expected a sequence",
+                "invalid type: map, expected a list",
+            ),
+            (
+                "invalid type: integer `5`, expected enum DeploymentType",
+                "invalid type: integer `5`, expected one of the values the model allows",
+            ),
+        ] {
+            assert_eq!(in_model_terms(serde), ours);
+        }
+    }
 }
