@@ -250,7 +250,8 @@ async fn serve(
         .await
         .map_err(DevError::Resources)?;
     let catalog =
-        paved_core::app::catalog::Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
+        paved_core::app::catalog::Catalog::new(deployer.catalog.clone(), deployer.bundles.clone())
+            .with_events(deployer.events.clone(), deployer.arns.clone());
     let security = paved_core::api::Security {
         authenticate: Arc::new(paved_core::api::authn::LocalKeys::new(
             &args.region,

@@ -216,7 +216,8 @@ pub fn access(config: &Config, sdk: &SdkConfig) -> Arc<Access> {
 /// The Proton API on the AWS adapters, its callers authenticated by `authenticate`.
 pub fn app(config: &Config, sdk: &SdkConfig, authenticate: Arc<dyn Authenticate>) -> App {
     let deployer = deployer(config, sdk);
-    let catalog = Catalog::new(deployer.catalog.clone(), deployer.bundles.clone());
+    let catalog = Catalog::new(deployer.catalog.clone(), deployer.bundles.clone())
+        .with_events(deployer.events.clone(), deployer.arns.clone());
     let security = Security {
         authenticate,
         access: access(config, sdk),

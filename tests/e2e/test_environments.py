@@ -198,6 +198,10 @@ def test_status_changes_reach_eventbridge_and_executions_are_visible_in_step_fun
     assert [m["detail"]["status"] for m in mine] == ["IN_PROGRESS", "SUCCEEDED"]
     assert mine[1]["detail"]["previousStatus"] == "IN_PROGRESS"
     assert mine[0]["detail-type"] == "AWS Proton Environment Status Change"
+    # The template version's own status changes, as Proton sent them.
+    version = [m for m in messages if m["detail"]["name"] == f"{template}:1.0"]
+    assert [m["detail"]["status"] for m in version] == ["DRAFT", "PUBLISHED"], version
+    assert version[0]["detail-type"] == "AWS Proton Environment Template Version Status Change"
 
     sfn = aws_client(platform, "stepfunctions")
     execution = f"arn:aws:states:us-east-1:123456789012:execution:paved-deploy:{created['environment']['lastAttemptedDeploymentId']}"

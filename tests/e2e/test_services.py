@@ -366,6 +366,17 @@ def test_two_services_created_at_once_in_one_environment_both_succeed(platform, 
     for name in names:
         platform.cli("proton", "wait", "service-created", "--name", name)
         assert proton.get_service(name=name)["service"]["status"] == "ACTIVE"
+    # boto3's paginator pages ListServiceInstances one instance at a time, with its filters.
+    paginator = proton.get_paginator("list_service_instances")
+    pages = list(paginator.paginate(filters=[{"key": "environmentName", "value": env}],
+                                    PaginationConfig={"PageSize": 1}))
+    paged = [i["name"] for page in pages for i in page["serviceInstances"]]
+    assert all(len(page["serviceInstances"]) <= 1 for page in pages)
+    assert {f"{n}-i" for n in names} <= set(paged) and len(paged) == len(set(paged)), paged
+    everywhere = proton.list_service_instances(filters=[{"key": "environmentName", "value": env}],
+                                               sortBy="serviceName")["serviceInstances"]
+    assert [i["name"] for i in everywhere] == paged
+    assert all(i["environmentName"] == env for i in everywhere)
     for name in names:
         proton.delete_service(name=name)
     for name in names:

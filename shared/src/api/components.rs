@@ -7,7 +7,7 @@ use super::App;
 use super::operations::Operation;
 use super::services::{deployed_json, merge, outputs_json, resources_json};
 use super::wire::{ApiError, ByName, compact, next_token, page, parse};
-use crate::app::Error;
+
 use crate::app::components::{ComponentFilter, ComponentUpdate, NewComponent};
 use crate::domain::component::Component;
 use crate::domain::names::ResourceName;
@@ -72,16 +72,7 @@ pub async fn dispatch(
             Operation::ListComponentOutputs => {
                 let ComponentRef { component_name, deployment_id } = parse(body)?;
                 let component = components.get(&component_name).await?;
-                if let Some(id) = deployment_id
-                    && component.deployed.last_succeeded_deployment_id.as_deref() != Some(id.as_str())
-                {
-                    return Err(Error::validation(format!(
-                        "deploymentId: paved keeps the outputs of the component's last successful deployment only ({})",
-                        component.deployed.last_succeeded_deployment_id.as_deref().unwrap_or("none yet")
-                    ))
-                    .into());
-                }
-                json!({ "outputs": outputs_json(&component.deployed) })
+                json!({ "outputs": outputs_json(&component.deployed, deployment_id.as_deref(), "the component")? })
             }
             Operation::ListComponentProvisionedResources => {
                 let ComponentRef { component_name, .. } = parse(body)?;

@@ -88,21 +88,13 @@ pub async fn dispatch(
             Operation::ListEnvironmentOutputs => {
                 let request: OutputsRequest = parse(body)?;
                 let environment = environments.get(&request.environment_name).await?;
-                check_deployment_id(&environment, request.deployment_id.as_deref())?;
-                let outputs: Vec<Value> =
-                    environment.deployed.outputs.iter().map(|o| json!({ "key": o.key, "valueString": o.value })).collect();
+                let outputs = super::services::outputs_json(&environment.deployed, request.deployment_id.as_deref(), "the environment")?;
                 json!({ "outputs": outputs })
             }
             Operation::ListEnvironmentProvisionedResources => {
                 let ByEnvironmentName { environment_name } = parse(body)?;
                 let environment = environments.get(&environment_name).await?;
-                let resources: Vec<Value> = environment
-                    .deployed
-                    .resources
-                    .iter()
-                    .map(|r| json!({ "name": r.name, "identifier": r.identifier, "provisioningEngine": environment.deployed.engine.wire_name() }))
-                    .collect();
-                json!({ "provisionedResources": resources })
+                json!({ "provisionedResources": super::services::resources_json(&environment.deployed) })
             }
             _ => return Err(None),
         })
@@ -119,17 +111,6 @@ pub async fn dispatch(
 impl From<Error> for Option<ApiError> {
     fn from(error: Error) -> Self {
         Some(error.into())
-    }
-}
-
-fn check_deployment_id(environment: &Environment, id: Option<&str>) -> Result<(), ApiError> {
-    match id {
-        Some(id) if environment.deployed.last_succeeded_deployment_id.as_deref() != Some(id) => Err(Error::validation(format!(
-            "deploymentId: paved keeps the outputs of the environment's last successful deployment only ({})",
-            environment.deployed.last_succeeded_deployment_id.as_deref().unwrap_or("none yet")
-        ))
-        .into()),
-        _ => Ok(()),
     }
 }
 

@@ -993,6 +993,39 @@ async fn roles_that_are_not_iam_roles_of_the_account_are_refused_before_anything
     assert_eq!(listed["environments"], json!([]));
 }
 
+#[tokio::test]
+async fn provisioning_paved_does_not_do_yet_is_refused_by_name_not_dropped() {
+    let h = Harness::new();
+    h.env_template_with_version().await;
+    h.publish("vpc", "1", "0").await;
+    for (member, value) in [
+        (
+            "provisioningRepository",
+            json!({"provider": "GITHUB", "name": "acme/infra", "branch": "main"}),
+        ),
+        (
+            "codebuildRoleArn",
+            json!("arn:aws:iam::123456789012:role/paved-build"),
+        ),
+        ("environmentAccountConnectionId", json!("conn-1")),
+    ] {
+        let mut body = json!({
+            "name": "dev", "templateName": "vpc", "templateMajorVersion": "1",
+            "spec": "proton: EnvironmentSpec\nspec: {}\n",
+            "protonServiceRoleArn": "arn:aws:iam::123456789012:role/proton",
+        });
+        body[member] = value;
+        let (kind, message) = h.err("CreateEnvironment", body).await;
+        assert_eq!(kind, "ValidationException");
+        assert!(
+            message.starts_with(member) && message.contains("does not support"),
+            "{message}"
+        );
+    }
+    let listed = h.ok("ListEnvironments", json!({})).await;
+    assert_eq!(listed["environments"], json!([]));
+}
+
 /// A service template `web` (version 1.0, published) on the environment template `vpc`, and
 /// environments `dev` (tagged stage=dev) and `prod` (stage=prod).
 async fn catalog_with_environments(h: &Harness) {
@@ -1024,6 +1057,124 @@ async fn catalog_with_environments(h: &Harness) {
         )
         .await;
     }
+}
+
+#[tokio::test]
+async fn list_service_instances_filters_sorts_and_pages_as_the_model_says() {
+    let h = Harness::new();
+    catalog_with_environments(&h).await;
+    for service in ["alpha", "beta", "gamma"] {
+        let mut body = service_body(service, "dev");
+        body["spec"] = json!(format!(
+            "proton: ServiceSpec\npipeline:\n  dockerfile: Dockerfile\ninstances:\n  - name: {service}-dev\n    environment: dev\n  - name: {service}-prod\n    environment: prod\n"
+        ));
+        h.ok("CreateService", body).await;
+    }
+    let names = |listed: &Value| -> Vec<String> {
+        listed["serviceInstances"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // Page size 1 over every service: six pages, in service then instance order.
+    let (mut all, mut token) = (Vec::new(), None::<String>);
+    loop {
+        let mut body = json!({"maxResults": 1});
+        if let Some(token) = &token {
+            body["nextToken"] = json!(token);
+        }
+        let listed = h.ok("ListServiceInstances", body).await;
+        assert_eq!(names(&listed).len(), 1, "{listed}");
+        all.extend(names(&listed));
+        match listed["nextToken"].as_str() {
+            Some(next) => token = Some(next.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(
+        all,
+        [
+            "alpha-dev",
+            "alpha-prod",
+            "beta-dev",
+            "beta-prod",
+            "gamma-dev",
+            "gamma-prod"
+        ]
+    );
+    let filtered = |filters: Value| {
+        let h = &h;
+        async move {
+            names(
+                &h.ok("ListServiceInstances", json!({"filters": filters}))
+                    .await,
+            )
+        }
+    };
+    assert_eq!(
+        filtered(json!([{"key": "environmentName", "value": "prod"}])).await,
+        ["alpha-prod", "beta-prod", "gamma-prod"]
+    );
+    // Two values of one key: either; two keys: both.
+    assert_eq!(
+        filtered(json!([
+            {"key": "serviceName", "value": "alpha"},
+            {"key": "serviceName", "value": "gamma"},
+            {"key": "environmentName", "value": "dev"},
+        ]))
+        .await,
+        ["alpha-dev", "gamma-dev"]
+    );
+    assert_eq!(
+        filtered(json!([{"key": "deployedTemplateVersionStatus", "value": "PUBLISHED"}]))
+            .await
+            .len(),
+        6
+    );
+    assert!(
+        filtered(json!([{"key": "createdAtBefore", "value": "2000-01-01T00:00:00Z"}]))
+            .await
+            .is_empty()
+    );
+    let sorted = h
+        .ok(
+            "ListServiceInstances",
+            json!({"serviceName": "beta", "sortBy": "name", "sortOrder": "DESCENDING"}),
+        )
+        .await;
+    assert_eq!(names(&sorted), ["beta-prod", "beta-dev"]);
+    // Every bound is the model's, and a token answers only the listing that issued it.
+    let first = h.ok("ListServiceInstances", json!({"maxResults": 2})).await;
+    let token = first["nextToken"].as_str().unwrap();
+    for (body, member) in [
+        (json!({"maxResults": 0}), "maxResults"),
+        (json!({"maxResults": 101}), "maxResults"),
+        (json!({"nextToken": "Zm9yZ2Vk"}), "nextToken"),
+        (
+            json!({"nextToken": token, "serviceName": "alpha"}),
+            "nextToken",
+        ),
+        (
+            json!({"filters": [{"key": "colour", "value": "x"}]}),
+            "filters",
+        ),
+        (
+            json!({"filters": [{"key": "createdAtAfter", "value": "yesterday"}]}),
+            "filters",
+        ),
+        (json!({"sortBy": "size"}), "sortBy"),
+        (json!({"sortOrder": "UP"}), "sortOrder"),
+    ] {
+        let (kind, message) = h.err("ListServiceInstances", body.clone()).await;
+        assert_eq!(kind, "ValidationException", "{body}");
+        assert!(message.starts_with(member), "{body}: {message}");
+    }
+    let (kind, _) = h
+        .err("ListServiceInstances", json!({"serviceName": "nope"}))
+        .await;
+    assert_eq!(kind, "ResourceNotFoundException");
 }
 
 fn service_body(name: &str, environment: &str) -> Value {

@@ -85,11 +85,59 @@ pub struct VersionChange {
 pub struct Catalog {
     store: Arc<dyn CatalogStore>,
     bundles: Arc<dyn BundleStore>,
+    /// Where template version status changes are announced, if anywhere.
+    events: Option<(Arc<dyn crate::ports::Events>, super::deploy::ArnBuilder)>,
 }
 
 impl Catalog {
     pub fn new(store: Arc<dyn CatalogStore>, bundles: Arc<dyn BundleStore>) -> Self {
-        Self { store, bundles }
+        Self {
+            store,
+            bundles,
+            events: None,
+        }
+    }
+
+    /// Announces template version status changes on `events`, as Proton did
+    /// (`AWS Proton Environment Template Version Status Change`, and the service's).
+    pub fn with_events(
+        mut self,
+        events: Arc<dyn crate::ports::Events>,
+        arns: super::deploy::ArnBuilder,
+    ) -> Self {
+        self.events = Some((events, arns));
+        self
+    }
+
+    async fn announce(&self, version: &TemplateVersion, previous: Option<VersionStatus>) {
+        let Some((events, arns)) = &self.events else {
+            return;
+        };
+        let name = |status: VersionStatus| {
+            serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let change = crate::ports::StatusChange {
+            resource: match version.kind {
+                TemplateKind::Environment => "Environment Template Version",
+                TemplateKind::Service => "Service Template Version",
+            },
+            name: format!("{}:{}", version.template_name, version.number),
+            arn: arns.proton(&format!(
+                "{}/{}:{}",
+                version.kind.arn_resource(),
+                version.template_name,
+                version.number
+            )),
+            status: name(version.status),
+            previous_status: previous.map(name),
+            initiated_by: crate::app::deploy::audit::current(),
+        };
+        if let Err(error) = events.publish(change).await {
+            tracing::warn!(error = %error, "status change event not published");
+        }
     }
 
     #[tracing::instrument(skip_all, fields(kind = ?kind, name = %new.name))]
@@ -310,7 +358,10 @@ impl Catalog {
             idempotency,
         };
         match self.store.write(write).await {
-            Ok(()) => Ok((updated, version)),
+            Ok(()) => {
+                self.announce(&version, None).await;
+                Ok((updated, version))
+            }
             Err(StoreError::ConditionFailed) => {
                 // Nothing was written: the copy kept for this version is nobody's.
                 if let Err(error) = self.bundles.discard(&bundle_key).await {
@@ -534,6 +585,9 @@ impl Catalog {
             });
         }
         self.store.write(write).await?;
+        if version.status != current.status {
+            self.announce(&version, Some(current.status)).await;
+        }
         Ok((updated, version))
     }
 

@@ -32,6 +32,43 @@ pub struct NewEnvironment {
     pub description: Option<Description>,
     #[serde(default)]
     pub tags: Tags,
+    /// Members of Proton's model paved does not provision with yet: refused, never dropped.
+    #[serde(flatten, default)]
+    pub unsupported: Unsupported,
+}
+
+/// The members of CreateEnvironment and UpdateEnvironment for provisioning paved does not do
+/// yet (self-managed Terraform through pull requests, CodeBuild provisioning, environment
+/// account connections). A request naming one is refused with what paved does instead.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unsupported {
+    provisioning_repository: Option<serde_json::Value>,
+    codebuild_role_arn: Option<serde_json::Value>,
+    environment_account_connection_id: Option<serde_json::Value>,
+}
+
+impl Unsupported {
+    pub fn refuse(&self) -> Result<()> {
+        let (member, what) = if self.provisioning_repository.is_some() {
+            (
+                "provisioningRepository",
+                "self-managed provisioning (Terraform through pull requests)",
+            )
+        } else if self.codebuild_role_arn.is_some() {
+            ("codebuildRoleArn", "CodeBuild provisioning")
+        } else if self.environment_account_connection_id.is_some() {
+            (
+                "environmentAccountConnectionId",
+                "environment account connections",
+            )
+        } else {
+            return Ok(());
+        };
+        Err(Error::validation(format!(
+            "{member}: paved does not support {what} yet; it provisions environments with CloudFormation under protonServiceRoleArn, in its own account"
+        )))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -45,6 +82,8 @@ pub struct EnvironmentUpdate {
     pub proton_service_role_arn: Option<Arn>,
     pub component_role_arn: Option<Arn>,
     pub description: Option<Description>,
+    #[serde(flatten, default)]
+    pub unsupported: Unsupported,
 }
 
 pub struct Environments {
@@ -63,6 +102,7 @@ impl Environments {
     #[tracing::instrument(skip_all, fields(environment = %new.name))]
     pub async fn create(&self, new: NewEnvironment) -> Result<Environment> {
         let d = &self.deployer;
+        new.unsupported.refuse()?;
         let Some(role) = new.proton_service_role_arn.clone() else {
             return Err(Error::validation(
                 "protonServiceRoleArn is required: paved provisions environments with CloudFormation under that role",
@@ -194,6 +234,7 @@ impl Environments {
     #[tracing::instrument(skip_all, fields(environment = %update.name))]
     pub async fn update(&self, update: EnvironmentUpdate) -> Result<Environment> {
         let d = &self.deployer;
+        update.unsupported.refuse()?;
         let current = self.get(&update.name).await?;
         if current.deployed.deployment_status.is_active() {
             return Err(Error::conflict(format!(

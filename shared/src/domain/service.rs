@@ -255,6 +255,174 @@ pub fn instance_changes(
     Ok(changes)
 }
 
+/// A criterion of ListServiceInstances (`filters`: the model's `ListServiceInstancesFilter`).
+/// Criteria of one key match when any of them does; criteria of different keys all must.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InstanceCriterion {
+    Name(String),
+    DeploymentStatus(String),
+    TemplateName(String),
+    ServiceName(String),
+    /// The status of the template version the instance runs (`DRAFT`, `PUBLISHED`).
+    DeployedTemplateVersionStatus(String),
+    EnvironmentName(String),
+    AttemptedBefore(f64),
+    AttemptedAfter(f64),
+    CreatedBefore(f64),
+    CreatedAfter(f64),
+}
+
+/// The filter keys of the model, in its order.
+pub const INSTANCE_FILTER_KEYS: &[&str] = &[
+    "name",
+    "deploymentStatus",
+    "templateName",
+    "serviceName",
+    "deployedTemplateVersionStatus",
+    "environmentName",
+    "lastDeploymentAttemptedAtBefore",
+    "lastDeploymentAttemptedAtAfter",
+    "createdAtBefore",
+    "createdAtAfter",
+];
+
+/// The sort keys of the model (`ListServiceInstancesSortBy`).
+pub const INSTANCE_SORT_KEYS: &[&str] = &[
+    "name",
+    "deploymentStatus",
+    "templateName",
+    "serviceName",
+    "environmentName",
+    "lastDeploymentAttemptedAt",
+    "createdAt",
+];
+
+impl InstanceCriterion {
+    /// A criterion from a filter's key and value; times are RFC 3339 (`1985-04-12T23:20:50.52Z`).
+    pub fn parse(key: &str, value: &str) -> Result<Self, String> {
+        let time = || {
+            aws_smithy_types::DateTime::from_str(
+                value,
+                aws_smithy_types::date_time::Format::DateTime,
+            )
+            .map(|t| t.as_secs_f64())
+            .map_err(|_| {
+                format!(
+                    "filters: {key} takes an RFC 3339 time (1985-04-12T23:20:50.52Z), got {value:?}"
+                )
+            })
+        };
+        Ok(match key {
+            "name" => Self::Name(value.into()),
+            "deploymentStatus" => Self::DeploymentStatus(value.into()),
+            "templateName" => Self::TemplateName(value.into()),
+            "serviceName" => Self::ServiceName(value.into()),
+            "deployedTemplateVersionStatus" => Self::DeployedTemplateVersionStatus(value.into()),
+            "environmentName" => Self::EnvironmentName(value.into()),
+            "lastDeploymentAttemptedAtBefore" => Self::AttemptedBefore(time()?),
+            "lastDeploymentAttemptedAtAfter" => Self::AttemptedAfter(time()?),
+            "createdAtBefore" => Self::CreatedBefore(time()?),
+            "createdAtAfter" => Self::CreatedAfter(time()?),
+            other => {
+                return Err(format!(
+                    "filters: {other:?} is not a filter key; the keys are {}",
+                    INSTANCE_FILTER_KEYS.join(", ")
+                ));
+            }
+        })
+    }
+
+    fn key(&self) -> usize {
+        match self {
+            Self::Name(_) => 0,
+            Self::DeploymentStatus(_) => 1,
+            Self::TemplateName(_) => 2,
+            Self::ServiceName(_) => 3,
+            Self::DeployedTemplateVersionStatus(_) => 4,
+            Self::EnvironmentName(_) => 5,
+            Self::AttemptedBefore(_) => 6,
+            Self::AttemptedAfter(_) => 7,
+            Self::CreatedBefore(_) => 8,
+            Self::CreatedAfter(_) => 9,
+        }
+    }
+
+    /// Whether the instance meets it; `version_status` is its template version's status.
+    pub fn holds(&self, instance: &ServiceInstance, version_status: &str) -> bool {
+        let deployed = &instance.deployed;
+        match self {
+            Self::Name(v) => instance.name.as_str() == v,
+            Self::DeploymentStatus(v) => {
+                crate::domain::environment::status_name(deployed.deployment_status) == *v
+            }
+            Self::TemplateName(v) => deployed.state.template_name.as_str() == v,
+            Self::ServiceName(v) => instance.service.as_str() == v,
+            Self::DeployedTemplateVersionStatus(v) => version_status == v,
+            Self::EnvironmentName(v) => instance.environment.as_str() == v,
+            Self::AttemptedBefore(t) => deployed.last_deployment_attempted_at.0 < *t,
+            Self::AttemptedAfter(t) => deployed.last_deployment_attempted_at.0 > *t,
+            Self::CreatedBefore(t) => instance.created_at.0 < *t,
+            Self::CreatedAfter(t) => instance.created_at.0 > *t,
+        }
+    }
+}
+
+/// Whether an instance meets a list of criteria (any of one key, all of the keys).
+pub fn meets(
+    criteria: &[InstanceCriterion],
+    instance: &ServiceInstance,
+    version_status: &str,
+) -> bool {
+    let mut keys: Vec<usize> = criteria.iter().map(InstanceCriterion::key).collect();
+    keys.sort_unstable();
+    keys.dedup();
+    keys.into_iter().all(|key| {
+        criteria
+            .iter()
+            .filter(|c| c.key() == key)
+            .any(|c| c.holds(instance, version_status))
+    })
+}
+
+/// Sorts instances by a model sort key (`serviceName` by default, then instance name within
+/// a service, as the model says), descending if asked.
+pub fn sort_instances(instances: &mut [ServiceInstance], by: &str, descending: bool) {
+    use std::cmp::Ordering;
+    let tie = |a: &ServiceInstance, b: &ServiceInstance| {
+        (a.service.as_str(), a.name.as_str()).cmp(&(b.service.as_str(), b.name.as_str()))
+    };
+    instances.sort_by(|a, b| {
+        let primary = match by {
+            "name" => a.name.as_str().cmp(b.name.as_str()),
+            "deploymentStatus" => {
+                crate::domain::environment::status_name(a.deployed.deployment_status).cmp(
+                    &crate::domain::environment::status_name(b.deployed.deployment_status),
+                )
+            }
+            "templateName" => a
+                .deployed
+                .state
+                .template_name
+                .as_str()
+                .cmp(b.deployed.state.template_name.as_str()),
+            "environmentName" => a.environment.as_str().cmp(b.environment.as_str()),
+            "lastDeploymentAttemptedAt" => a
+                .deployed
+                .last_deployment_attempted_at
+                .0
+                .total_cmp(&b.deployed.last_deployment_attempted_at.0),
+            "createdAt" => a.created_at.0.total_cmp(&b.created_at.0),
+            _ => Ordering::Equal,
+        };
+        let ordering = primary.then_with(|| tie(a, b));
+        if descending {
+            ordering.reverse()
+        } else {
+            ordering
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -265,6 +265,32 @@ impl Deployer {
     }
 
     /// As [`Self::announce`], for a deployment started by `by` (a task carrying it on).
+    /// Puts a service's status change on the bus (`AWS Proton Service Status Change`), as
+    /// Proton did; a notification, so failing to publish it is logged, not returned.
+    pub async fn announce_service(
+        &self,
+        service: &crate::domain::service::Service,
+        previous: Option<crate::domain::service::ServiceStatus>,
+    ) {
+        let name = |status: crate::domain::service::ServiceStatus| {
+            serde_json::to_value(status)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_string))
+                .unwrap_or_default()
+        };
+        let change = crate::ports::StatusChange {
+            resource: "Service",
+            name: service.name.to_string(),
+            arn: self.arns.proton(&format!("service/{}", service.name)),
+            status: name(service.status),
+            previous_status: previous.map(name),
+            initiated_by: crate::app::deploy::audit::current(),
+        };
+        if let Err(error) = self.events.publish(change).await {
+            tracing::warn!(error = %error, "status change event not published");
+        }
+    }
+
     pub async fn announce_for(
         &self,
         target: &Loaded,

@@ -339,4 +339,108 @@ impl Services {
         instances.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(instances)
     }
+
+    /// The instances a ListServiceInstances names, filtered and sorted (see
+    /// `domain::service::meets` and `sort_instances`). What is read: the instances of the
+    /// services the request names (`serviceName`, or `serviceName` criteria); else those of the
+    /// environments it names (an index query per environment); else every service's.
+    pub async fn find_instances(
+        &self,
+        service: Option<&ResourceName>,
+        criteria: &[crate::domain::service::InstanceCriterion],
+        sort_by: &str,
+        descending: bool,
+    ) -> Result<Vec<ServiceInstance>> {
+        use crate::domain::service::InstanceCriterion as C;
+        let named_services: Vec<ResourceName> = match service {
+            Some(service) => vec![service.clone()],
+            None => criteria
+                .iter()
+                .filter_map(|c| match c {
+                    C::ServiceName(name) => ResourceName::parse(name.as_str()).ok(),
+                    _ => None,
+                })
+                .collect(),
+        };
+        let named_environments: Vec<ResourceName> = criteria
+            .iter()
+            .filter_map(|c| match c {
+                C::EnvironmentName(name) => ResourceName::parse(name.as_str()).ok(),
+                _ => None,
+            })
+            .collect();
+        let has = |key: fn(&C) -> bool| criteria.iter().any(key);
+        let mut found = Vec::new();
+        if service.is_some() || has(|c| matches!(c, C::ServiceName(_))) {
+            for name in &named_services {
+                if service.is_some() {
+                    self.get(name).await?;
+                }
+                found.extend(self.d.store.instances(name).await?);
+            }
+        } else if has(|c| matches!(c, C::EnvironmentName(_))) {
+            for environment in &named_environments {
+                found.extend(self.d.store.instances_in(environment, 10_000).await?);
+            }
+        } else {
+            let mut cursor = None;
+            loop {
+                let page = self
+                    .d
+                    .store
+                    .services(crate::ports::PageRequest {
+                        limit: Some(100),
+                        cursor,
+                    })
+                    .await?;
+                for service in &page.items {
+                    found.extend(self.d.store.instances(&service.name).await?);
+                }
+                cursor = page.cursor;
+                if cursor.is_none() {
+                    break;
+                }
+            }
+        }
+        if let Some(service) = service {
+            found.retain(|i| &i.service == service);
+        }
+        let wants_version_status = has(|c| matches!(c, C::DeployedTemplateVersionStatus(_)));
+        let mut statuses = std::collections::HashMap::new();
+        let mut kept = Vec::new();
+        for instance in found {
+            let status = if wants_version_status {
+                let state = &instance.deployed.state;
+                let key = (state.template_name.clone(), state.major, state.minor);
+                if !statuses.contains_key(&key) {
+                    let version = self
+                        .d
+                        .catalog
+                        .version(
+                            crate::domain::template::TemplateKind::Service,
+                            &state.template_name,
+                            crate::domain::template::VersionNumber {
+                                major: state.major,
+                                minor: state.minor,
+                            },
+                        )
+                        .await?;
+                    let name = version
+                        .and_then(|v| serde_json::to_value(v.status).ok())
+                        .and_then(|v| v.as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    statuses.insert(key.clone(), name);
+                }
+                statuses[&key].clone()
+            } else {
+                String::new()
+            };
+            if crate::domain::service::meets(criteria, &instance, &status) {
+                kept.push(instance);
+            }
+        }
+        crate::domain::service::sort_instances(&mut kept, sort_by, descending);
+        kept.dedup_by(|a, b| a.service == b.service && a.name == b.name);
+        Ok(kept)
+    }
 }

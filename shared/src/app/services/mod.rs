@@ -395,6 +395,7 @@ impl Services {
             )
         })
         .await?;
+        d.announce_service(&service, None).await;
         let failed = self
             .launch_all(
                 started
@@ -568,6 +569,9 @@ impl Services {
             )
         })
         .await?;
+        if next.status != service.status {
+            d.announce_service(&next, Some(service.status)).await;
+        }
         let launches = deploys
             .iter()
             .map(|id| (Workflow::Deploy, id.clone()))
@@ -658,6 +662,7 @@ impl Services {
             expected_rev: service.rev,
         });
         d.store.change(change).await?;
+        d.announce_service(&next, Some(service.status)).await;
         let failed = self
             .launch_all(
                 started

@@ -13,16 +13,24 @@ use super::pipeline_redeployment;
 /// stored, so when two deployments end at once and both try, the one that loses the write
 /// reads again and finds the work done (or the next step to take).
 pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
+    let before = d.store.service(name).await?.map(|s| s.status);
     let mut attempts = 0;
-    loop {
+    let settled = loop {
         match settle_once(d, name).await {
             // A deployment it launched could not start (and was recorded as failed): once more.
             Ok(true) if attempts < 5 => attempts += 1,
-            Ok(_) => return Ok(()),
+            Ok(_) => break Ok(()),
             Err(Error::Store(StoreError::ConditionFailed)) if attempts < 5 => attempts += 1,
-            Err(other) => return Err(other),
+            Err(other) => break Err(other),
         }
+    };
+    // The status it moved to, on the bus (a service that is gone was deleted: no status).
+    if let Ok(Some(after)) = d.store.service(name).await
+        && Some(after.status) != before
+    {
+        d.announce_service(&after, before).await;
     }
+    settled
 }
 /// One step of `settle`; `true` if the step should be taken again.
 async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<bool> {

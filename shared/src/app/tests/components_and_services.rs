@@ -181,6 +181,23 @@ async fn instances_deploy_with_environment_outputs_then_the_pipeline_with_theirs
         service.pipeline.unwrap().deployment_status,
         DeploymentStatus::Succeeded
     );
+    // The service's own status changes reached the bus, as Proton's did.
+    let service_events: Vec<(String, Option<String>)> = w
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.resource == "Service")
+        .map(|e| (e.status.clone(), e.previous_status.clone()))
+        .collect();
+    assert_eq!(
+        service_events,
+        vec![
+            ("CREATE_IN_PROGRESS".to_string(), None),
+            ("ACTIVE".to_string(), Some("CREATE_IN_PROGRESS".to_string())),
+        ]
+    );
 }
 
 #[tokio::test]

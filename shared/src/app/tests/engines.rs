@@ -92,6 +92,7 @@ async fn a_target_keeps_the_engine_it_was_first_deployed_by() {
             proton_service_role_arn: None,
             component_role_arn: None,
             description: None,
+            unsupported: Default::default(),
         })
         .await
         .unwrap();

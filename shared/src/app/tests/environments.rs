@@ -31,6 +31,7 @@ async fn a_created_environment_deploys_its_rendered_template_and_records_outputs
         .lock()
         .unwrap()
         .iter()
+        .filter(|e| e.resource == "Environment")
         .map(|e| e.status.clone())
         .collect();
     assert_eq!(statuses, ["IN_PROGRESS", "SUCCEEDED"]);
@@ -599,5 +600,26 @@ async fn a_step_that_timed_out_is_recorded_with_what_happened() {
     assert_eq!(
         env.deployed.deployment_status_message.as_deref(),
         Some("a deployment step timed out: Task timed out after 120.00 seconds")
+    );
+}
+
+#[tokio::test]
+async fn template_version_status_changes_reach_the_bus() {
+    let w = World::new().await;
+    let versions: Vec<(String, String, Option<String>)> = w
+        .events
+        .published
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e.resource == "Environment Template Version")
+        .map(|e| (e.name.clone(), e.status.clone(), e.previous_status.clone()))
+        .collect();
+    assert_eq!(
+        versions,
+        vec![
+            ("vpc:1.0".into(), "DRAFT".into(), None),
+            ("vpc:1.0".into(), "PUBLISHED".into(), Some("DRAFT".into())),
+        ]
     );
 }

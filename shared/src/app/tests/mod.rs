@@ -84,7 +84,8 @@ impl World {
         ]);
         fakes.bundles.put("src", "env.tar.gz", archive);
         let deployer = fakes.deployer(engine);
-        let catalog = Catalog::new(fakes.store.clone(), fakes.bundles.clone());
+        let catalog = Catalog::new(fakes.store.clone(), fakes.bundles.clone())
+            .with_events(fakes.events.clone(), deployer.arns.clone());
         let world = Self {
             deployer: deployer.clone(),
             bundles: fakes.bundles.clone(),
@@ -179,6 +180,7 @@ impl World {
                     Arn::parse("arn:aws:iam::123456789012:role/components").unwrap(),
                 ),
                 description: None,
+                unsupported: Default::default(),
             })
             .await
     }
@@ -199,6 +201,7 @@ impl World {
                 proton_service_role_arn: None,
                 component_role_arn: None,
                 description: None,
+                unsupported: Default::default(),
             })
             .await
     }

@@ -103,6 +103,7 @@ async fn a_create_retried_with_other_parameters_is_a_conflict_and_the_same_one_g
                 Arn::parse("arn:aws:iam::123456789012:role/components").unwrap(),
             ),
             description: None,
+            unsupported: Default::default(),
         })
         .await
         .unwrap_err();

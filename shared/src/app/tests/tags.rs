@@ -49,6 +49,7 @@ async fn a_stack_carries_paved_tags_and_the_customers_and_a_tag_change_reaches_i
             ),
             component_role_arn: None,
             description: None,
+            unsupported: Default::default(),
         })
         .await
         .unwrap();
