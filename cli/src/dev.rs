@@ -246,6 +246,9 @@ async fn serve(
     crate::identities::register(&sdk)
         .await
         .map_err(DevError::Resources)?;
+    crate::identities::ensure_roles(&sdk)
+        .await
+        .map_err(DevError::Resources)?;
     let queue = local_pushes::setup(&sdk, &args.webhook_secret)
         .await
         .map_err(DevError::Resources)?;

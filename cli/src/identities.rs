@@ -164,3 +164,35 @@ pub async fn register(
     }
     Ok(())
 }
+
+/// The deployment roles of the README's walkthroughs, made in the local AWS as a platform team
+/// makes them in its account: trusting CloudFormation, which deploys under them. paved checks
+/// that a role it is given exists and trusts CloudFormation.
+pub const LOCAL_ROLES: &[&str] = &["proton-service", "proton-components", "paved-pipeline"];
+
+pub async fn ensure_roles(
+    sdk: &aws_config::SdkConfig,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let trust = format!(
+        r#"{{"Version": "2012-10-17", "Statement": [{}]}}"#,
+        paved_core::domain::roles::trust_statement(paved_core::domain::roles::CLOUDFORMATION)
+    );
+    for role in LOCAL_ROLES {
+        match iam
+            .create_role()
+            .role_name(*role)
+            .assume_role_policy_document(&trust)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_entity_already_exists_exception()) => {}
+            Err(error) => return Err(error.into()),
+        }
+    }
+    Ok(())
+}

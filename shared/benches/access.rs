@@ -49,6 +49,8 @@ fn app(on: bool) -> Arc<App> {
     let deployer = Deployer {
         catalog: store.clone(),
         store: store.clone(),
+        account: store.clone(),
+        roles: None,
         bundles: bundles.clone(),
         workflows: Arc::new(RecordingWorkflows::default()),
         events: Arc::new(RecordingEvents::default()),

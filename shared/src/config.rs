@@ -170,6 +170,10 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
     let s3 = s3_client(sdk);
     Deployer {
         catalog: store.clone(),
+        account: store.clone(),
+        roles: Some(Arc::new(crate::adapters::iam::IamDirectory::new(
+            aws_sdk_iam::Client::new(sdk),
+        ))),
         store,
         bundles: Arc::new(S3BundleStore::new(s3.clone(), &config.bucket)),
         workflows: Arc::new(StepFunctionsWorkflows::new(

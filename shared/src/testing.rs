@@ -68,6 +68,8 @@ impl Fakes {
         Deployer {
             catalog: self.store.clone(),
             store: self.store.clone(),
+            account: self.store.clone(),
+            roles: None,
             bundles: self.bundles.clone(),
             workflows: self.workflows.clone(),
             events: self.events.clone(),

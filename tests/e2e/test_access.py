@@ -33,7 +33,7 @@ def test_each_persona_can_do_what_its_policy_allows_and_nothing_else(platform, t
     spec.write_text(ENV_SPEC)
     platform.cli("proton", "create-environment", "--name", env, "--template-name", env_template,
                  "--template-major-version", "1", "--spec", f"file://{spec}",
-                 "--proton-service-role-arn", "arn:aws:iam::123456789012:role/paved-proton")
+                 "--proton-service-role-arn", "arn:aws:iam::123456789012:role/proton-service")
 
     # The developer reads, and is refused templates, environments, tags and components.
     dev = "paved-developer"

@@ -327,3 +327,20 @@ def test_versions_in_the_recommended_position_are_deleted_last(platform, proton)
     proton.delete_environment_template_version(templateName=name, majorVersion="1", minorVersion="0")
     proton.delete_environment_template_version(templateName=name, majorVersion="1", minorVersion="1")
     proton.delete_environment_template(name=name)
+
+
+def test_account_settings_name_the_pipeline_role_with_the_stock_cli(platform):
+    before = platform.cli_json("proton", "get-account-settings")["accountSettings"]
+    assert before["pipelineServiceRoleArn"].endswith(":role/paved-pipeline"), before
+    role = "arn:aws:iam::123456789012:role/proton-components"
+    try:
+        got = platform.cli_json("proton", "update-account-settings", "--pipeline-service-role-arn", role)
+        assert got["accountSettings"]["pipelineServiceRoleArn"] == role
+        assert platform.cli_json("proton", "get-account-settings")["accountSettings"]["pipelineServiceRoleArn"] == role
+        refused = platform.cli("proton", "update-account-settings", "--pipeline-service-role-arn", role,
+                               check=False, profile="paved-developer")
+        assert refused.returncode != 0 and "AccessDeniedException" in refused.stderr, refused.stderr
+    finally:
+        platform.cli("proton", "update-account-settings", "--pipeline-service-role-arn", "")
+    after = platform.cli_json("proton", "get-account-settings")["accountSettings"]
+    assert after == before

@@ -283,3 +283,27 @@ def test_tags_set_on_create_and_changed_later_reach_the_stack_with_paved_tags(pl
     tags = stack_tags()
     assert (tags["team"], tags["stage"]) == ("payments", "dev") and "cost-center" not in tags, tags
     assert tags["proton:environment"] == arn
+
+
+def test_a_role_cloudformation_cannot_assume_is_refused_with_what_to_add(platform, proton):
+    template = unique("trust")
+    publish(platform, proton, template, platform.upload(simple_bundle(b"Resources:\n  Topic:\n    Type: AWS::SNS::Topic\n")))
+    role_name = unique("written-for-proton")
+    proton_only = {"Version": "2012-10-17", "Statement": [
+        {"Effect": "Allow", "Principal": {"Service": "proton.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    platform.cli("iam", "create-role", "--role-name", role_name, "--assume-role-policy-document", json.dumps(proton_only))
+    arn = f"arn:aws:iam::123456789012:role/{role_name}"
+    env = unique("env")
+    request = dict(name=env, templateName=template, templateMajorVersion="1", spec="proton: EnvironmentSpec\nspec: {}\n")
+    for role, fragment in [(arn, "its trust policy does not trust cloudformation.amazonaws.com"),
+                           (arn + "-gone", "does not exist")]:
+        with pytest.raises(ClientError) as caught:
+            proton.create_environment(protonServiceRoleArn=role, **request)
+        error = caught.value.response["Error"]
+        assert error["Code"] == "ValidationException" and fragment in error["Message"], error
+    # Once the role trusts CloudFormation, the same request deploys.
+    both = {"Version": "2012-10-17", "Statement": proton_only["Statement"] + [
+        {"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+    platform.cli("iam", "update-assume-role-policy", "--role-name", role_name, "--policy-document", json.dumps(both))
+    proton.create_environment(protonServiceRoleArn=arn, **request)
+    assert settle(proton, env)["deploymentStatus"] == "SUCCEEDED"

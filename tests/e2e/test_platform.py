@@ -66,4 +66,4 @@ def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
     assert allows("states:DescribeExecution", "-deploy:*") and allows("states:DescribeExecution", "-delete:*")
     api = template["Resources"]["ApiFunction"]["Properties"]
     api_statements = [s for policy in api["Policies"] for s in policy["Statement"]]
-    assert any("iam:ListRoleTags" in s["Action"] for s in api_statements)
+    assert any("iam:ListRoleTags" in s["Action"] and "iam:GetRole" in s["Action"] for s in api_statements)

@@ -311,3 +311,29 @@ async fn a_stale_delete_is_refused() {
             .is_some()
     );
 }
+
+#[tokio::test]
+async fn account_settings_are_written_once_per_revision() {
+    use paved_core::domain::account::AccountSettings;
+    use paved_core::ports::AccountStore;
+    let env = TestEnv::new().await;
+    let store = env.store();
+    assert_eq!(store.settings().await.unwrap(), AccountSettings::default());
+    let first = AccountSettings {
+        pipeline_service_role_arn: Some("arn:aws:iam::123456789012:role/paved-pipelines".into()),
+        rev: 1,
+    };
+    store.put_settings(first.clone()).await.unwrap();
+    assert_eq!(store.settings().await.unwrap(), first);
+    // A second writer that read the same (absent) settings loses.
+    assert!(matches!(
+        store.put_settings(first.clone()).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    let cleared = AccountSettings {
+        pipeline_service_role_arn: None,
+        rev: 2,
+    };
+    store.put_settings(cleared.clone()).await.unwrap();
+    assert_eq!(store.settings().await.unwrap(), cleared);
+}

@@ -1,6 +1,7 @@
 //! Principal tags from IAM: `ListUserTags` for a user, `ListRoleTags` for a role or an
 //! assumed-role session's role (IAM names are unique in an account whatever their path). Other
-//! principals (the account root, federated users) carry no IAM tags.
+//! principals (the account root, federated users) carry no IAM tags. And the trust policies of
+//! the roles paved is asked to deploy under (`GetRole`).
 
 use std::collections::BTreeMap;
 
@@ -9,7 +10,7 @@ use aws_sdk_iam::Client;
 use aws_sdk_iam::error::ProvideErrorMetadata;
 
 use crate::domain::access::Principal;
-use crate::ports::{PrincipalDirectory, StoreError};
+use crate::ports::{PrincipalDirectory, RoleTrust, Roles, StoreError};
 
 pub struct IamDirectory {
     client: Client,
@@ -106,9 +107,76 @@ impl IamDirectory {
     }
 }
 
+/// IAM hands policy documents URL-encoded (RFC 3986); the SDK does not decode them.
+fn url_decoded(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match text
+                    .get(i + 1..i + 3)
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                    .ok_or(())
+                {
+                    Ok(byte) => {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
+                    Err(_) => out.push(b'%'),
+                }
+            }
+            b'+' => out.push(b' '),
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[async_trait]
+impl Roles for IamDirectory {
+    async fn trust(&self, role_arn: &str) -> Result<RoleTrust, StoreError> {
+        let Some(Named::Role(name)) = named(role_arn) else {
+            return Ok(RoleTrust::Missing);
+        };
+        match self.client.get_role().role_name(name).send().await {
+            Ok(found) => Ok(found
+                .role
+                .and_then(|r| r.assume_role_policy_document)
+                .map_or(RoleTrust::Missing, |doc| {
+                    RoleTrust::Policy(if doc.trim_start().starts_with('{') {
+                        doc
+                    } else {
+                        url_decoded(&doc)
+                    })
+                })),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_no_such_entity_exception()) =>
+            {
+                Ok(RoleTrust::Missing)
+            }
+            Err(error) => Err(failed(aws_sdk_iam::Error::from(error.into_service_error()))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policy_documents_are_url_decoded() {
+        assert_eq!(
+            url_decoded("%7B%22Version%22%3A%222012-10-17%22%7D"),
+            r#"{"Version":"2012-10-17"}"#
+        );
+        assert_eq!(url_decoded("100%"), "100%");
+    }
 
     #[test]
     fn users_roles_and_sessions_are_named_by_their_last_path_segment() {

@@ -33,6 +33,7 @@ struct Tables {
     deliveries: std::collections::HashSet<String>,
     deployment_tokens: HashMap<(String, String), TokenRecord>,
     access: BTreeMap<u64, crate::domain::access::StoredAccess>,
+    account: crate::domain::account::AccountSettings,
 }
 
 #[derive(Default)]
@@ -907,6 +908,25 @@ impl crate::ports::AccessStore for MemoryStore {
             return Err(StoreError::ConditionFailed);
         }
         tables.access.insert(access.version, access);
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::AccountStore for MemoryStore {
+    async fn settings(&self) -> Result<crate::domain::account::AccountSettings, StoreError> {
+        Ok(self.lock().account.clone())
+    }
+
+    async fn put_settings(
+        &self,
+        settings: crate::domain::account::AccountSettings,
+    ) -> Result<(), StoreError> {
+        let mut tables = self.lock();
+        if tables.account.rev + 1 != settings.rev {
+            return Err(StoreError::ConditionFailed);
+        }
+        tables.account = settings;
         Ok(())
     }
 }

@@ -5,12 +5,14 @@
 //! served on behalf of its caller, and logged as one line (operation, principal, resource,
 //! outcome, latency).
 
+mod account;
 pub mod authn;
 pub mod authz;
 mod catalog;
 mod components;
 mod deployments;
 mod environments;
+mod fleet;
 mod operations;
 mod paved;
 mod services;
@@ -49,6 +51,8 @@ pub struct App {
     pub deployments: Deployments,
     pub pushes: Pushes,
     pub tags: Tagging,
+    pub account: crate::app::account::Account,
+    pub fleet: crate::app::fleet::Fleet,
     pub arns: ArnBuilder,
     /// The records authorization reads (tags, templates, environments of what a call names).
     pub store: Arc<dyn DeploymentStore>,
@@ -79,6 +83,8 @@ impl App {
                 deployer.store.clone(),
                 arns.clone(),
             ),
+            account: crate::app::account::Account::new(deployer.clone()),
+            fleet: crate::app::fleet::Fleet::new(deployer.clone()),
             pushes: Pushes::new(deployer),
             arns,
         }
@@ -214,6 +220,12 @@ async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json:
         return result;
     }
     if let Some(result) = tags::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = account::dispatch(app, operation, body).await {
+        return result;
+    }
+    if let Some(result) = fleet::dispatch(app, operation, body).await {
         return result;
     }
     Err(ApiError::NotImplemented(operation.name().to_string()))

@@ -793,9 +793,13 @@ async fn every_operation_of_the_model_is_dispatched_or_named_as_not_implemented(
             built.push(operation.name());
         }
     }
-    assert_eq!(built.len(), 58, "{built:?}");
-    assert_eq!(not_built.len(), 29, "{not_built:?}");
-    for operation in ["GetRepository", "GetResourcesSummary", "GetAccountSettings"] {
+    assert_eq!(built.len(), 61, "{built:?}");
+    assert_eq!(not_built.len(), 26, "{not_built:?}");
+    for operation in [
+        "GetRepository",
+        "ListRepositories",
+        "CreateTemplateSyncConfig",
+    ] {
         assert!(not_built.contains(&operation), "{operation}");
     }
 }
@@ -1175,6 +1179,116 @@ async fn list_service_instances_filters_sorts_and_pages_as_the_model_says() {
         .err("ListServiceInstances", json!({"serviceName": "nope"}))
         .await;
     assert_eq!(kind, "ResourceNotFoundException");
+}
+
+#[tokio::test]
+async fn the_pipeline_role_of_new_services_comes_from_the_account_settings() {
+    let h = Harness::new();
+    let got = h.ok("GetAccountSettings", json!({})).await;
+    assert_eq!(
+        got,
+        json!({"accountSettings": {"pipelineServiceRoleArn": "arn:aws:iam::123456789012:role/pipeline"}}),
+        "paved's own role until one is set"
+    );
+    let role = "arn:aws:iam::123456789012:role/team-pipelines";
+    let set = h
+        .ok(
+            "UpdateAccountSettings",
+            json!({"pipelineServiceRoleArn": role}),
+        )
+        .await;
+    assert_eq!(set["accountSettings"]["pipelineServiceRoleArn"], role);
+    catalog_with_environments(&h).await;
+    h.ok("CreateService", service_body("shop", "dev")).await;
+    let stored = h
+        .app
+        .store
+        .service(&crate::domain::names::ResourceName::parse("shop").unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.pipeline.unwrap().role_arn, role);
+    for (body, member) in [
+        (
+            json!({"pipelineServiceRoleArn": "not-an-arn"}),
+            "pipelineServiceRoleArn",
+        ),
+        (
+            json!({"pipelineServiceRoleArn": "arn:aws:sns:us-east-1:123456789012:topic"}),
+            "pipelineServiceRoleArn",
+        ),
+        (
+            json!({"pipelineProvisioningRepository": {"provider": "GITHUB", "name": "a/b", "branch": "main"}}),
+            "pipelineProvisioningRepository",
+        ),
+        (
+            json!({"pipelineCodebuildRoleArn": "arn:aws:iam::123456789012:role/build"}),
+            "pipelineCodebuildRoleArn",
+        ),
+    ] {
+        let (kind, message) = h.err("UpdateAccountSettings", body.clone()).await;
+        assert_eq!(kind, "ValidationException", "{body}");
+        assert!(message.starts_with(member), "{message}");
+    }
+    denied(
+        &h,
+        callers::DEVELOPER,
+        "UpdateAccountSettings",
+        json!({"pipelineServiceRoleArn": ""}),
+    )
+    .await;
+    assert_eq!(
+        h.ok("GetAccountSettings", json!({})).await["accountSettings"]["pipelineServiceRoleArn"],
+        role,
+        "nothing refused was written"
+    );
+    // "" goes back to paved's own role.
+    let reset = h
+        .ok(
+            "UpdateAccountSettings",
+            json!({"pipelineServiceRoleArn": ""}),
+        )
+        .await;
+    assert_eq!(
+        reset["accountSettings"]["pipelineServiceRoleArn"],
+        "arn:aws:iam::123456789012:role/pipeline"
+    );
+}
+
+#[tokio::test]
+async fn the_resources_summary_counts_what_is_behind_the_recommended_versions() {
+    let h = Harness::new();
+    catalog_with_environments(&h).await;
+    h.ok("CreateService", service_body("shop", "dev")).await;
+    let counts = h.ok("GetResourcesSummary", json!({})).await["counts"].clone();
+    assert_eq!(counts["environmentTemplates"], json!({"total": 1}));
+    assert_eq!(counts["serviceTemplates"], json!({"total": 1}));
+    assert_eq!(counts["environments"], json!({"total": 2}));
+    let current =
+        json!({"total": 1, "failed": 0, "upToDate": 1, "behindMinor": 0, "behindMajor": 0});
+    assert_eq!(counts["serviceInstances"], current);
+    assert_eq!(counts["pipelines"], current);
+    assert_eq!(counts["services"], current);
+    assert_eq!(counts["components"], json!({"total": 0, "failed": 0}));
+    // A new minor, published: the instance, the pipeline and so the service are behind it.
+    h.ok(
+        "CreateServiceTemplateVersion",
+        json!({
+            "templateName": "web", "majorVersion": "1", "source": {"s3": {"bucket": "src", "key": "svc.tar.gz"}},
+            "compatibleEnvironmentTemplates": [{"templateName": "vpc", "majorVersion": "1"}],
+        }),
+    )
+    .await;
+    h.ok(
+        "UpdateServiceTemplateVersion",
+        json!({"templateName": "web", "majorVersion": "1", "minorVersion": "1", "status": "PUBLISHED"}),
+    )
+    .await;
+    let counts = h.ok("GetResourcesSummary", json!({})).await["counts"].clone();
+    let behind =
+        json!({"total": 1, "failed": 0, "upToDate": 0, "behindMinor": 1, "behindMajor": 0});
+    assert_eq!(counts["serviceInstances"], behind);
+    assert_eq!(counts["services"], behind);
 }
 
 fn service_body(name: &str, environment: &str) -> Value {

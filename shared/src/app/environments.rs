@@ -109,8 +109,10 @@ impl Environments {
             ));
         };
         d.check_role("protonServiceRoleArn", &role)?;
+        d.check_trust("protonServiceRoleArn", &role).await?;
         if let Some(role) = &new.component_role_arn {
             d.check_role("componentRoleArn", role)?;
+            d.check_trust("componentRoleArn", role).await?;
         }
         let (_, number) = d
             .requested_version(
@@ -253,10 +255,12 @@ impl Environments {
         }
         if let Some(role) = &update.proton_service_role_arn {
             d.check_role("protonServiceRoleArn", role)?;
+            d.check_trust("protonServiceRoleArn", role).await?;
             next.deployed.role_arn = role.as_str().to_string();
         }
         if let Some(role) = &update.component_role_arn {
             d.check_role("componentRoleArn", role)?;
+            d.check_trust("componentRoleArn", role).await?;
             next.component_role_arn = Some(role.as_str().to_string());
         }
         next.rev = current.rev + 1;

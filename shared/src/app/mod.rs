@@ -1,6 +1,7 @@
 //! Use cases: each one reads through the ports, lets the domain decide, and writes atomically.
 
 pub mod access;
+pub mod account;
 pub mod authoring;
 pub mod catalog;
 pub mod components;
@@ -9,6 +10,7 @@ pub mod deploy;
 pub mod deployments;
 pub mod environments;
 pub mod error;
+pub mod fleet;
 pub mod pushes;
 pub mod services;
 pub mod tags;

@@ -1,6 +1,7 @@
 //! The pure rules of paved: values, templates, bundles, schemas. No I/O.
 
 pub mod access;
+pub mod account;
 pub mod bundle;
 pub mod component;
 pub mod environment;

@@ -44,6 +44,52 @@ pub fn check_role(arn: &Arn, account_id: &str, pattern: &str) -> Result<(), Stri
     Ok(())
 }
 
+/// The service CloudFormation assumes deployment roles as.
+pub const CLOUDFORMATION: &str = "cloudformation.amazonaws.com";
+
+/// Whether a role's trust policy (its `AssumeRolePolicyDocument`, JSON) lets `service` assume
+/// it: an `Allow` statement for `sts:AssumeRole` (or a wildcard) whose principal is the service
+/// (or `*`). Conditions (`aws:SourceAccount`, ...) are taken to hold: paved cannot evaluate them,
+/// and CloudFormation's own refusal still names the role if they do not.
+pub fn trusts(policy: &str, service: &str) -> bool {
+    let Ok(document) = serde_json::from_str::<serde_json::Value>(policy) else {
+        return false;
+    };
+    let listed = |value: &serde_json::Value| -> Vec<String> {
+        match value {
+            serde_json::Value::String(s) => vec![s.clone()],
+            serde_json::Value::Array(items) => items
+                .iter()
+                .filter_map(|i| i.as_str().map(str::to_string))
+                .collect(),
+            _ => vec![],
+        }
+    };
+    let statements = match &document["Statement"] {
+        serde_json::Value::Array(items) => items.clone(),
+        one @ serde_json::Value::Object(_) => vec![one.clone()],
+        _ => vec![],
+    };
+    statements.iter().any(|statement| {
+        let allows = statement["Effect"].as_str() == Some("Allow");
+        let assumes = listed(&statement["Action"])
+            .iter()
+            .any(|a| matches!(a.as_str(), "sts:AssumeRole" | "sts:*" | "*"));
+        let principal = &statement["Principal"];
+        let trusted = principal.as_str() == Some("*")
+            || listed(&principal["Service"]).iter().any(|s| s == service)
+            || listed(&principal["AWS"]).iter().any(|a| a == "*");
+        allows && assumes && trusted
+    })
+}
+
+/// What to add to a role's trust policy so that CloudFormation can assume it.
+pub fn trust_statement(service: &str) -> String {
+    format!(
+        r#"{{"Effect": "Allow", "Principal": {{"Service": "{service}"}}, "Action": "sts:AssumeRole"}}"#
+    )
+}
+
 /// IAM's wildcard matching: `*` any run of characters, `?` any one.
 fn wildcard_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -70,6 +116,22 @@ fn wildcard_match(pattern: &str, text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_role_trusts_cloudformation_only_if_its_policy_says_so() {
+        let proton_only = r#"{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "proton.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+        assert!(!trusts(proton_only, CLOUDFORMATION));
+        let both = r#"{"Statement": {"Effect": "Allow", "Principal": {"Service": ["proton.amazonaws.com", "cloudformation.amazonaws.com"]}, "Action": ["sts:AssumeRole"]}}"#;
+        assert!(trusts(both, CLOUDFORMATION));
+        let denied = r#"{"Statement": [{"Effect": "Deny", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+        assert!(!trusts(denied, CLOUDFORMATION));
+        let conditioned = r#"{"Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole", "Condition": {"StringEquals": {"aws:SourceAccount": "1"}}}]}"#;
+        assert!(trusts(conditioned, CLOUDFORMATION));
+        assert!(!trusts("not json", CLOUDFORMATION));
+        let fix = trust_statement(CLOUDFORMATION);
+        let fixed = format!(r#"{{"Statement": [{fix}]}}"#);
+        assert!(trusts(&fixed, CLOUDFORMATION), "{fixed}");
+    }
 
     fn arn(text: &str) -> Arn {
         Arn::parse(text).unwrap()

@@ -131,6 +131,18 @@ impl VersionIndex {
             .next_back()
     }
 
+    /// How far a target on `running` is behind the recommended versions: a higher major has
+    /// a published version, or its own major has a higher published minor.
+    pub fn staleness(&self, running: VersionNumber) -> Staleness {
+        match self.recommended() {
+            Some(latest) if latest.major > running.major => Staleness::BehindMajor,
+            _ => match self.recommended_minor(running.major) {
+                Some(minor) if minor > running.minor => Staleness::BehindMinor,
+                _ => Staleness::UpToDate,
+            },
+        }
+    }
+
     /// The closest lower minor of the same major, which a new minor must stay compatible with.
     pub fn previous_minor(&self, number: VersionNumber) -> Option<VersionNumber> {
         self.statuses
@@ -166,6 +178,14 @@ impl VersionIndex {
         }
         None
     }
+}
+
+/// Where a deployed target stands against its template's recommended versions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Staleness {
+    UpToDate,
+    BehindMinor,
+    BehindMajor,
 }
 
 /// A registered template: its metadata and the index of its versions.
@@ -222,6 +242,23 @@ mod tests {
 
     fn v(major: u64, minor: u64) -> VersionNumber {
         VersionNumber { major, minor }
+    }
+
+    #[test]
+    fn staleness_is_measured_against_published_versions_only() {
+        let mut index = VersionIndex::default();
+        index.insert(v(1, 0), VersionStatus::Published);
+        index.insert(v(1, 1), VersionStatus::Published);
+        index.insert(v(1, 2), VersionStatus::Draft);
+        assert_eq!(
+            index.staleness(v(1, 1)),
+            Staleness::UpToDate,
+            "1.2 is a draft"
+        );
+        assert_eq!(index.staleness(v(1, 0)), Staleness::BehindMinor);
+        index.insert(v(2, 0), VersionStatus::Published);
+        assert_eq!(index.staleness(v(1, 1)), Staleness::BehindMajor);
+        assert_eq!(index.staleness(v(2, 0)), Staleness::UpToDate);
     }
 
     #[test]

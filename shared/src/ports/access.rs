@@ -29,3 +29,31 @@ pub trait AccessStore: Send + Sync {
 pub trait PrincipalDirectory: Send + Sync {
     async fn tags(&self, principal: &Principal) -> Result<BTreeMap<String, String>, StoreError>;
 }
+
+/// Where the account settings are kept: one record, written conditionally on its revision.
+#[async_trait]
+pub trait AccountStore: Send + Sync {
+    /// The settings as last written (the defaults if never).
+    async fn settings(&self) -> Result<crate::domain::account::AccountSettings, StoreError>;
+    /// Writes `settings` if the stored revision is still `settings.rev - 1`; `ConditionFailed`
+    /// otherwise.
+    async fn put_settings(
+        &self,
+        settings: crate::domain::account::AccountSettings,
+    ) -> Result<(), StoreError>;
+}
+
+/// What IAM says of a role paved is asked to deploy under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoleTrust {
+    /// No such role in the account.
+    Missing,
+    /// Its trust policy (`AssumeRolePolicyDocument`), as JSON.
+    Policy(String),
+}
+
+/// The account's roles, as far as paved may read them.
+#[async_trait]
+pub trait Roles: Send + Sync {
+    async fn trust(&self, role_arn: &str) -> Result<RoleTrust, StoreError>;
+}

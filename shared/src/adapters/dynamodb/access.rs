@@ -1,5 +1,6 @@
 //! The access document's versions: `pk = ACCESS`, `sk = VERSION#<20-digit version>`, each put
-//! once (`attribute_not_exists`), the newest read by a descending query of one item.
+//! once (`attribute_not_exists`), the newest read by a descending query of one item; and the
+//! account settings, `pk = ACCOUNT`, `sk = #SETTINGS`, written conditionally on their `rev`.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -116,16 +117,73 @@ impl AccessStore for DynamoStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(error)
-                if error
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::ConditionFailed)
-            }
-            Err(error) => Err(backend(error)),
+        conditional(result)
+    }
+}
+
+const ACCOUNT_PK: &str = "ACCOUNT";
+const ACCOUNT_SK: &str = "#SETTINGS";
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AccountItem {
+    pk: String,
+    sk: String,
+    #[serde(flatten)]
+    settings: crate::domain::account::AccountSettings,
+}
+
+#[async_trait]
+impl crate::ports::AccountStore for DynamoStore {
+    async fn settings(&self) -> Result<crate::domain::account::AccountSettings, StoreError> {
+        match self.get(ACCOUNT_PK.into(), ACCOUNT_SK).await? {
+            Some(item) => Ok(from_item::<AccountItem>(item)?.settings),
+            None => Ok(Default::default()),
         }
+    }
+
+    async fn put_settings(
+        &self,
+        settings: crate::domain::account::AccountSettings,
+    ) -> Result<(), StoreError> {
+        let previous = settings.rev.saturating_sub(1);
+        let item = AccountItem {
+            pk: ACCOUNT_PK.into(),
+            sk: ACCOUNT_SK.into(),
+            settings,
+        };
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(to_item(&item)?))
+            .condition_expression("attribute_not_exists(pk) OR rev = :rev")
+            .expression_attribute_values(":rev", AttributeValue::N(previous.to_string()))
+            .send()
+            .await;
+        conditional(result)
+    }
+}
+
+/// A conditional put's outcome: a failed condition is `ConditionFailed`.
+fn conditional<T>(
+    result: Result<
+        T,
+        aws_sdk_dynamodb::error::SdkError<
+            aws_sdk_dynamodb::operation::put_item::PutItemError,
+            aws_sdk_dynamodb::config::http::HttpResponse,
+        >,
+    >,
+) -> Result<(), StoreError> {
+    match result {
+        Ok(_) => Ok(()),
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+        {
+            Err(StoreError::ConditionFailed)
+        }
+        Err(error) => Err(backend(error)),
     }
 }

@@ -111,6 +111,17 @@ impl Deployer {
         Ok(Some(record.deployment_id))
     }
 
+    /// The role a new service's pipeline deploys under: the account settings'
+    /// `pipelineServiceRoleArn`, else the one paved was deployed with.
+    pub async fn pipeline_role(&self) -> Result<Option<String>> {
+        Ok(self
+            .account
+            .settings()
+            .await?
+            .pipeline_service_role_arn
+            .or_else(|| self.pipeline_role_arn.clone()))
+    }
+
     /// Whether a request that failed with `error` lost to its twin: a request with the same
     /// `clientToken` and parameters that ran at the same time and recorded first. The request
     /// then answers as the twin did, so concurrent retries all get one answer.
@@ -256,6 +267,36 @@ impl Deployer {
     pub fn check_role(&self, member: &str, arn: &Arn) -> Result<()> {
         check_role(arn, &self.arns.account_id, &self.role_pattern)
             .map_err(|reason| Error::validation(format!("{member}: {reason}")))
+    }
+
+    /// Checks, where paved may read IAM, that CloudFormation can assume the role: it exists and
+    /// its trust policy trusts `cloudformation.amazonaws.com`; the refusal says what to add.
+    /// IAM that cannot be read (no permission, throttled) leaves the role unchecked: the
+    /// deployment's own failure will name it.
+    pub async fn check_trust(&self, member: &str, arn: &Arn) -> Result<()> {
+        use crate::domain::roles::{CLOUDFORMATION, trust_statement, trusts};
+        let Some(roles) = &self.roles else {
+            return Ok(());
+        };
+        match roles.trust(arn.as_str()).await {
+            Ok(crate::ports::RoleTrust::Missing) => Err(Error::validation(format!(
+                "{member}: role {} does not exist in account {}",
+                arn.as_str(),
+                self.arns.account_id
+            ))),
+            Ok(crate::ports::RoleTrust::Policy(policy)) if !trusts(&policy, CLOUDFORMATION) => {
+                Err(Error::validation(format!(
+                    "{member}: CloudFormation cannot assume {}: its trust policy does not trust {CLOUDFORMATION} (roles written for Proton trust proton.amazonaws.com only); add this statement to its trust policy: {}",
+                    arn.as_str(),
+                    trust_statement(CLOUDFORMATION)
+                )))
+            }
+            Ok(_) => Ok(()),
+            Err(error) => {
+                tracing::warn!(role = arn.as_str(), error = %error, "the role's trust policy could not be read; not checked");
+                Ok(())
+            }
+        }
     }
 
     /// Puts a target's status change on the bus. The status is recorded already; the event is

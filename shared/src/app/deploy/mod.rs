@@ -31,13 +31,19 @@ use crate::ports::{
 pub struct Deployer {
     pub catalog: Arc<dyn CatalogStore>,
     pub store: Arc<dyn DeploymentStore>,
+    /// The account settings (the pipeline role new services get).
+    pub account: Arc<dyn crate::ports::AccountStore>,
+    /// The account's roles, where paved may read IAM: roles it is given are checked to trust
+    /// CloudFormation. `None`: not checked.
+    pub roles: Option<Arc<dyn crate::ports::Roles>>,
     pub bundles: Arc<dyn BundleStore>,
     pub workflows: Arc<dyn Workflows>,
     pub events: Arc<dyn Events>,
     pub provisioners: Provisioners,
     pub pipelines: Arc<dyn Pipelines>,
     pub arns: ArnBuilder,
-    /// The role service pipelines deploy under (`PAVED_PIPELINE_ROLE_ARN`).
+    /// The role service pipelines deploy under unless the account settings name another
+    /// (`PAVED_PIPELINE_ROLE_ARN`).
     pub pipeline_role_arn: Option<String>,
     /// paved's Proton API as pipelines reach it (`PAVED_PROTON_ENDPOINT`); see `domain::pipeline`.
     pub proton_endpoint: Option<String>,

@@ -305,13 +305,13 @@ impl Services {
                 )))
             };
         }
-        let pipeline_role = match (pipeline, &d.pipeline_role_arn) {
+        let pipeline_role = match (pipeline, d.pipeline_role().await?) {
             (true, None) => {
                 return Err(Error::validation(
-                    "this service template has a pipeline, and paved has no pipeline role configured (PAVED_PIPELINE_ROLE_ARN)",
+                    "this service template has a pipeline, and paved has no pipeline role: set one with UpdateAccountSettings (pipelineServiceRoleArn)",
                 ));
             }
-            (_, role) => role.clone().unwrap_or_default(),
+            (_, role) => role.unwrap_or_default(),
         };
         let schema = self.schema_of(&version).await?;
         let now = Timestamp::now();
