@@ -623,3 +623,58 @@ async fn template_version_status_changes_reach_the_bus() {
         ]
     );
 }
+
+/// IAM as a map of role ARN to trust policy; a role not in it does not exist.
+struct Iam(std::collections::HashMap<String, String>, bool);
+
+#[async_trait::async_trait]
+impl crate::ports::Roles for Iam {
+    async fn trust(
+        &self,
+        role_arn: &str,
+    ) -> Result<crate::ports::RoleTrust, crate::ports::StoreError> {
+        if self.1 {
+            return Err(crate::ports::StoreError::Backend("AccessDenied".into()));
+        }
+        Ok(match self.0.get(role_arn) {
+            Some(policy) => crate::ports::RoleTrust::Policy(policy.clone()),
+            None => crate::ports::RoleTrust::Missing,
+        })
+    }
+}
+
+#[tokio::test]
+async fn roles_are_checked_to_trust_cloudformation_where_iam_can_be_read() {
+    let trusting = r#"{"Statement": [{"Effect": "Allow", "Principal": {"Service": "cloudformation.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    let proton_only = r#"{"Statement": [{"Effect": "Allow", "Principal": {"Service": "proton.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    let mut w = World::new().await;
+    let iam = Iam(
+        [
+            (
+                "arn:aws:iam::123456789012:role/proton".to_string(),
+                proton_only.to_string(),
+            ),
+            (
+                "arn:aws:iam::123456789012:role/components".to_string(),
+                trusting.to_string(),
+            ),
+        ]
+        .into(),
+        false,
+    );
+    w.deployer.roles = Some(std::sync::Arc::new(iam));
+    w.environments = Environments::new(w.deployer.clone());
+    let err = w.create("dev", SPEC).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Validation(ref m) if m.starts_with("protonServiceRoleArn") && m.contains("\"Service\": \"cloudformation.amazonaws.com\"")),
+        "{err:?}"
+    );
+    assert!(
+        w.environments.get(&name("dev")).await.is_err(),
+        "nothing written"
+    );
+    // IAM that cannot be read leaves the role unchecked.
+    w.deployer.roles = Some(std::sync::Arc::new(Iam(Default::default(), true)));
+    w.environments = Environments::new(w.deployer.clone());
+    w.create("dev", SPEC).await.unwrap();
+}
