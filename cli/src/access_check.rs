@@ -80,15 +80,18 @@ pub fn run(command: AccessCommand) -> Result<bool, Failure> {
     }
 }
 
-fn document(path: Option<&PathBuf>) -> Result<AccessDocument, Failure> {
+fn document(path: Option<&PathBuf>, account: &str) -> Result<AccessDocument, Failure> {
     let Some(path) = path else {
         let var =
             |name: &str| paved_core::config::patterns(&std::env::var(name).unwrap_or_default());
-        return Ok(AccessDocument::personas(
+        return Ok(AccessDocument::defaults(
             var("PAVED_PLATFORM_PRINCIPALS"),
             var("PAVED_DEVELOPER_PRINCIPALS"),
             var("PAVED_READONLY_PRINCIPALS"),
-            var("PAVED_PIPELINE_ROLE_ARN"),
+            std::env::var("PAVED_PIPELINE_ROLE_ARN")
+                .ok()
+                .filter(|r| !r.is_empty()),
+            account,
         ));
     };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
@@ -111,7 +114,7 @@ fn document(path: Option<&PathBuf>) -> Result<AccessDocument, Failure> {
 }
 
 fn check(args: CheckArgs) -> Result<bool, Failure> {
-    let document = document(args.policy.as_ref())?;
+    let document = document(args.policy.as_ref(), &args.account)?;
     let known = paved_core::api::authz::actions();
     let everything = args.actions.is_empty();
     let actions: Vec<String> = if everything {

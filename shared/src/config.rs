@@ -125,13 +125,15 @@ impl Config {
         })
     }
 
-    /// The access document in force until the first PutAccessPolicy.
+    /// The access document in force until the first PutAccessPolicy
+    /// (`AccessDocument::defaults`).
     pub fn default_access(&self) -> AccessDocument {
-        AccessDocument::personas(
+        AccessDocument::defaults(
             self.platform_principals.clone(),
             self.developer_principals.clone(),
             self.readonly_principals.clone(),
-            self.pipeline_role_arn.iter().cloned().collect(),
+            self.pipeline_role_arn.clone(),
+            &self.account_id,
         )
     }
 }

@@ -77,3 +77,13 @@ def test_a_narrowed_policy_is_tried_before_it_is_put(tmp_path):
     broken = subprocess.run([str(PAVED_BIN), "access", "check", "--policy", str(document), "--principal", DEV],
                             capture_output=True, text=True)
     assert broken.returncode != 0 and "Nope" in broken.stderr, broken.stderr
+
+
+def test_the_roles_pipeline_stacks_make_for_codebuild_are_pipelines_by_default():
+    build = "arn:aws:sts::123456789012:assumed-role/paved-pipeline-web-PublishRole-1A2B3C/AWSCodeBuild-9f"
+    allowed = check("--principal", build, "--action", "UpdateServiceInstance", "--action", "GetService")
+    assert allowed.returncode == 0, allowed.stdout
+    refused = check("--principal", build, "--action", "CreateEnvironment")
+    assert refused.returncode == 1, refused.stdout
+    stranger = check("--principal", "arn:aws:sts::123456789012:assumed-role/other-build/x", "--action", "GetService")
+    assert stranger.returncode == 1, stranger.stdout
