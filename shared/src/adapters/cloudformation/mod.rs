@@ -90,10 +90,24 @@ pub trait CloudFormationApi: Send + Sync {
 impl From<CloudError> for ProvisionError {
     fn from(error: CloudError) -> Self {
         match error {
-            CloudError::Rejected(message) => Self::Rejected(message),
+            CloudError::Rejected(message) => Self::Rejected(with_role_advice(message)),
             CloudError::Throttled(source) => Self::Throttled(source),
             CloudError::Backend(source) => Self::Backend(source),
         }
+    }
+}
+
+/// CloudFormation's refusal of a role it cannot assume, with what to change: roles written for
+/// Proton trust `proton.amazonaws.com` only.
+fn with_role_advice(message: String) -> String {
+    use crate::domain::roles::{CLOUDFORMATION, trust_statement};
+    if message.contains("cannot be assumed") || message.contains("is invalid or cannot be") {
+        format!(
+            "{message} (CloudFormation must be able to assume the role: add this statement to its trust policy: {})",
+            trust_statement(CLOUDFORMATION)
+        )
+    } else {
+        message
     }
 }
 
@@ -184,7 +198,7 @@ impl Provisioner for CloudFormation {
                 PlanState::Unchanged
             }
             ChangeSetState::Failed(reason) => {
-                PlanState::Failed(format!("the change set failed: {reason}"))
+                PlanState::Failed(with_role_advice(format!("the change set failed: {reason}")))
             }
         })
     }
@@ -215,9 +229,9 @@ impl Provisioner for CloudFormation {
             StackState::Failed { status, .. } if cancel && status == "UPDATE_ROLLBACK_COMPLETE" => {
                 Progress::Cancelled
             }
-            StackState::Failed { status, reason } => {
-                Progress::Failed(format!("stack {stack} ended in {status}: {reason}"))
-            }
+            StackState::Failed { status, reason } => Progress::Failed(with_role_advice(format!(
+                "stack {stack} ended in {status}: {reason}"
+            ))),
             StackState::Missing => Progress::Failed(format!("stack {stack} does not exist")),
         })
     }
@@ -258,9 +272,9 @@ impl Provisioner for CloudFormation {
         Ok(match self.api.state(stack).await? {
             StackState::Missing => Removal::Gone,
             StackState::InProgress(_) | StackState::Complete => Removal::Running,
-            StackState::Failed { status, reason } => Removal::Failed(format!(
+            StackState::Failed { status, reason } => Removal::Failed(with_role_advice(format!(
                 "stack {stack} could not be deleted ({status}): {reason}"
-            )),
+            ))),
         })
     }
 }
