@@ -281,7 +281,23 @@ impl Provisioner for CloudFormation {
 
 #[cfg(test)]
 mod tests {
-    use super::stack_name;
+    use super::*;
+
+    #[test]
+    fn a_role_cloudformation_cannot_assume_is_named_with_the_fix() {
+        let refused: ProvisionError = CloudError::Rejected(
+            "Role arn:aws:iam::123456789012:role/old is invalid or cannot be assumed".into(),
+        )
+        .into();
+        let message = refused.to_string();
+        assert!(message.contains("role/old is invalid"), "{message}");
+        assert!(
+            message.contains("\"Service\": \"cloudformation.amazonaws.com\""),
+            "{message}"
+        );
+        let other: ProvisionError = CloudError::Rejected("Template format error".into()).into();
+        assert_eq!(other.to_string(), "Template format error");
+    }
 
     #[test]
     fn long_stack_names_keep_a_prefix_and_a_hash_within_128_characters() {
