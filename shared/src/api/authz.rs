@@ -202,47 +202,37 @@ impl Asker<'_> {
         let one = |resource: Resource| vec![AccessRequest::new(action, resource)];
         let by = |key: &str| self.s(key).unwrap_or("").to_string();
         Ok(match action {
-            // Templates and their versions.
+            // Templates and their versions: the template a call names (`name`, or a version's
+            // `templateName`), with the tags it sets.
             "CreateEnvironmentTemplate"
             | "GetEnvironmentTemplate"
             | "UpdateEnvironmentTemplate"
-            | "DeleteEnvironmentTemplate" => {
-                let request = AccessRequest::new(
-                    action,
-                    self.template(ResourceKind::EnvironmentTemplate, &by("name")),
-                );
-                vec![self.with_request_tags(request)]
-            }
-            "CreateServiceTemplate"
+            | "DeleteEnvironmentTemplate"
+            | "CreateServiceTemplate"
             | "GetServiceTemplate"
             | "UpdateServiceTemplate"
-            | "DeleteServiceTemplate" => {
-                let request = AccessRequest::new(
-                    action,
-                    self.template(ResourceKind::ServiceTemplate, &by("name")),
-                );
-                vec![self.with_request_tags(request)]
-            }
-            "CreateEnvironmentTemplateVersion"
+            | "DeleteServiceTemplate"
+            | "CreateEnvironmentTemplateVersion"
             | "GetEnvironmentTemplateVersion"
             | "UpdateEnvironmentTemplateVersion"
             | "DeleteEnvironmentTemplateVersion"
-            | "ListEnvironmentTemplateVersions" => {
-                let request = AccessRequest::new(
-                    action,
-                    self.template(ResourceKind::EnvironmentTemplate, &by("templateName")),
-                );
-                vec![self.with_request_tags(request)]
-            }
-            "CreateServiceTemplateVersion"
+            | "ListEnvironmentTemplateVersions"
+            | "CreateServiceTemplateVersion"
             | "GetServiceTemplateVersion"
             | "UpdateServiceTemplateVersion"
             | "DeleteServiceTemplateVersion"
             | "ListServiceTemplateVersions" => {
-                let request = AccessRequest::new(
-                    action,
-                    self.template(ResourceKind::ServiceTemplate, &by("templateName")),
-                );
+                let kind = if action.contains("EnvironmentTemplate") {
+                    ResourceKind::EnvironmentTemplate
+                } else {
+                    ResourceKind::ServiceTemplate
+                };
+                let key = if action.contains("TemplateVersion") {
+                    "templateName"
+                } else {
+                    "name"
+                };
+                let request = AccessRequest::new(action, self.template(kind, &by(key)));
                 vec![self.with_request_tags(request)]
             }
 

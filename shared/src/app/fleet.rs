@@ -5,13 +5,12 @@
 
 use std::collections::BTreeMap;
 
-use super::Result;
 use super::deploy::Deployer;
+use super::{Result, every};
 use crate::domain::environment::{Deployed, DeploymentStatus};
 use crate::domain::names::ResourceName;
 use crate::domain::service::ServiceStatus;
 use crate::domain::template::{Staleness, TemplateKind, VersionIndex, VersionNumber};
-use crate::ports::PageRequest;
 
 /// One kind's counts (the model's `ResourceCountsSummary`); `None` where the model leaves a
 /// member out for that kind.
@@ -135,29 +134,5 @@ impl Fleet {
             counts.behind_major.get_or_insert(0);
         }
         Ok(summary)
-    }
-}
-
-/// Every item of a paged listing, page by page.
-async fn every<T, F, Fut>(mut list: F) -> Result<Vec<T>>
-where
-    F: FnMut(PageRequest) -> Fut,
-    Fut: std::future::Future<
-            Output = std::result::Result<crate::ports::Page<T>, crate::ports::StoreError>,
-        >,
-{
-    let mut items = Vec::new();
-    let mut cursor = None;
-    loop {
-        let page = list(PageRequest {
-            limit: Some(100),
-            cursor,
-        })
-        .await?;
-        items.extend(page.items);
-        cursor = page.cursor;
-        if cursor.is_none() {
-            return Ok(items);
-        }
     }
 }

@@ -383,23 +383,8 @@ impl Services {
                 found.extend(self.d.store.instances_in(environment, 10_000).await?);
             }
         } else {
-            let mut cursor = None;
-            loop {
-                let page = self
-                    .d
-                    .store
-                    .services(crate::ports::PageRequest {
-                        limit: Some(100),
-                        cursor,
-                    })
-                    .await?;
-                for service in &page.items {
-                    found.extend(self.d.store.instances(&service.name).await?);
-                }
-                cursor = page.cursor;
-                if cursor.is_none() {
-                    break;
-                }
+            for service in crate::app::every(|page| self.d.store.services(page)).await? {
+                found.extend(self.d.store.instances(&service.name).await?);
             }
         }
         if let Some(service) = service {
