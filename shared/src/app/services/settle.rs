@@ -13,10 +13,11 @@ use super::pipeline_redeployment;
 /// stored, so when two deployments end at once and both try, the one that loses the write
 /// reads again and finds the work done (or the next step to take).
 pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
-    let before = d.store.service(name).await?.map(|s| s.status);
+    // The status the first step found, to announce the change the steps made.
+    let mut before = None;
     let mut attempts = 0;
     let settled = loop {
-        match settle_once(d, name).await {
+        match settle_once(d, name, &mut before).await {
             // A deployment it launched could not start (and was recorded as failed): once more.
             Ok(true) if attempts < 5 => attempts += 1,
             Ok(_) => break Ok(()),
@@ -33,10 +34,15 @@ pub async fn settle(d: &Deployer, name: &ResourceName) -> Result<()> {
     settled
 }
 /// One step of `settle`; `true` if the step should be taken again.
-async fn settle_once(d: &Deployer, name: &ResourceName) -> Result<bool> {
+async fn settle_once(
+    d: &Deployer,
+    name: &ResourceName,
+    first_seen: &mut Option<ServiceStatus>,
+) -> Result<bool> {
     let Some(service) = d.store.service(name).await? else {
         return Ok(false);
     };
+    first_seen.get_or_insert(service.status);
     if service.status == ServiceStatus::DeleteInProgress {
         return settle_deletion(d, service).await.map(|()| false);
     }
