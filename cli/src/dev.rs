@@ -192,6 +192,10 @@ async fn serve(
         readonly_principals: vec![],
         // Locally a tag put on an identity's IAM user counts at once.
         principal_tags_seconds: 0,
+        stack_prefix: std::env::var("PAVED_STACK_PREFIX")
+            .ok()
+            .filter(|v| !v.is_empty())
+            .unwrap_or_else(|| paved_core::adapters::cloudformation::DEFAULT_STACK_PREFIX.into()),
     };
     let aws_endpoint = format!("http://127.0.0.1:{}", args.aws_port);
     let api_endpoint = format!("http://127.0.0.1:{}", args.port);

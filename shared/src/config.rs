@@ -60,6 +60,9 @@ pub struct Config {
     /// How long an API instance keeps a principal's IAM tags (`PAVED_PRINCIPAL_TAGS_SECONDS`,
     /// default 60): a tag change reaches decisions within that.
     pub principal_tags_seconds: u64,
+    /// The prefix of the stacks paved makes (`PAVED_STACK_PREFIX`, default `paved-`); adopted
+    /// stacks keep their names.
+    pub stack_prefix: String,
 }
 
 /// A comma-separated list, without blanks.
@@ -122,6 +125,10 @@ impl Config {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(60),
+            stack_prefix: std::env::var("PAVED_STACK_PREFIX")
+                .ok()
+                .filter(|v| !v.is_empty())
+                .unwrap_or_else(|| crate::adapters::cloudformation::DEFAULT_STACK_PREFIX.into()),
         })
     }
 
@@ -190,9 +197,14 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
             aws_sdk_eventbridge::Client::new(sdk),
             &config.event_bus,
         )),
-        provisioners: Provisioners::new(Arc::new(CloudFormation::new(Arc::new(
-            CloudFormationStacks::new(aws_sdk_cloudformation::Client::new(sdk), s3, &config.bucket),
-        )))),
+        provisioners: Provisioners::new(Arc::new(
+            CloudFormation::new(Arc::new(CloudFormationStacks::new(
+                aws_sdk_cloudformation::Client::new(sdk),
+                s3,
+                &config.bucket,
+            )))
+            .with_prefix(&config.stack_prefix),
+        )),
         arns: ArnBuilder {
             region: config.region.clone(),
             account_id: config.account_id.clone(),

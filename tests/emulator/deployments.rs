@@ -50,6 +50,7 @@ fn service(name: &str, repository: &str, branch: &str) -> Service {
             last_succeeded_deployment_id: None,
             outputs: vec![],
             resources: vec![],
+            adoption: None,
         }),
         awaiting: vec![],
         redeploys: Default::default(),

@@ -7,6 +7,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use crate::domain::adoption::{Action, ResourceAction};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 use crate::domain::provisioning::ProvisioningEngine;
 use crate::ports::{
@@ -132,5 +133,28 @@ impl Provisioner for ScriptedEngine {
         } else {
             Removal::Gone
         })
+    }
+
+    async fn running_template(&self, target: Placement<'_>) -> ProvisionResult<Option<String>> {
+        Ok(self.applied(target.name))
+    }
+
+    /// The one resource a scripted target has, added or modified.
+    async fn actions(&self, plan: &str) -> ProvisionResult<Vec<ResourceAction>> {
+        let target = lock(&self.plans)
+            .get(plan)
+            .map(|(target, _)| target.clone())
+            .ok_or_else(|| ProvisionError::Rejected(format!("no plan {plan}")))?;
+        let action = if self.applied(&target).is_some() {
+            Action::Modify
+        } else {
+            Action::Add
+        };
+        Ok(vec![ResourceAction {
+            action,
+            logical_id: "workspace".into(),
+            resource_type: "Scripted::Workspace".into(),
+            physical_id: None,
+        }])
     }
 }

@@ -7,12 +7,18 @@
 //! - `ListAccessPolicyVersions {maxResults?, nextToken?}`: versions, newest first.
 //! - `PutAccessPolicy {groups, policies, expectedVersion}`: a new version, if the document
 //!   compiles and `expectedVersion` is still the version in force (else ConflictException).
+//! - `GetImportPlan {specs?, templateVersions?, repositories?}`: the stacks Proton left in the
+//!   account and region and what adopting each takes (`app::imports`): `{items: [...]}`.
+//! - `ImportStacks {same}`: adopts every ready item; `{items, adopted}`. Deploys nothing.
+//! - `ConfirmAdoption {resourceArn, confirmation}`: lets an adopted target's next deployment
+//!   apply the plan (replacements, removals) its first deployment stopped on.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::App;
 use super::wire::{ApiError, compact, parse};
+use crate::app::imports::ImportRequest;
 use crate::domain::access::{AccessDocument, Caller, StoredAccess};
 use crate::domain::names::ResourceName;
 use crate::domain::push::Redeploy;
@@ -30,7 +36,17 @@ pub const OPERATIONS: &[&str] = &[
     "GetAccessPolicy",
     "ListAccessPolicyVersions",
     "PutAccessPolicy",
+    "GetImportPlan",
+    "ImportStacks",
+    "ConfirmAdoption",
 ];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Confirm {
+    resource_arn: String,
+    confirmation: String,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -111,6 +127,24 @@ pub async fn dispatch(
                 .put(caller, document, request.expected_version)
                 .await?;
             Ok(json!({ "accessPolicy": access_json(&stored) }))
+        }
+        "GetImportPlan" => {
+            let request: ImportRequest = parse(body)?;
+            let plan = app.imports.plan(&request).await?;
+            Ok(json!({ "items": plan.items }))
+        }
+        "ImportStacks" => {
+            let request: ImportRequest = parse(body)?;
+            let result = app.imports.apply(&request).await?;
+            Ok(json!({ "items": result.items, "adopted": result.adopted }))
+        }
+        "ConfirmAdoption" => {
+            let request: Confirm = parse(body)?;
+            let code = app
+                .imports
+                .confirm(&request.resource_arn, &request.confirmation)
+                .await?;
+            Ok(json!({ "resourceArn": request.resource_arn, "confirmation": code }))
         }
         "GetServicePipelineState" => {
             let request: StateRequest = parse(body)?;

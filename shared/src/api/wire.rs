@@ -66,7 +66,7 @@ pub fn proton_error(error: &Error) -> (u16, &'static str, String) {
             (429, "ThrottlingException")
         }
         Error::AccessDenied(_) => (403, "AccessDeniedException"),
-        Error::Store(_) | Error::Blob(_) => (500, "InternalServerException"),
+        Error::Store(_) | Error::Blob(_) | Error::Provision(_) => (500, "InternalServerException"),
     };
     let message = match error {
         _ if status == 500 => {

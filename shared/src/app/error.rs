@@ -27,6 +27,9 @@ pub enum Error {
     Store(#[source] StoreError),
     #[error("bundle storage failed")]
     Blob(#[source] BlobError),
+    /// The provisioning engine failed a call the API made (listing stacks for an import).
+    #[error("the provisioning engine failed")]
+    Provision(#[source] crate::ports::ProvisionError),
 }
 
 impl Error {
@@ -50,6 +53,21 @@ impl From<rules::Error> for Error {
             rules::Error::NotFound(message) => Self::NotFound(message),
             rules::Error::Conflict(message) => Self::Conflict(message),
             rules::Error::QuotaExceeded(message) => Self::QuotaExceeded(message),
+        }
+    }
+}
+
+impl From<crate::ports::ProvisionError> for Error {
+    fn from(error: crate::ports::ProvisionError) -> Self {
+        use crate::ports::ProvisionError;
+        match error {
+            ProvisionError::Rejected(message) | ProvisionError::Stuck(message) => {
+                Self::Validation(message)
+            }
+            ProvisionError::Throttled(_) => {
+                Self::Throttled("the provisioning engine throttled paved".into())
+            }
+            other => Self::Provision(other),
         }
     }
 }

@@ -11,6 +11,7 @@ pub mod deployments;
 pub mod environments;
 pub mod error;
 pub mod fleet;
+pub mod imports;
 pub mod pushes;
 pub mod services;
 pub mod tags;

@@ -133,6 +133,10 @@ pub struct Deployed {
     pub outputs: Vec<StackOutput>,
     #[serde(default)]
     pub resources: Vec<ProvisionedResource>,
+    /// Set on a target adopted from a stack paved did not make, until paved's first deployment
+    /// of it succeeds (`domain::adoption`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adoption: Option<super::adoption::Adoption>,
 }
 
 impl Deployed {

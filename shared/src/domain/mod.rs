@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod account;
+pub mod adoption;
 pub mod bundle;
 pub mod component;
 pub mod environment;

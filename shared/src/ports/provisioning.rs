@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use super::BoxError;
+use crate::domain::adoption::{Found, ResourceAction};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 use crate::domain::provisioning::ProvisioningEngine;
 
@@ -114,4 +115,16 @@ pub trait Provisioner: Send + Sync {
     async fn remove(&self, target: Placement<'_>) -> ProvisionResult<()>;
 
     async fn removal(&self, target: Placement<'_>) -> ProvisionResult<Removal>;
+
+    /// Everything the engine provisioned in the account that is still there (what adoption
+    /// looks through); an engine that cannot list finds nothing.
+    async fn discover(&self) -> ProvisionResult<Vec<Found>> {
+        Ok(vec![])
+    }
+
+    /// The template the target runs now, `None` if nothing is provisioned.
+    async fn running_template(&self, target: Placement<'_>) -> ProvisionResult<Option<String>>;
+
+    /// What a ready plan does to each resource.
+    async fn actions(&self, plan: &str) -> ProvisionResult<Vec<ResourceAction>>;
 }

@@ -1,12 +1,13 @@
 //! A scripted CloudFormation API: stacks complete at once unless a script says otherwise, so
 //! tests can show what moto cannot (progress, rollbacks, failed change sets, throttling).
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
 use super::{ChangeSetState, CloudError, CloudFormationApi, StackState};
+use crate::domain::adoption::{Action, Found, ResourceAction};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 
 #[derive(Debug, Clone)]
@@ -14,6 +15,7 @@ struct FakeStack {
     template: String,
     tags: BTreeMap<String, String>,
     state: StackState,
+    role_arn: Option<String>,
 }
 
 /// A change set made and not yet executed: its stack, template and tags.
@@ -33,6 +35,9 @@ pub struct ScriptedStacks {
     pub create_errors: Mutex<VecDeque<CloudError>>,
     /// The final state an executed change set leaves (default: complete).
     pub execute_result: Mutex<Option<StackState>>,
+    /// Logical ids whose modification replaces the resource (as CloudFormation reports for
+    /// properties that need a new resource).
+    pub replaced_on_change: Mutex<BTreeSet<String>>,
     pub calls: Mutex<Vec<String>>,
 }
 
@@ -51,6 +56,26 @@ impl ScriptedStacks {
 
     pub fn calls(&self) -> Vec<String> {
         lock(&self.calls).clone()
+    }
+
+    /// A stack something else made (Proton, a person): complete, with this template, tags and
+    /// role.
+    pub fn seed(
+        &self,
+        stack: &str,
+        template: &str,
+        tags: BTreeMap<String, String>,
+        role_arn: Option<&str>,
+    ) {
+        lock(&self.stacks).insert(
+            stack.to_string(),
+            FakeStack {
+                template: template.to_string(),
+                tags,
+                state: StackState::Complete,
+                role_arn: role_arn.map(str::to_string),
+            },
+        );
     }
 
     fn call(&self, what: String) {
@@ -113,6 +138,7 @@ impl CloudFormationApi for ScriptedStacks {
             .clone()
             .unwrap_or(StackState::Complete);
         let previous = lock(&self.stacks).get(&stack).cloned();
+        let role_arn = previous.as_ref().and_then(|p| p.role_arn.clone());
         // A failed update rolls back to the previous template and tags.
         let (template, tags) = match (&state, previous) {
             (StackState::Failed { .. }, Some(previous)) => (previous.template, previous.tags),
@@ -124,6 +150,7 @@ impl CloudFormationApi for ScriptedStacks {
                 template,
                 tags,
                 state,
+                role_arn,
             },
         );
         Ok(())
@@ -157,26 +184,15 @@ impl CloudFormationApi for ScriptedStacks {
 
     async fn resources(&self, stack: &str) -> Result<Vec<ProvisionedResource>, CloudError> {
         let template = self.template_of(stack).unwrap_or_default();
-        let parsed: yaml_serde::Value =
-            yaml_serde::from_str(&template).unwrap_or(yaml_serde::Value::Null);
-        let resources = parsed
-            .get("Resources")
-            .and_then(|r| r.as_mapping())
-            .map(|m| {
-                m.iter()
-                    .filter_map(|(k, v)| {
-                        let kind = v.get("Type").and_then(|t| t.as_str()).map(str::to_string);
-                        Some((k.as_str()?.to_string(), kind))
-                    })
-                    .collect::<Vec<_>>()
-            })
-            .unwrap_or_default();
-        Ok(resources
+        Ok(resources_of(&template)
             .into_iter()
-            .map(|(name, resource_type)| ProvisionedResource {
+            .map(|(name, resource)| ProvisionedResource {
                 identifier: format!("{stack}-{name}"),
+                resource_type: resource
+                    .get("Type")
+                    .and_then(|t| t.as_str())
+                    .map(str::to_string),
                 name,
-                resource_type,
             })
             .collect())
     }
@@ -191,4 +207,83 @@ impl CloudFormationApi for ScriptedStacks {
         self.call(format!("cancel_update {stack}"));
         Ok(())
     }
+
+    async fn stacks(&self) -> Result<Vec<Found>, CloudError> {
+        let stacks = lock(&self.stacks).clone();
+        let mut found = Vec::new();
+        for (name, stack) in stacks {
+            found.push(Found {
+                outputs: self.outputs(&name).await?,
+                name,
+                tags: stack.tags,
+                role_arn: stack.role_arn,
+                status: match stack.state {
+                    StackState::Complete => "UPDATE_COMPLETE".into(),
+                    StackState::InProgress(status) | StackState::Failed { status, .. } => status,
+                    StackState::Missing => continue,
+                },
+            });
+        }
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(found)
+    }
+
+    async fn changes(&self, change_set: &str) -> Result<Vec<ResourceAction>, CloudError> {
+        let Some((stack, template, _)) = lock(&self.change_sets).get(change_set).cloned() else {
+            return Err(CloudError::Rejected(format!(
+                "change set {change_set} does not exist"
+            )));
+        };
+        let before = resources_of(&self.template_of(&stack).unwrap_or_default());
+        let after = resources_of(&template);
+        let replaced = lock(&self.replaced_on_change).clone();
+        let mut actions = Vec::new();
+        for (id, resource) in &after {
+            let kind = resource.get("Type").and_then(|t| t.as_str()).unwrap_or("");
+            let action = match before.get(id) {
+                None => Action::Add,
+                Some(old) if old == resource => continue,
+                Some(old) if old.get("Type") != resource.get("Type") || replaced.contains(id) => {
+                    Action::Replace
+                }
+                Some(_) => Action::Modify,
+            };
+            actions.push(ResourceAction {
+                action,
+                logical_id: id.clone(),
+                resource_type: kind.to_string(),
+                physical_id: (action != Action::Add).then(|| format!("{stack}-{id}")),
+            });
+        }
+        for (id, resource) in &before {
+            if !after.contains_key(id) {
+                actions.push(ResourceAction {
+                    action: Action::Remove,
+                    logical_id: id.clone(),
+                    resource_type: resource
+                        .get("Type")
+                        .and_then(|t| t.as_str())
+                        .unwrap_or("")
+                        .to_string(),
+                    physical_id: Some(format!("{stack}-{id}")),
+                });
+            }
+        }
+        Ok(actions)
+    }
+}
+
+/// A template's resources by logical id.
+fn resources_of(template: &str) -> BTreeMap<String, yaml_serde::Value> {
+    let parsed: yaml_serde::Value =
+        yaml_serde::from_str(template).unwrap_or(yaml_serde::Value::Null);
+    parsed
+        .get("Resources")
+        .and_then(|r| r.as_mapping())
+        .map(|m| {
+            m.iter()
+                .filter_map(|(k, v)| Some((k.as_str()?.to_string(), v.clone())))
+                .collect()
+        })
+        .unwrap_or_default()
 }

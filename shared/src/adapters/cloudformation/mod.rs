@@ -17,6 +17,7 @@ pub use fake::ScriptedStacks;
 #[cfg(feature = "aws")]
 pub use sdk::CloudFormationStacks;
 
+use crate::domain::adoption::{Found, ResourceAction};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 use crate::domain::provisioning::ProvisioningEngine;
 use crate::ports::{
@@ -85,6 +86,11 @@ pub trait CloudFormationApi: Send + Sync {
     async fn resources(&self, stack: &str) -> Result<Vec<ProvisionedResource>, CloudError>;
     async fn delete(&self, stack: &str, role_arn: &str) -> Result<(), CloudError>;
     async fn cancel_update(&self, stack: &str) -> Result<(), CloudError>;
+    /// Every stack of the account and region that is not deleted, with its tags and outputs.
+    async fn stacks(&self) -> Result<Vec<Found>, CloudError>;
+    /// What a change set does to each resource (a `Modify` whose `Replacement` is `True` or
+    /// `Conditional` is a replacement).
+    async fn changes(&self, change_set: &str) -> Result<Vec<ResourceAction>, CloudError>;
 }
 
 impl From<CloudError> for ProvisionError {
@@ -111,10 +117,13 @@ fn with_role_advice(message: String) -> String {
     }
 }
 
+/// The prefix of the stacks paved makes unless configured otherwise (`PAVED_STACK_PREFIX`).
+pub const DEFAULT_STACK_PREFIX: &str = "paved-";
+
 /// Stack names are at most 128 characters: long names keep a readable prefix and a hash of
 /// the whole.
-pub fn stack_name(parts: &[&str]) -> String {
-    let name = format!("paved-{}", parts.join("-"));
+pub fn stack_name(prefix: &str, parts: &[&str]) -> String {
+    let name = format!("{prefix}{}", parts.join("-"));
     if name.len() <= 128 {
         return name;
     }
@@ -127,11 +136,22 @@ pub fn stack_name(parts: &[&str]) -> String {
 /// The CloudFormation provisioner, over the SDK or a fake of its API.
 pub struct CloudFormation {
     api: Arc<dyn CloudFormationApi>,
+    prefix: String,
 }
 
 impl CloudFormation {
     pub fn new(api: Arc<dyn CloudFormationApi>) -> Self {
-        Self { api }
+        Self {
+            api,
+            prefix: DEFAULT_STACK_PREFIX.into(),
+        }
+    }
+
+    /// New stacks are named `<prefix><kind>-<names>` (role policies scope CloudFormation
+    /// permissions by it); adopted stacks keep their own names.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
     }
 }
 
@@ -142,7 +162,19 @@ impl Provisioner for CloudFormation {
     }
 
     fn name(&self, parts: &[&str]) -> String {
-        stack_name(parts)
+        stack_name(&self.prefix, parts)
+    }
+
+    async fn discover(&self) -> ProvisionResult<Vec<Found>> {
+        Ok(self.api.stacks().await?)
+    }
+
+    async fn running_template(&self, target: Placement<'_>) -> ProvisionResult<Option<String>> {
+        Ok(self.api.template(target.name).await?)
+    }
+
+    async fn actions(&self, plan: &str) -> ProvisionResult<Vec<ResourceAction>> {
+        Ok(self.api.changes(plan).await?)
     }
 
     async fn plan(
@@ -302,10 +334,20 @@ mod tests {
     #[test]
     fn long_stack_names_keep_a_prefix_and_a_hash_within_128_characters() {
         let long = "x".repeat(100);
-        let name = stack_name(&["instance", &long, &long]);
+        let name = stack_name("paved-", &["instance", &long, &long]);
         assert_eq!(name.len(), 128);
         assert!(name.starts_with("paved-instance-xxx"));
-        assert_ne!(name, stack_name(&["instance", &long, &"y".repeat(100)]));
-        assert_eq!(stack_name(&["environment", "dev"]), "paved-environment-dev");
+        assert_ne!(
+            name,
+            stack_name("paved-", &["instance", &long, &"y".repeat(100)])
+        );
+        assert_eq!(
+            stack_name("paved-", &["environment", "dev"]),
+            "paved-environment-dev"
+        );
+        assert_eq!(
+            stack_name("acme-", &["environment", "dev"]),
+            "acme-environment-dev"
+        );
     }
 }

@@ -10,6 +10,7 @@ use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackStatus, Tag};
 
 use super::{ChangeSetState, CloudError, CloudFormationApi, StackState};
+use crate::domain::adoption::{Action, Found, ResourceAction};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 
 /// Templates larger than this go through S3 (`TemplateURL`), as CloudFormation requires.
@@ -326,6 +327,95 @@ impl CloudFormationApi for CloudFormationStacks {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    async fn stacks(&self) -> Result<Vec<Found>, CloudError> {
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .describe_stacks()
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(classify)?;
+            for stack in output.stacks.unwrap_or_default() {
+                let status = stack.stack_status.as_ref().map(|s| s.as_str().to_string());
+                let (Some(name), Some(status)) = (stack.stack_name, status) else {
+                    continue;
+                };
+                if status == "DELETE_COMPLETE" {
+                    continue;
+                }
+                found.push(Found {
+                    name,
+                    tags: stack
+                        .tags
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|t| Some((t.key?, t.value?)))
+                        .collect(),
+                    role_arn: stack.role_arn,
+                    status,
+                    outputs: stack
+                        .outputs
+                        .unwrap_or_default()
+                        .into_iter()
+                        .filter_map(|o| {
+                            Some(StackOutput {
+                                key: o.output_key?,
+                                value: o.output_value?,
+                            })
+                        })
+                        .collect(),
+                });
+            }
+            token = output.next_token;
+            if token.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+
+    async fn changes(&self, change_set: &str) -> Result<Vec<ResourceAction>, CloudError> {
+        use aws_sdk_cloudformation::types::{ChangeAction, Replacement};
+        let mut actions = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .describe_change_set()
+                .change_set_name(change_set)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(classify)?;
+            for change in output.changes.unwrap_or_default() {
+                let Some(resource) = change.resource_change else {
+                    continue;
+                };
+                let Some(logical_id) = resource.logical_resource_id else {
+                    continue;
+                };
+                let action = match (resource.action, resource.replacement) {
+                    (Some(ChangeAction::Remove), _) => Action::Remove,
+                    (Some(ChangeAction::Add | ChangeAction::Import), _) => Action::Add,
+                    (_, Some(Replacement::True | Replacement::Conditional)) => Action::Replace,
+                    _ => Action::Modify,
+                };
+                actions.push(ResourceAction {
+                    action,
+                    logical_id,
+                    resource_type: resource.resource_type.unwrap_or_default(),
+                    physical_id: resource.physical_resource_id.filter(|id| !id.is_empty()),
+                });
+            }
+            token = output.next_token;
+            if token.is_none() {
+                return Ok(actions);
+            }
+        }
     }
 }
 

@@ -29,6 +29,7 @@ pub fn fresh(
         last_succeeded_deployment_id: None,
         outputs: vec![],
         resources: vec![],
+        adoption: None,
     }
 }
 

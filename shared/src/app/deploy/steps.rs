@@ -10,6 +10,7 @@ use serde_json::{Value as Json, json};
 use super::Deployer;
 use super::target::{Ended, Loaded};
 use super::task::{DeploymentTask, TaskError};
+use crate::domain::adoption;
 use crate::domain::environment::{Deployment, DeploymentStatus, Operation, status_name};
 use crate::domain::names::Timestamp;
 use crate::domain::provisioning::MAX_STACK_TAGS;
@@ -132,12 +133,49 @@ impl Steps {
 
     async fn check_plan(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
         let (_, target) = self.load(id).await?;
-        match self.engine(&target)?.plan_state(plan).await? {
+        let engine = self.engine(&target)?;
+        match engine.plan_state(plan).await? {
             PlanState::Pending => Ok(json!({ "ready": false, "changes": true })),
-            PlanState::Ready => Ok(json!({ "ready": true, "changes": true })),
+            PlanState::Ready => {
+                self.check_adoption(&target, engine.as_ref(), id, plan)
+                    .await?;
+                Ok(json!({ "ready": true, "changes": true }))
+            }
             PlanState::Unchanged => Ok(json!({ "ready": true, "changes": false })),
             PlanState::Failed(reason) => Err(TaskError::PlanFailed(reason)),
         }
+    }
+
+    /// The first deployment of an adopted target changes nothing by surprise: a plan that would
+    /// replace or remove a resource of the stack is dropped, and the deployment fails saying
+    /// what it would do and how to confirm exactly that plan.
+    async fn check_adoption(
+        &self,
+        target: &Loaded,
+        engine: &dyn Provisioner,
+        id: &str,
+        plan: &str,
+    ) -> Result<(), TaskError> {
+        let Some(adoption) = &target.deployed().adoption else {
+            return Ok(());
+        };
+        let actions = engine.actions(plan).await?;
+        let stack = &target.deployed().stack_name;
+        tracing::info!(deployment = id, %stack, actions = %adoption::describe(&actions), "first deployment of an adopted stack");
+        if !adoption::needs_confirmation(&actions) {
+            return Ok(());
+        }
+        let code = adoption::confirmation(&actions);
+        if adoption.confirmed.as_deref() == Some(code.as_str()) {
+            return Ok(());
+        }
+        engine.discard(plan).await?;
+        let arn = target.status_change(&self.d, None).arn;
+        Err(TaskError::PlanFailed(format!(
+            "{} runs on the stack {stack} paved adopted, and its first deployment would {}. Nothing was changed. To apply exactly this plan, confirm it (`paved import confirm {arn} {code}`, or ConfirmAdoption with resourceArn {arn} and confirmation {code}), then deploy again.",
+            target.noun(),
+            adoption::describe(&actions)
+        )))
     }
 
     async fn apply(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
@@ -227,6 +265,8 @@ impl Steps {
             deployed.deployment_status_message = None;
             deployed.last_deployment_succeeded_at = now;
             deployed.last_succeeded_deployment_id = Some(id.to_string());
+            // paved has now deployed it: an adopted stack is paved's like any other.
+            deployed.adoption = None;
         }
         close(&mut done, &deployment, now);
         let change = next.replace(&target);

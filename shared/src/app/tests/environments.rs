@@ -625,7 +625,7 @@ async fn template_version_status_changes_reach_the_bus() {
 }
 
 /// IAM as a map of role ARN to trust policy; a role not in it does not exist.
-struct Iam(std::collections::HashMap<String, String>, bool);
+pub(super) struct Iam(pub std::collections::HashMap<String, String>, pub bool);
 
 #[async_trait::async_trait]
 impl crate::ports::Roles for Iam {
