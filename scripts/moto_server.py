@@ -128,6 +128,53 @@ def create_change_set(self, stack_name, change_set_name, template, parameters, d
 
 models.CloudFormationBackend.create_change_set = create_change_set
 
+# CloudFormation says of each modified resource whether the change replaces it (Replacement
+# True when a property whose update needs a new resource changes); moto 5.2.5 never says so. These
+# are such properties (from the CloudFormation resource reference: "Update requires: Replacement")
+# of the types the samples and tests use.
+REPLACED_BY = {
+    "AWS::EC2::VPC": {"CidrBlock", "InstanceTenancy"},
+    "AWS::EC2::Subnet": {"CidrBlock", "AvailabilityZone", "VpcId"},
+    "AWS::SQS::Queue": {"QueueName", "FifoQueue"},
+    "AWS::SNS::Topic": {"TopicName", "FifoTopic"},
+    "AWS::S3::Bucket": {"BucketName"},
+    "AWS::ECR::Repository": {"RepositoryName"},
+    "AWS::DynamoDB::Table": {"TableName"},
+    "AWS::ECS::Cluster": {"ClusterName"},
+    "AWS::Lambda::Function": {"FunctionName"},
+    "AWS::ElasticLoadBalancingV2::LoadBalancer": {"Name", "Scheme"},
+    "AWS::IAM::Role": {"RoleName", "Path"},
+}
+
+_change_set_diff = models.ChangeSet.diff
+
+
+def change_set_diff(self):
+    changes = _change_set_diff(self)
+    old = getattr(self.stack.resource_map, "_resource_json_map", {}) or {}
+    new = (self.template_dict or {}).get("Resources", {}) or {}
+    for change in changes:
+        before = old.get(change.logical_resource_id)
+        resource = self.stack.resource_map._parsed_resources.get(change.logical_resource_id) \
+            if hasattr(self.stack.resource_map, "_parsed_resources") else None
+        physical = getattr(resource, "physical_resource_id", None)
+        if change.action != "Add" and physical:
+            change.physical_resource_id = physical
+        if change.action != "Modify" or before is None:
+            continue
+        after = new.get(change.logical_resource_id, {})
+        if before.get("Type") != after.get("Type"):
+            change.replacement = "True"
+            continue
+        keys = REPLACED_BY.get(after.get("Type"), set())
+        old_props = before.get("Properties", {}) or {}
+        new_props = after.get("Properties", {}) or {}
+        change.replacement = "True" if any(old_props.get(k) != new_props.get(k) for k in keys) else "False"
+    return changes
+
+
+models.ChangeSet.diff = change_set_diff
+
 _ecs_service_init = ecs.Service.__init__
 
 
@@ -174,9 +221,12 @@ _ecr_create = ecr.Repository.create_from_cloudformation_json.__func__
 
 
 def ecr_create(cls, resource_name, cloudformation_json, account_id, region_name, **kwargs):
-    # moto 5.2.5 names an unnamed repository after the stack and logical id, upper case
-    # included, then rejects that name; CloudFormation generates lower-case names.
-    return _ecr_create(cls, resource_name.lower(), cloudformation_json, account_id, region_name, **kwargs)
+    # moto 5.2.5 names an unnamed repository after the stack and logical id, upper case and
+    # repeated separators (Proton's `...-cloudformation--...` stack names) included, then rejects
+    # that name; CloudFormation generates valid lower-case names.
+    import re
+    name = re.sub(r"[._-]{2,}", "-", resource_name.lower())
+    return _ecr_create(cls, name, cloudformation_json, account_id, region_name, **kwargs)
 
 
 ecr.Repository.create_from_cloudformation_json = classmethod(ecr_create)

@@ -5,6 +5,7 @@ mod client;
 mod client_setup;
 mod dev;
 mod identities;
+mod import;
 mod local_aws;
 mod local_pushes;
 mod pipeline_state;
@@ -38,6 +39,8 @@ enum Command {
     Client(client_setup::ClientCommand),
     /// Show a service's redeploys and its pipeline's latest executions and stage states.
     PipelineState(pipeline_state::PipelineStateArgs),
+    /// Adopt the stacks AWS Proton left in this account and region (`--plan` only prints).
+    Import(import::ImportArgs),
 }
 
 #[tokio::main]
@@ -53,6 +56,7 @@ async fn main() -> std::process::ExitCode {
         Command::Dev(args) => dev::run(args).await.map(|()| true),
         Command::Template(command) => template::run(command),
         Command::PipelineState(args) => pipeline_state::run(args).await,
+        Command::Import(args) => import::run(args).await,
         Command::Client(command) => client_setup::run(command),
         Command::Access(command) => access_check::run(command),
     };

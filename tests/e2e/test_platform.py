@@ -67,3 +67,12 @@ def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
     api = template["Resources"]["ApiFunction"]["Properties"]
     api_statements = [s for policy in api["Policies"] for s in policy["Statement"]]
     assert any("iam:ListRoleTags" in s["Action"] and "iam:GetRole" in s["Action"] for s in api_statements)
+    # Adoption: the API lists every stack and reads Proton's; the steps change adopted stacks,
+    # which keep their AWSProton-* names, and the stacks of the configured prefix.
+    assert any(s["Action"] == "cloudformation:DescribeStacks" and s["Resource"] == "*" for s in api_statements)
+    assert any("cloudformation:ListStackResources" in s["Action"] and "stack/AWSProton-*/*" in _json.dumps(s["Resource"])
+               for s in api_statements)
+    assert allows("cloudformation:ExecuteChangeSet", "stack/AWSProton-*/*")
+    assert allows("cloudformation:ExecuteChangeSet", "stack/${StackNamePrefix}instance-*/*")
+    variables = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["PAVED_STACK_PREFIX"] == {"Ref": "StackNamePrefix"}

@@ -208,17 +208,20 @@ impl Imports {
         }
         let engine = d.provisioners.default_engine().clone();
         let bound = self.bound_stacks().await?;
+        // Stacks paved deployed are paved's, not Proton's to import: only those adopted and not
+        // yet deployed by paved are still listed (as ADOPTED).
         let mut found: Vec<(Found, Identity)> = engine
             .discover()
             .await?
             .into_iter()
+            .filter(|f| bound.get(&f.name) != Some(&false))
             .filter_map(|f| identify(&f).map(|i| (f, i)))
             .collect();
         found.sort_by(|a, b| (&a.1, &a.0.name).cmp(&(&b.1, &b.0.name)));
         let mut plan = ImportPlan::default();
         for (f, identity) in &found {
             let mut item = PlanItem::new(f, identity);
-            if bound.contains(&f.name) {
+            if bound.contains_key(&f.name) {
                 item.status = ItemStatus::Adopted;
             } else if *identity == Identity::Unknown {
                 item.blockers.push("the stack is named like Proton's but carries none of its proton: tags, so what it was cannot be told; tag it (proton:environment, proton:service, proton:service-instance, proton:component, proton:template with their ARNs) and plan again".into());
@@ -394,23 +397,27 @@ impl Imports {
         Ok(ImportResult { items, adopted })
     }
 
-    /// The names of the stacks paved's records are bound to.
-    async fn bound_stacks(&self) -> Result<BTreeSet<String>> {
+    /// The stacks paved's records are bound to, each with whether it is adopted and not yet
+    /// deployed by paved.
+    async fn bound_stacks(&self) -> Result<BTreeMap<String, bool>> {
         let store = &self.d.store;
-        let mut bound = BTreeSet::new();
+        let mut bound = BTreeMap::new();
+        let mut bind = |deployed: Deployed| {
+            bound.insert(deployed.stack_name, deployed.adoption.is_some());
+        };
         for environment in every(|page| store.environments(page)).await? {
-            bound.insert(environment.deployed.stack_name);
+            bind(environment.deployed);
         }
         for service in every(|page| store.services(page)).await? {
             for instance in store.instances(&service.name).await? {
-                bound.insert(instance.deployed.stack_name);
+                bind(instance.deployed);
             }
             if let Some(pipeline) = service.pipeline {
-                bound.insert(pipeline.stack_name);
+                bind(pipeline);
             }
         }
         for component in every(|page| store.components(None, page)).await? {
-            bound.insert(component.deployed.stack_name);
+            bind(component.deployed);
         }
         Ok(bound)
     }

@@ -253,6 +253,11 @@ async fn the_first_deployment_updates_the_adopted_stack_and_a_replacement_waits_
     assert_eq!(env.deployed.deployment_status, DeploymentStatus::Succeeded);
     assert_eq!(env.deployed.stack_name, ENV_STACK);
     assert!(env.deployed.adoption.is_none(), "paved's own from now on");
+    let plan = imports.plan(&ImportRequest::default()).await.unwrap();
+    assert!(
+        !plan.items.iter().any(|i| i.stack_name == ENV_STACK),
+        "a stack paved deployed is no longer Proton's to import"
+    );
     assert!(
         w.stacks
             .calls()
