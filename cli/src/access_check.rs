@@ -92,6 +92,12 @@ fn document(path: Option<&PathBuf>, account: &str) -> Result<AccessDocument, Fai
                 .ok()
                 .filter(|r| !r.is_empty()),
             account,
+            &std::env::var("PAVED_STACK_PREFIX")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .unwrap_or_else(|| {
+                    paved_core::adapters::cloudformation::DEFAULT_STACK_PREFIX.into()
+                }),
         ));
     };
     let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;

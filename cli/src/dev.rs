@@ -207,6 +207,8 @@ async fn serve(
         &aws_endpoint,
     )
     .map_err(io("writing the local identities"))?;
+    let shell = write_shell_env(args, &identities, &api_endpoint, &aws_endpoint)
+        .map_err(io("writing the shell environment"))?;
     settings.platform_principals = vec![identities.arn("paved-platform")];
     settings.developer_principals = vec![identities.arn("paved-developer")];
     settings.readonly_principals = vec![identities.arn("paved-readonly")];
@@ -328,6 +330,10 @@ async fn serve(
             .collect::<Vec<_>>()
             .join(", "),
         identities.config_file.display()
+    );
+    println!(
+        "  shell:         source {} (paved and the aws CLI on PATH, signed in as paved-platform)",
+        shell.display()
     );
     println!(
         "  try:           AWS_CONFIG_FILE={} AWS_SHARED_CREDENTIALS_FILE={} aws --profile paved-developer proton list-services",
@@ -471,4 +477,46 @@ async fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Resul
         .map(|(_, b)| b.to_string())
         .unwrap_or_default();
     Ok((status, body))
+}
+
+/// Writes `<state dir>/env`, which a shell sources to work with this `paved dev` as the README's
+/// walkthroughs do: `paved` (linked into `<state dir>/bin`) and the aws CLI beside moto's Python
+/// on PATH, the platform engineer's profile, and `$PROTON` / `$LOCAL_AWS` as endpoint options.
+fn write_shell_env(
+    args: &DevArgs,
+    identities: &crate::identities::Identities,
+    api: &str,
+    aws: &str,
+) -> std::io::Result<std::path::PathBuf> {
+    let absolute = |p: &std::path::Path| std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    let state = absolute(&args.state_dir);
+    let bin = state.join("bin");
+    std::fs::create_dir_all(&bin)?;
+    let link = bin.join("paved");
+    let _ = std::fs::remove_file(&link);
+    std::os::unix::fs::symlink(std::env::current_exe()?, &link)?;
+    let mut path = vec![bin.display().to_string()];
+    // The aws CLI is installed beside the Python moto runs on (`make setup`'s .venv).
+    if let Some(python) = args.moto_server.split_whitespace().next()
+        && let Some(dir) = std::path::Path::new(python).parent()
+        && dir.join("aws").exists()
+    {
+        path.push(absolute(dir).display().to_string());
+    }
+    let text = format!(
+        "# Made by `paved dev`: `source` it to use this local paved as the README's walkthroughs do.\n\
+         export AWS_CONFIG_FILE={config} AWS_SHARED_CREDENTIALS_FILE={credentials}\n\
+         export AWS_PROFILE=paved-platform AWS_REGION={region} AWS_DEFAULT_REGION={region}\n\
+         export AWS_ENDPOINT_URL_PROTON={api}\n\
+         export PATH=\"{path}:$PATH\"\n\
+         PROTON=\"--endpoint-url {api}\"\n\
+         LOCAL_AWS=\"--endpoint-url {aws}\"\n",
+        config = absolute(&identities.config_file).display(),
+        credentials = absolute(&identities.credentials_file).display(),
+        region = args.region,
+        path = path.join(":"),
+    );
+    let file = state.join("env");
+    std::fs::write(&file, text)?;
+    Ok(file)
 }

@@ -141,6 +141,7 @@ impl Config {
             self.readonly_principals.clone(),
             self.pipeline_role_arn.clone(),
             &self.account_id,
+            &self.stack_prefix,
         )
     }
 }

@@ -9,7 +9,6 @@ use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
-use super::environment::StackOutput;
 use super::names::Timestamp;
 
 /// The prefix of the stacks Proton named (`AWSProton-<parts>-cloudformation--<15 letters>`).
@@ -24,7 +23,6 @@ pub struct Found {
     pub role_arn: Option<String>,
     /// The engine's status of it (`UPDATE_COMPLETE`, ...).
     pub status: String,
-    pub outputs: Vec<StackOutput>,
 }
 
 impl Found {
@@ -225,7 +223,6 @@ mod tests {
                 .collect(),
             role_arn: None,
             status: "CREATE_COMPLETE".into(),
-            outputs: vec![],
         }
     }
 

@@ -213,7 +213,6 @@ impl CloudFormationApi for ScriptedStacks {
         let mut found = Vec::new();
         for (name, stack) in stacks {
             found.push(Found {
-                outputs: self.outputs(&name).await?,
                 name,
                 tags: stack.tags,
                 role_arn: stack.role_arn,

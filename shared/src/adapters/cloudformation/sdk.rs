@@ -358,17 +358,6 @@ impl CloudFormationApi for CloudFormationStacks {
                         .collect(),
                     role_arn: stack.role_arn,
                     status,
-                    outputs: stack
-                        .outputs
-                        .unwrap_or_default()
-                        .into_iter()
-                        .filter_map(|o| {
-                            Some(StackOutput {
-                                key: o.output_key?,
-                                value: o.output_value?,
-                            })
-                        })
-                        .collect(),
                 });
             }
             token = output.next_token;

@@ -159,16 +159,20 @@ impl AccessDocument {
     /// The document in force until the first PutAccessPolicy: the personas, with the
     /// `pipelines` group holding the pipeline role (if any) and the roles the pipeline stacks
     /// paved deploys make for their CodeBuild projects (CloudFormation names them after the
-    /// stack, `paved-pipeline-...`): who the sample buildspecs' `aws proton` calls come from.
+    /// stack, `<stack prefix>pipeline-...`): who the sample buildspecs' `aws proton` calls come
+    /// from.
     pub fn defaults(
         platform: Vec<String>,
         developers: Vec<String>,
         readonly: Vec<String>,
         pipeline_role: Option<String>,
         account_id: &str,
+        stack_prefix: &str,
     ) -> Self {
         let mut pipelines: Vec<String> = pipeline_role.into_iter().collect();
-        pipelines.push(format!("arn:aws:iam::{account_id}:role/paved-pipeline-*"));
+        pipelines.push(format!(
+            "arn:aws:iam::{account_id}:role/{stack_prefix}pipeline-*"
+        ));
         Self::personas(platform, developers, readonly, pipelines)
     }
 }
