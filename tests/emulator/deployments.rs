@@ -1,11 +1,14 @@
 //! The DynamoDB deployment store: services found by repository and branch through the index,
-//! webhook deliveries remembered once, deployment client tokens written with their change.
+//! webhook deliveries remembered once, deployment client tokens written with their change, every
+//! instance read through the all-instances index.
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use paved_core::domain::environment::{Deployed, DeployedState, DeploymentStatus};
 use paved_core::domain::names::{ResourceName, Timestamp};
-use paved_core::domain::service::{Repository, Service, ServiceStatus};
+use paved_core::domain::service::{Repository, Service, ServiceInstance, ServiceStatus};
 use paved_core::ports::{
-    Deliveries, DeploymentChange, DeploymentStore, ServiceWrite, StoreError, TokenRecord,
+    Deliveries, DeploymentChange, DeploymentStore, InstanceWrite, ServiceWrite, StoreError,
+    TokenRecord,
 };
 
 use crate::env::TestEnv;
@@ -169,4 +172,95 @@ async fn a_deployment_token_is_written_with_its_change_once() {
             .unwrap()
             .is_none()
     );
+}
+
+fn instance(service: &str, name: &str, environment: &str) -> ServiceInstance {
+    let now = Timestamp(1.0);
+    ServiceInstance {
+        service: ResourceName::parse(service).unwrap(),
+        name: ResourceName::parse(name).unwrap(),
+        environment: ResourceName::parse(environment).unwrap(),
+        created_at: now,
+        deployed: Deployed {
+            state: DeployedState {
+                template_name: ResourceName::parse("web").unwrap(),
+                major: 1,
+                minor: 0,
+                spec: String::new(),
+                inputs: Default::default(),
+                component: None,
+            },
+            engine: Default::default(),
+            stack_name: format!("paved-instance-{service}-{name}"),
+            role_arn: "arn:aws:iam::123456789012:role/proton".into(),
+            deployment_status: DeploymentStatus::Succeeded,
+            deployment_status_message: None,
+            last_deployment_attempted_at: now,
+            last_deployment_succeeded_at: now,
+            last_attempted_deployment_id: None,
+            last_succeeded_deployment_id: None,
+            outputs: vec![],
+            resources: vec![],
+            adoption: None,
+        },
+        component: None,
+        tags: Default::default(),
+        rev: 1,
+    }
+}
+
+#[tokio::test]
+async fn every_instance_is_read_through_the_index_once_the_sweep_has_indexed_older_ones() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let client = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let mut written = Vec::new();
+    for (s, count) in [("a", 3), ("b", 1), ("c", 2)] {
+        let instances: Vec<InstanceWrite> = (0..count)
+            .map(|i| InstanceWrite::Create(instance(s, &format!("{s}{i}"), "dev")))
+            .collect();
+        written.extend((0..count).map(|i| format!("{s}/{s}{i}")));
+        store
+            .change(DeploymentChange {
+                services: vec![ServiceWrite::Create(service(s, "acme/web", "main"))],
+                instances,
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+    }
+    // Two instances as paved wrote them before the index: without its keys.
+    for (pk, sk) in [("SERVICE#a", "INSTANCE#a1"), ("SERVICE#c", "INSTANCE#c0")] {
+        client
+            .update_item()
+            .table_name(&env.table)
+            .key("pk", AttributeValue::S(pk.into()))
+            .key("sk", AttributeValue::S(sk.into()))
+            .update_expression("REMOVE gsi2pk, gsi2sk")
+            .send()
+            .await
+            .unwrap();
+    }
+    let names = |found: Vec<ServiceInstance>| {
+        let mut names: Vec<String> = found
+            .into_iter()
+            .map(|i| format!("{}/{}", i.service, i.name))
+            .collect();
+        names.sort();
+        names
+    };
+    // Until the index is complete, every service is read: nothing is missed.
+    assert_eq!(names(store.all_instances().await.unwrap()), written);
+    assert_eq!(store.index_instances().await.unwrap(), Some(2));
+    assert_eq!(store.index_instances().await.unwrap(), None, "once");
+    // Through the index now: the services' own instance queries are not what answers.
+    client
+        .delete_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S("SERVICE#b".into()))
+        .key("sk", AttributeValue::S("#SERVICE".into()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(names(store.all_instances().await.unwrap()), written);
 }

@@ -355,6 +355,11 @@ impl DeploymentStore for MemoryStore {
             .collect())
     }
 
+    async fn all_instances(&self) -> Result<Vec<ServiceInstance>, StoreError> {
+        self.turn().await;
+        Ok(self.lock().instances.values().cloned().collect())
+    }
+
     async fn instances_in(
         &self,
         environment: &ResourceName,

@@ -202,10 +202,30 @@ async fn handle(State(app): State<Arc<App>>, request: Request) -> Response {
     wire::respond(result, operation, &request_id)
 }
 
+/// The outputs and provisioned resources of one target come in one page, so paved issues no
+/// token for them: any `nextToken` is one it did not issue.
+fn refuse_any_token(body: &[u8]) -> Result<(), ApiError> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Token {
+        next_token: Option<String>,
+    }
+    let Token { next_token } = wire::parse(body)?;
+    match next_token {
+        Some(_) => Err(ApiError::Domain(crate::app::Error::validation(
+            "nextToken: not a token this listing issued (it answers in one page)",
+        ))),
+        None => Ok(()),
+    }
+}
+
 async fn dispatch(app: &App, operation: &str, body: &[u8]) -> Result<serde_json::Value, ApiError> {
     let Some(operation) = Operation::parse(operation) else {
         return Err(ApiError::UnknownOperation);
     };
+    if operation.answers_in_one_page() {
+        refuse_any_token(body)?;
+    }
     if let Some(result) = catalog::dispatch(app, operation.name(), body).await {
         return result;
     }

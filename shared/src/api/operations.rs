@@ -120,3 +120,13 @@ operations! {
     UpdateServiceTemplateVersion,
     UpdateTemplateSyncConfig,
 }
+
+impl Operation {
+    /// A listing paved answers whole, with no `nextToken`: a target's outputs and provisioned
+    /// resources (a stack has at most 200 outputs and 500 resources).
+    pub fn answers_in_one_page(self) -> bool {
+        let name = self.name();
+        name.starts_with("List")
+            && (name.ends_with("Outputs") || name.ends_with("ProvisionedResources"))
+    }
+}

@@ -225,6 +225,14 @@ impl Components {
                 "environment {environment_name} has no componentRoleArn; set one (update-environment --component-role-arn) to allow components in it"
             )));
         };
+        // The role was checked when the environment named it; it may have changed since.
+        if let Ok(arn) = crate::domain::names::Arn::parse(role.clone()) {
+            d.check_trust(
+                &format!("the componentRoleArn of environment {environment_name}"),
+                &arn,
+            )
+            .await?;
+        }
         let now = Timestamp::now();
         let id = new_id();
         let state = component_state(&new.name, definition, new.service_spec.clone());

@@ -77,7 +77,8 @@ impl Tasks {
     }
 
     /// Reconciles every active deployment of the last [`SWEEP_WINDOW_SECONDS`] (see
-    /// `Deployer::reconcile`), and runs what follows each one it records as ended.
+    /// `Deployer::reconcile`), and runs what follows each one it records as ended. The first
+    /// sweep after an upgrade also brings older instances into the all-instances index.
     pub async fn sweep(&self) -> Result<Json, TaskError> {
         let since = crate::domain::names::Timestamp::now().0 - SWEEP_WINDOW_SECONDS;
         let (mut looked_at, mut recorded) = (0, 0);
@@ -120,8 +121,13 @@ impl Tasks {
                 break;
             }
         }
-        tracing::info!(looked_at, recorded, "swept deployments");
-        Ok(serde_json::json!({ "lookedAt": looked_at, "recorded": recorded }))
+        let indexed = self.d.store.index_instances().await?;
+        tracing::info!(looked_at, recorded, ?indexed, "swept deployments");
+        Ok(serde_json::json!({
+            "lookedAt": looked_at,
+            "recorded": recorded,
+            "instancesIndexed": indexed,
+        }))
     }
 }
 

@@ -132,6 +132,14 @@ pub trait DeploymentStore: Send + Sync {
     ) -> Result<Option<ServiceInstance>, StoreError>;
     /// All instances of a service, by name (a service has at most its quota of them).
     async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError>;
+    /// Every instance of every service, through an index (never a read of every service once
+    /// the index is built; see `index_instances`).
+    async fn all_instances(&self) -> Result<Vec<ServiceInstance>, StoreError>;
+    /// Brings instances written before the all-instances index into it, once: `Some(count)` if
+    /// it did now, `None` if the index was complete already. Safe to repeat and to interrupt.
+    async fn index_instances(&self) -> Result<Option<usize>, StoreError> {
+        Ok(None)
+    }
     /// Instances that run in an environment (up to `limit`).
     async fn instances_in(
         &self,

@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use async_trait::async_trait;
+use aws_sdk_dynamodb::error::ProvideErrorMetadata;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
@@ -315,16 +316,127 @@ fn service_item(service: &Service) -> Result<Item, StoreError> {
     })
 }
 
+/// The partitions of the all-instances index: an instance's is fixed by its names, so no one
+/// partition takes every instance write.
+const INSTANCE_SHARDS: u64 = 16;
+
+fn instance_shard(service: &str, name: &str) -> String {
+    let hash = format!("{service}/{name}")
+        .bytes()
+        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+        });
+    format!("INSTANCES#{:02}", hash % INSTANCE_SHARDS)
+}
+
 fn instance_item(instance: &ServiceInstance) -> Result<Item, StoreError> {
+    let order = format!("{}#{}", instance.service, instance.name);
     to_item(&Keyed {
         pk: service_pk(instance.service.as_str()),
         sk: instance_sk(instance.name.as_str()),
         gsi1pk: format!("INSTANCES#ENVIRONMENT#{}", instance.environment),
-        gsi1sk: format!("{}#{}", instance.service, instance.name),
-        gsi2pk: None,
-        gsi2sk: None,
+        gsi1sk: order.clone(),
+        gsi2pk: Some(instance_shard(
+            instance.service.as_str(),
+            instance.name.as_str(),
+        )),
+        gsi2sk: Some(order),
         record: instance,
     })
+}
+
+/// The item saying every instance is in the all-instances index.
+const LAYOUT_PK: &str = "ACCOUNT";
+const LAYOUT_SK: &str = "#LAYOUT";
+
+impl DynamoStore {
+    /// Every item of an index partition, page by page.
+    async fn whole_partition<T: for<'de> Deserialize<'de>>(
+        &self,
+        index: &str,
+        partition: String,
+        limit: Option<usize>,
+    ) -> Result<Vec<T>, StoreError> {
+        let mut items = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .query_index::<T>(
+                    index,
+                    partition.clone(),
+                    PageRequest {
+                        limit: None,
+                        cursor,
+                    },
+                )
+                .await?;
+            items.extend(page.items);
+            if limit.is_some_and(|l| items.len() >= l) {
+                items.truncate(limit.unwrap_or(usize::MAX));
+                return Ok(items);
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
+    async fn instances_indexed(&self) -> Result<bool, StoreError> {
+        Ok(self.get(LAYOUT_PK.into(), LAYOUT_SK).await?.is_some())
+    }
+
+    /// Every service's instances, service by service: what the index replaces.
+    async fn instances_by_service(&self) -> Result<Vec<(ServiceInstance, bool)>, StoreError> {
+        let mut found = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = self
+                .query_index::<Service>(
+                    GSI1,
+                    "SERVICES".into(),
+                    PageRequest {
+                        limit: None,
+                        cursor,
+                    },
+                )
+                .await?;
+            for service in &page.items {
+                let mut start = None;
+                loop {
+                    let output = self
+                        .client
+                        .query()
+                        .table_name(&self.table)
+                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                        .expression_attribute_values(
+                            ":pk",
+                            AttributeValue::S(service_pk(service.name.as_str())),
+                        )
+                        .expression_attribute_values(
+                            ":prefix",
+                            AttributeValue::S("INSTANCE#".into()),
+                        )
+                        .set_exclusive_start_key(start)
+                        .send()
+                        .await
+                        .map_err(backend)?;
+                    for item in output.items.unwrap_or_default() {
+                        let indexed = item.contains_key("gsi2pk");
+                        found.push((from_item::<Keyed<ServiceInstance>>(item)?.record, indexed));
+                    }
+                    start = output.last_evaluated_key;
+                    if start.is_none() {
+                        break;
+                    }
+                }
+            }
+            cursor = page.cursor;
+            if cursor.is_none() {
+                return Ok(found);
+            }
+        }
+    }
 }
 
 const COMPONENT_SK: &str = "#COMPONENT";
@@ -455,17 +567,88 @@ impl DeploymentStore for DynamoStore {
         environment: &ResourceName,
         limit: u32,
     ) -> Result<Vec<ServiceInstance>, StoreError> {
-        let page = self
-            .query_index::<ServiceInstance>(
-                GSI1,
-                format!("INSTANCES#ENVIRONMENT#{environment}"),
-                PageRequest {
-                    limit: Some(limit),
-                    cursor: None,
-                },
-            )
-            .await?;
-        Ok(page.items)
+        // Page by page: one Query answers at most 1 MB.
+        self.whole_partition(
+            GSI1,
+            format!("INSTANCES#ENVIRONMENT#{environment}"),
+            Some(limit as usize),
+        )
+        .await
+    }
+
+    async fn all_instances(&self) -> Result<Vec<ServiceInstance>, StoreError> {
+        if !self.instances_indexed().await? {
+            // Until the sweep has indexed what was written before the index.
+            return Ok(self
+                .instances_by_service()
+                .await?
+                .into_iter()
+                .map(|(instance, _)| instance)
+                .collect());
+        }
+        let mut all = Vec::new();
+        for shard in 0..INSTANCE_SHARDS {
+            all.extend(
+                self.whole_partition::<ServiceInstance>(
+                    GSI2,
+                    format!("INSTANCES#{shard:02}"),
+                    None,
+                )
+                .await?,
+            );
+        }
+        Ok(all)
+    }
+
+    async fn index_instances(&self) -> Result<Option<usize>, StoreError> {
+        if self.instances_indexed().await? {
+            return Ok(None);
+        }
+        let mut indexed = 0;
+        for (instance, in_index) in self.instances_by_service().await? {
+            if in_index {
+                continue;
+            }
+            let result = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key(
+                    service_pk(instance.service.as_str()),
+                    &instance_sk(instance.name.as_str()),
+                )))
+                .update_expression("SET gsi2pk = :p, gsi2sk = :s")
+                .condition_expression("attribute_exists(pk) AND attribute_not_exists(gsi2pk)")
+                .expression_attribute_values(
+                    ":p",
+                    AttributeValue::S(instance_shard(
+                        instance.service.as_str(),
+                        instance.name.as_str(),
+                    )),
+                )
+                .expression_attribute_values(
+                    ":s",
+                    AttributeValue::S(format!("{}#{}", instance.service, instance.name)),
+                )
+                .send()
+                .await;
+            match result {
+                Ok(_) => indexed += 1,
+                // Deleted or rewritten (with its index keys) meanwhile.
+                Err(error) if error.code() == Some("ConditionalCheckFailedException") => {}
+                Err(error) => return Err(backend(error)),
+            }
+        }
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", AttributeValue::S(LAYOUT_PK.into()))
+            .item("sk", AttributeValue::S(LAYOUT_SK.into()))
+            .item("instancesIndexed", AttributeValue::Bool(true))
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(Some(indexed))
     }
 
     async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {

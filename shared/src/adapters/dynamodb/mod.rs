@@ -17,6 +17,7 @@
 //! | get a service / list services        | `pk = SERVICE#<name>`, `sk = #SERVICE`; GSI `gsi1`: `gsi1pk = SERVICES` |
 //! | a service's instances                | Query `pk = SERVICE#<service>`, `begins_with(sk, INSTANCE#)` |
 //! | instances in an environment          | GSI `gsi1`: `gsi1pk = INSTANCES#ENVIRONMENT#<environment>` |
+//! | every instance                       | GSI `gsi2`: `gsi2pk = INSTANCES#<00..15>` (a hash of the names), `gsi2sk = <service>#<instance>`; complete once `pk = ACCOUNT`, `sk = #LAYOUT` exists (the sweep indexes instances written before) |
 //! | get a component / list components    | `pk = COMPONENT#<name>`, `sk = #COMPONENT`; GSI `gsi1`: `gsi1pk = COMPONENTS` |
 //! | components in an environment         | GSI `gsi2`: `gsi2pk = COMPONENTS#ENVIRONMENT#<environment>`, `gsi2sk = name` |
 //! | services that track a repository branch | GSI `gsi2`: `gsi2pk = REPOSITORY#<len>#<repository>#<branch>`, `gsi2sk = name` |

@@ -380,12 +380,10 @@ impl Services {
             }
         } else if has(|c| matches!(c, C::EnvironmentName(_))) {
             for environment in &named_environments {
-                found.extend(self.d.store.instances_in(environment, 10_000).await?);
+                found.extend(self.d.store.instances_in(environment, u32::MAX).await?);
             }
         } else {
-            for service in crate::app::every(|page| self.d.store.services(page)).await? {
-                found.extend(self.d.store.instances(&service.name).await?);
-            }
+            found = self.d.store.all_instances().await?;
         }
         if let Some(service) = service {
             found.retain(|i| &i.service == service);

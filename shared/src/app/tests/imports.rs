@@ -414,3 +414,37 @@ async fn an_adopted_component_keeps_its_stacks_template_as_its_definition() {
         "the first deployment finds nothing to change"
     );
 }
+
+#[tokio::test]
+async fn a_component_is_refused_when_its_environments_role_no_longer_trusts_cloudformation() {
+    use crate::app::components::{Components, NewComponent};
+    let mut w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    w.run_deploy(&w.last_started()).await;
+    // The environment's component role was edited in IAM since: it trusts Proton only.
+    let proton_only = r#"{"Statement": [{"Effect": "Allow", "Principal": {"Service": "proton.amazonaws.com"}, "Action": "sts:AssumeRole"}]}"#;
+    w.deployer.roles = Some(std::sync::Arc::new(Iam(
+        [(COMPONENT_ROLE.to_string(), proton_only.to_string())].into(),
+        false,
+    )));
+    let err = Components::new(w.deployer.clone())
+        .create(NewComponent {
+            tags: Default::default(),
+            name: name("files"),
+            description: None,
+            environment_name: Some(name("dev")),
+            service_name: None,
+            service_instance_name: None,
+            manifest: MANIFEST.into(),
+            template_file: "Resources:\n  B:\n    Type: AWS::S3::Bucket\n".into(),
+            service_spec: None,
+            client_token: None,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Validation(ref m) if m.starts_with("the componentRoleArn of environment dev") && m.contains("\"Service\": \"cloudformation.amazonaws.com\"")),
+        "{err:?}"
+    );
+    assert!(w.store.component(&name("files")).await.unwrap().is_none());
+}
