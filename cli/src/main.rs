@@ -4,6 +4,7 @@ mod access_check;
 mod client;
 mod client_setup;
 mod dev;
+mod fleet;
 mod identities;
 mod import;
 mod local_aws;
@@ -41,6 +42,10 @@ enum Command {
     PipelineState(pipeline_state::PipelineStateArgs),
     /// Adopt the stacks AWS Proton left in this account and region (`--plan` only prints).
     Import(import::ImportArgs),
+    /// Every target of a template: the version it runs, how far behind, its last deployment.
+    Fleet(fleet::FleetArgs),
+    /// Deploy a target back to the version and spec of an earlier successful deployment.
+    Rollback(fleet::RollbackArgs),
 }
 
 #[tokio::main]
@@ -57,6 +62,8 @@ async fn main() -> std::process::ExitCode {
         Command::Template(command) => template::run(command),
         Command::PipelineState(args) => pipeline_state::run(args).await,
         Command::Import(args) => import::run(args).await,
+        Command::Fleet(args) => fleet::fleet(args).await,
+        Command::Rollback(args) => fleet::rollback(args).await,
         Command::Client(command) => client_setup::run(command),
         Command::Access(command) => access_check::run(command),
     };

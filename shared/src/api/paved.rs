@@ -12,6 +12,11 @@
 //! - `ImportStacks {same}`: adopts every ready item; `{items, adopted}`. Deploys nothing.
 //! - `ConfirmAdoption {resourceArn, confirmation}`: lets an adopted target's next deployment
 //!   apply the plan (replacements, removals) its first deployment stopped on.
+//! - `GetTemplateFleet {templateName, templateType: ENVIRONMENT|SERVICE}`: every target of a
+//!   template with its version, how far behind the recommended one, its last deployment.
+//! - `RollbackDeployment {deploymentId}`: deploys that deployment's target to the version and
+//!   spec it deployed (it must have succeeded; the version must still exist): `{deploymentId}`
+//!   of the new deployment.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -39,7 +44,22 @@ pub const OPERATIONS: &[&str] = &[
     "GetImportPlan",
     "ImportStacks",
     "ConfirmAdoption",
+    "GetTemplateFleet",
+    "RollbackDeployment",
 ];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct FleetRequest {
+    template_name: ResourceName,
+    template_type: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Rollback {
+    deployment_id: String,
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -145,6 +165,33 @@ pub async fn dispatch(
                 .confirm(&request.resource_arn, &request.confirmation)
                 .await?;
             Ok(json!({ "resourceArn": request.resource_arn, "confirmation": code }))
+        }
+        "GetTemplateFleet" => {
+            let request: FleetRequest = parse(body)?;
+            let kind = match request.template_type.as_str() {
+                "ENVIRONMENT" => crate::domain::template::TemplateKind::Environment,
+                "SERVICE" => crate::domain::template::TemplateKind::Service,
+                other => {
+                    return Err(crate::app::Error::validation(format!(
+                        "templateType: {other} is not ENVIRONMENT or SERVICE"
+                    ))
+                    .into());
+                }
+            };
+            let fleet = app.fleet.view(kind, &request.template_name).await?;
+            Ok(json!({
+                "template": compact(json!({
+                    "name": fleet.template.name,
+                    "templateType": request.template_type,
+                    "recommendedVersion": fleet.template.versions.recommended().map(|v| v.to_string()),
+                })),
+                "targets": fleet.targets,
+            }))
+        }
+        "RollbackDeployment" => {
+            let request: Rollback = parse(body)?;
+            let id = app.fleet.rollback(&request.deployment_id).await?;
+            Ok(json!({ "deploymentId": id, "rolledBackTo": request.deployment_id }))
         }
         "GetServicePipelineState" => {
             let request: StateRequest = parse(body)?;

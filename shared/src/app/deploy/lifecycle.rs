@@ -347,3 +347,72 @@ impl Deployer {
         }
     }
 }
+
+impl Deployer {
+    /// Deploys `target` to `state` (a template version and spec it ran before: a rollback),
+    /// as the record of the deployment `to` names it; answers the new deployment's id. The
+    /// state is rendered before anything is written, and the versions' in-use counts move with
+    /// the target.
+    pub async fn redeploy_to(
+        &self,
+        target: Loaded,
+        state: crate::domain::environment::DeployedState,
+        to: &crate::domain::environment::Deployment,
+    ) -> Result<String> {
+        use crate::domain::environment::DeploymentStatus as S;
+        let current = target.deployed().clone();
+        if current.deployment_status.is_active() {
+            return Err(Error::conflict(format!(
+                "{} has a deployment in progress; wait for it or cancel it",
+                target.noun()
+            )));
+        }
+        let now = Timestamp::now();
+        let id = super::records::new_id();
+        let mut next = target.clone();
+        next.deployed_mut().state = state.clone();
+        next.deployed_mut().begin(&id, S::InProgress, now);
+        let record = super::records::redeployment_of(
+            &id,
+            &to.environment_name,
+            to.target.clone(),
+            &current,
+            state.clone(),
+            to.target_created_at,
+            now,
+        );
+        next.render(self, &record).await?;
+        let mut usage = Vec::new();
+        if let Some(kind) = target.template_kind()
+            && state.version() != current.state.version()
+        {
+            let old = self
+                .version_of(kind, &current.state.template_name, current.state.version())
+                .await?;
+            let new = self
+                .version_of(kind, &state.template_name, state.version())
+                .await?;
+            usage.push(crate::ports::VersionUsage {
+                version: new,
+                delta: 1,
+            });
+            usage.push(crate::ports::VersionUsage {
+                version: old,
+                delta: -1,
+            });
+        }
+        let mut change = next.replace(&target);
+        change
+            .deployments
+            .push(crate::ports::DeploymentWrite::Create(record));
+        change.usage = usage;
+        let noun = target.noun();
+        self.write(change, || {
+            format!("{noun} was changed by another request; read it again and retry")
+        })
+        .await?;
+        self.announce(&next, Some(current.deployment_status)).await;
+        self.launch(Workflow::Deploy, &id).await;
+        Ok(id)
+    }
+}

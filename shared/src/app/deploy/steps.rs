@@ -132,12 +132,12 @@ impl Steps {
     }
 
     async fn check_plan(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
-        let (_, target) = self.load(id).await?;
+        let (deployment, target) = self.load(id).await?;
         let engine = self.engine(&target)?;
         match engine.plan_state(plan).await? {
             PlanState::Pending => Ok(json!({ "ready": false, "changes": true })),
             PlanState::Ready => {
-                self.check_adoption(&target, engine.as_ref(), id, plan)
+                self.check_adoption(&deployment, &target, engine.as_ref(), plan)
                     .await?;
                 Ok(json!({ "ready": true, "changes": true }))
             }
@@ -148,12 +148,13 @@ impl Steps {
 
     /// The first deployment of an adopted target changes nothing by surprise: a plan that would
     /// replace or remove a resource of the stack is dropped, and the deployment fails saying
-    /// what it would do and how to confirm exactly that plan.
+    /// what it would do and how to confirm exactly that plan. A plan that goes ahead is recorded
+    /// on the deployment (its `statusMessage`), resource by resource.
     async fn check_adoption(
         &self,
+        deployment: &Deployment,
         target: &Loaded,
         engine: &dyn Provisioner,
-        id: &str,
         plan: &str,
     ) -> Result<(), TaskError> {
         let Some(adoption) = &target.deployed().adoption else {
@@ -161,21 +162,36 @@ impl Steps {
         };
         let actions = engine.actions(plan).await?;
         let stack = &target.deployed().stack_name;
-        tracing::info!(deployment = id, %stack, actions = %adoption::describe(&actions), "first deployment of an adopted stack");
-        if !adoption::needs_confirmation(&actions) {
-            return Ok(());
+        let described = adoption::describe(&actions);
+        tracing::info!(deployment = %deployment.id, %stack, actions = %described, "first deployment of an adopted stack");
+        if adoption::needs_confirmation(&actions) {
+            let code = adoption::confirmation(&actions);
+            if adoption.confirmed.as_deref() != Some(code.as_str()) {
+                engine.discard(plan).await?;
+                let arn = target.status_change(&self.d, None).arn;
+                return Err(TaskError::PlanFailed(format!(
+                    "{} runs on the stack {stack} paved adopted, and its first deployment would {described}. Nothing was changed. To apply exactly this plan, confirm it (`paved import confirm {arn} {code}`, or ConfirmAdoption with resourceArn {arn} and confirmation {code}), then deploy again.",
+                    target.noun(),
+                )));
+            }
         }
-        let code = adoption::confirmation(&actions);
-        if adoption.confirmed.as_deref() == Some(code.as_str()) {
-            return Ok(());
+        let message = format!("the first deployment of the adopted stack {stack}: {described}");
+        if deployment.status_message.as_deref() != Some(message.as_str()) {
+            let mut noted = deployment.clone();
+            noted.status_message = Some(message);
+            noted.rev = deployment.rev + 1;
+            self.d
+                .store
+                .change(DeploymentChange {
+                    deployments: vec![DeploymentWrite::Replace {
+                        deployment: noted,
+                        expected_rev: deployment.rev,
+                    }],
+                    ..Default::default()
+                })
+                .await?;
         }
-        engine.discard(plan).await?;
-        let arn = target.status_change(&self.d, None).arn;
-        Err(TaskError::PlanFailed(format!(
-            "{} runs on the stack {stack} paved adopted, and its first deployment would {}. Nothing was changed. To apply exactly this plan, confirm it (`paved import confirm {arn} {code}`, or ConfirmAdoption with resourceArn {arn} and confirmation {code}), then deploy again.",
-            target.noun(),
-            adoption::describe(&actions)
-        )))
+        Ok(())
     }
 
     async fn apply(&self, id: &str, plan: &str) -> Result<Json, TaskError> {

@@ -253,6 +253,25 @@ async fn the_first_deployment_updates_the_adopted_stack_and_a_replacement_waits_
     assert_eq!(env.deployed.deployment_status, DeploymentStatus::Succeeded);
     assert_eq!(env.deployed.stack_name, ENV_STACK);
     assert!(env.deployed.adoption.is_none(), "paved's own from now on");
+    let first = w
+        .store
+        .deployment(
+            env.deployed
+                .last_succeeded_deployment_id
+                .as_deref()
+                .unwrap(),
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        first.status_message.as_deref(),
+        Some(
+            format!("the first deployment of the adopted stack {ENV_STACK}: no resource changes")
+                .as_str()
+        ),
+        "what the plan did is on the deployment"
+    );
     let plan = imports.plan(&ImportRequest::default()).await.unwrap();
     assert!(
         !plan.items.iter().any(|i| i.stack_name == ENV_STACK),

@@ -6,6 +6,7 @@
 mod components_and_services;
 mod engines;
 mod environments;
+mod fleet;
 mod imports;
 mod pushes;
 mod races;
