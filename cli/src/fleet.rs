@@ -122,3 +122,126 @@ pub async fn rollback(args: RollbackArgs) -> Result<bool, Box<dyn std::error::Er
 fn s_of(v: &Value) -> &str {
     v.as_str().unwrap_or("")
 }
+
+#[derive(clap::Args)]
+pub struct PreviewArgs {
+    /// The template.
+    template: String,
+    /// The version to preview: `MAJOR` (its recommended minor) or `MAJOR.MINOR`.
+    #[arg(long)]
+    version: String,
+    /// It is a service template; otherwise an environment template.
+    #[arg(long)]
+    service: bool,
+    /// Targets (all the template's if none): `ENVIRONMENT`, `SERVICE/INSTANCE` or
+    /// `SERVICE:pipeline`.
+    #[arg(long = "target")]
+    targets: Vec<String>,
+    /// A new spec for the one target named.
+    #[arg(long)]
+    spec: Option<std::path::PathBuf>,
+    /// Print each target's template diff too.
+    #[arg(long)]
+    diff: bool,
+    /// Print paved's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL_PROTON",
+        default_value = "http://127.0.0.1:4000"
+    )]
+    endpoint: String,
+}
+
+pub async fn preview(args: PreviewArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let (major, minor) = match args.version.split_once('.') {
+        Some((major, minor)) => (major.to_string(), Some(minor.to_string())),
+        None => (args.version.clone(), None),
+    };
+    let targets: Vec<Value> = args
+        .targets
+        .iter()
+        .map(|t| {
+            if let Some(service) = t.strip_suffix(":pipeline") {
+                json!({ "serviceName": service, "pipeline": true })
+            } else if let Some((service, instance)) = t.split_once('/') {
+                json!({ "serviceName": service, "serviceInstanceName": instance })
+            } else {
+                json!({ "environmentName": t })
+            }
+        })
+        .collect();
+    let spec = match &args.spec {
+        Some(path) => Some(
+            std::fs::read_to_string(path).map_err(|e| format!("--spec {}: {e}", path.display()))?,
+        ),
+        None => None,
+    };
+    let mut body = json!({
+        "templateName": args.template,
+        "templateType": if args.service { "SERVICE" } else { "ENVIRONMENT" },
+        "templateMajorVersion": major,
+        "targets": targets,
+    });
+    if let Some(minor) = minor {
+        body["templateMinorVersion"] = json!(minor);
+    }
+    if let Some(spec) = spec {
+        body["spec"] = json!(spec);
+    }
+    let Some(answer) = call(&args.endpoint, "PreviewDeployment", &body).await? else {
+        return Ok(false);
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(true);
+    }
+    let s = |v: &Value| v.as_str().unwrap_or("").to_string();
+    for t in answer["targets"].as_array().into_iter().flatten() {
+        let name = match t["serviceName"].as_str() {
+            Some(service) if t["kind"] == "SERVICE_INSTANCE" => {
+                format!("{service}/{}", s(&t["name"]))
+            }
+            _ => s(&t["name"]),
+        };
+        println!(
+            "{} {name}: {} -> {}: {}{}",
+            s(&t["kind"]).to_lowercase().replace('_', " "),
+            s(&t["fromVersion"]),
+            s(&t["toVersion"]),
+            s(&t["outcome"]).to_lowercase(),
+            t["message"]
+                .as_str()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        );
+        for a in t["actions"].as_array().into_iter().flatten() {
+            println!(
+                "    {:<8} {} ({})",
+                s(&a["action"]).to_lowercase(),
+                s(&a["logicalId"]),
+                s(&a["resourceType"])
+            );
+        }
+        if args.diff && !s(&t["diff"]).is_empty() {
+            println!("{}", s(&t["diff"]));
+        }
+    }
+    let summary = &answer["summary"];
+    let n = |key: &str| summary[key].as_u64().unwrap_or(0);
+    println!(
+        "\n{} targets: {} to add, {} to modify, {} to replace, {} to remove",
+        n("targets"),
+        n("add"),
+        n("modify"),
+        n("replace"),
+        n("remove")
+    );
+    for (what, verb) in [("replaced", "replaces"), ("removed", "removes")] {
+        for (kind, count) in summary[what].as_object().into_iter().flatten() {
+            println!("this change {verb} {count} {kind}");
+        }
+    }
+    Ok(true)
+}

@@ -46,6 +46,8 @@ enum Command {
     Fleet(fleet::FleetArgs),
     /// Deploy a target back to the version and spec of an earlier successful deployment.
     Rollback(fleet::RollbackArgs),
+    /// What deploying a template version (or a spec) would do to each target: nothing applied.
+    Preview(fleet::PreviewArgs),
 }
 
 #[tokio::main]
@@ -64,6 +66,7 @@ async fn main() -> std::process::ExitCode {
         Command::Import(args) => import::run(args).await,
         Command::Fleet(args) => fleet::fleet(args).await,
         Command::Rollback(args) => fleet::rollback(args).await,
+        Command::Preview(args) => fleet::preview(args).await,
         Command::Client(command) => client_setup::run(command),
         Command::Access(command) => access_check::run(command),
     };

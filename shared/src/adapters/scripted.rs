@@ -71,6 +71,16 @@ impl Provisioner for ScriptedEngine {
         Ok(Planning::Planned(id))
     }
 
+    async fn preview(
+        &self,
+        target: Placement<'_>,
+        plan: &str,
+        rendered: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> ProvisionResult<Planning> {
+        self.plan(target, plan, rendered, tags).await
+    }
+
     async fn plan_state(&self, plan: &str) -> ProvisionResult<PlanState> {
         Ok(if lock(&self.plans).contains_key(plan) {
             PlanState::Ready

@@ -14,6 +14,9 @@
 //!   apply the plan (replacements, removals) its first deployment stopped on.
 //! - `GetTemplateFleet {templateName, templateType: ENVIRONMENT|SERVICE}`: every target of a
 //!   template with its version, how far behind the recommended one, its last deployment.
+//! - `PreviewDeployment {templateName, templateType, templateMajorVersion, templateMinorVersion?,
+//!   targets?, spec?}`: every target rendered and planned, nothing applied: per target the diff
+//!   of its template and the resource actions, and their sum (`app::fleet::Fleet::preview`).
 //! - `RollbackDeployment {deploymentId}`: deploys that deployment's target to the version and
 //!   spec it deployed (it must have succeeded; the version must still exist): `{deploymentId}`
 //!   of the new deployment.
@@ -46,6 +49,7 @@ pub const OPERATIONS: &[&str] = &[
     "ConfirmAdoption",
     "GetTemplateFleet",
     "RollbackDeployment",
+    "PreviewDeployment",
 ];
 
 #[derive(Deserialize)]
@@ -187,6 +191,11 @@ pub async fn dispatch(
                 })),
                 "targets": fleet.targets,
             }))
+        }
+        "PreviewDeployment" => {
+            let request: crate::app::fleet::PreviewRequest = parse(body)?;
+            let (targets, summary) = app.fleet.preview(request).await?;
+            Ok(json!({ "targets": targets, "summary": summary }))
         }
         "RollbackDeployment" => {
             let request: Rollback = parse(body)?;

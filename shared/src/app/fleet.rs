@@ -303,3 +303,492 @@ impl Fleet {
         Ok(TemplateFleet { template, targets })
     }
 }
+
+/// A proposed change to preview: a template version for a set of targets (all the template's
+/// targets if none are named), or with `spec`, a new spec for one target.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewRequest {
+    pub template_name: ResourceName,
+    /// `ENVIRONMENT` or `SERVICE`.
+    pub template_type: String,
+    pub template_major_version: crate::domain::names::VersionPart,
+    /// The major's recommended minor if left out.
+    pub template_minor_version: Option<crate::domain::names::VersionPart>,
+    #[serde(default)]
+    pub targets: Vec<PreviewTarget>,
+    pub spec: Option<String>,
+}
+
+/// One target: an environment (`environmentName`), a service instance (`serviceName`,
+/// `serviceInstanceName`) or a service's pipeline (`serviceName`, `pipeline: true`).
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreviewTarget {
+    pub environment_name: Option<ResourceName>,
+    pub service_name: Option<ResourceName>,
+    pub service_instance_name: Option<ResourceName>,
+    #[serde(default)]
+    pub pipeline: bool,
+}
+
+/// What the change would do to one target.
+#[derive(Debug, Clone, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Previewed {
+    pub kind: &'static str,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub service_name: Option<String>,
+    pub from_version: String,
+    pub to_version: String,
+    /// `CHANGES`, `UNCHANGED`, `BUSY` (a deployment runs, or the stack is moving) or `FAILED`.
+    pub outcome: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// The rendered template against the one running, as a unified diff.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub diff: String,
+    pub actions: Vec<crate::domain::adoption::ResourceAction>,
+}
+
+/// The actions of a preview summed over its targets, and the resource types replaced.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewSummary {
+    pub targets: usize,
+    pub add: usize,
+    pub modify: usize,
+    pub replace: usize,
+    pub remove: usize,
+    /// Resource type → how many the change replaces.
+    pub replaced: BTreeMap<String, usize>,
+    /// Resource type → how many the change removes.
+    pub removed: BTreeMap<String, usize>,
+}
+
+/// How long a preview waits for one target's plan.
+const PREVIEW_WAIT: std::time::Duration = std::time::Duration::from_secs(20);
+/// Targets planned at once.
+const PREVIEW_CONCURRENCY: usize = 8;
+/// Targets one preview takes (an API call must answer within API Gateway's 29 s).
+pub const PREVIEW_MAX_TARGETS: usize = 50;
+
+impl Fleet {
+    /// Renders and plans every target of the change without applying anything; each plan is
+    /// dropped once read.
+    #[tracing::instrument(skip_all, fields(template = %request.template_name))]
+    pub async fn preview(
+        &self,
+        request: PreviewRequest,
+    ) -> Result<(Vec<Previewed>, PreviewSummary)> {
+        use crate::app::Error;
+        let d = &self.d;
+        let kind = match request.template_type.as_str() {
+            "ENVIRONMENT" => TemplateKind::Environment,
+            "SERVICE" => TemplateKind::Service,
+            other => {
+                return Err(Error::validation(format!(
+                    "templateType: {other} is not ENVIRONMENT or SERVICE"
+                )));
+            }
+        };
+        let (_, number) = d
+            .requested_version(
+                kind,
+                &request.template_name,
+                request.template_major_version.0,
+                request.template_minor_version.map(|m| m.0),
+            )
+            .await?;
+        let version = d.version_of(kind, &request.template_name, number).await?;
+        let targets = self.preview_targets(kind, &request).await?;
+        if request.spec.is_some() && targets.len() != 1 {
+            return Err(Error::validation(
+                "spec: a new spec is previewed for exactly one target; name it in targets",
+            ));
+        }
+        if targets.len() > PREVIEW_MAX_TARGETS {
+            return Err(Error::validation(format!(
+                "targets: {} targets; a preview takes at most {PREVIEW_MAX_TARGETS} (name them in targets, a page at a time)",
+                targets.len()
+            )));
+        }
+        let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(PREVIEW_CONCURRENCY));
+        let mut running = tokio::task::JoinSet::new();
+        for (index, target) in targets.into_iter().enumerate() {
+            let (d, version, spec, semaphore) = (
+                d.clone(),
+                version.clone(),
+                request.spec.clone(),
+                semaphore.clone(),
+            );
+            running.spawn(async move {
+                let _turn = semaphore.acquire_owned().await;
+                (
+                    index,
+                    preview_one(&d, target, &version, spec.as_deref()).await,
+                )
+            });
+        }
+        let mut done = Vec::new();
+        while let Some(joined) = running.join_next().await {
+            match joined {
+                Ok(result) => done.push(result),
+                Err(error) => tracing::error!(error = %error, "a preview task failed"),
+            }
+        }
+        done.sort_by_key(|(index, _)| *index);
+        let previewed: Vec<Previewed> = done.into_iter().map(|(_, p)| p).collect();
+        let mut summary = PreviewSummary {
+            targets: previewed.len(),
+            ..Default::default()
+        };
+        for p in &previewed {
+            for a in &p.actions {
+                use crate::domain::adoption::Action;
+                match a.action {
+                    Action::Add => summary.add += 1,
+                    Action::Modify => summary.modify += 1,
+                    Action::Replace => {
+                        summary.replace += 1;
+                        *summary.replaced.entry(a.resource_type.clone()).or_default() += 1;
+                    }
+                    Action::Remove => {
+                        summary.remove += 1;
+                        *summary.removed.entry(a.resource_type.clone()).or_default() += 1;
+                    }
+                }
+            }
+        }
+        Ok((previewed, summary))
+    }
+
+    async fn preview_targets(
+        &self,
+        kind: TemplateKind,
+        request: &PreviewRequest,
+    ) -> Result<Vec<super::deploy::Loaded>> {
+        use super::deploy::Loaded;
+        use crate::app::Error;
+        let d = &self.d;
+        let wrong_template = |noun: String, runs: &ResourceName| {
+            Error::validation(format!(
+                "targets: {noun} runs {runs}, not {} {}",
+                kind.noun(),
+                request.template_name
+            ))
+        };
+        if request.targets.is_empty() {
+            let mut all = Vec::new();
+            match kind {
+                TemplateKind::Environment => {
+                    for e in every(|page| d.store.environments(page)).await? {
+                        if e.deployed.state.template_name == request.template_name {
+                            all.push(Loaded::Environment(e));
+                        }
+                    }
+                }
+                TemplateKind::Service => {
+                    for s in every(|page| d.store.services(page)).await? {
+                        if s.template_name != request.template_name {
+                            continue;
+                        }
+                        for instance in d.store.instances(&s.name).await? {
+                            all.push(Loaded::Instance {
+                                service: s.clone(),
+                                instance,
+                            });
+                        }
+                        if let Some(pipeline) = s.pipeline.clone() {
+                            all.push(Loaded::Pipeline {
+                                service: s,
+                                pipeline,
+                            });
+                        }
+                    }
+                }
+            }
+            return Ok(all);
+        }
+        let mut chosen = Vec::new();
+        for t in &request.targets {
+            let loaded = match (kind, t) {
+                (
+                    TemplateKind::Environment,
+                    PreviewTarget {
+                        environment_name: Some(name),
+                        service_name: None,
+                        service_instance_name: None,
+                        pipeline: false,
+                    },
+                ) => Loaded::Environment(d.store.environment(name).await?.ok_or_else(|| {
+                    Error::not_found(format!("targets: environment {name} does not exist"))
+                })?),
+                (
+                    TemplateKind::Service,
+                    PreviewTarget {
+                        environment_name: None,
+                        service_name: Some(service),
+                        service_instance_name,
+                        pipeline,
+                    },
+                ) => {
+                    let s = d.store.service(service).await?.ok_or_else(|| {
+                        Error::not_found(format!("targets: service {service} does not exist"))
+                    })?;
+                    match (service_instance_name, pipeline) {
+                        (Some(name), false) => {
+                            let instance =
+                                d.store.instance(service, name).await?.ok_or_else(|| {
+                                    Error::not_found(format!(
+                                        "targets: service {service} has no instance {name}"
+                                    ))
+                                })?;
+                            Loaded::Instance {
+                                service: s,
+                                instance,
+                            }
+                        }
+                        (None, true) => {
+                            let pipeline = s.pipeline.clone().ok_or_else(|| {
+                                Error::validation(format!(
+                                    "targets: service {service} has no pipeline"
+                                ))
+                            })?;
+                            Loaded::Pipeline {
+                                service: s,
+                                pipeline,
+                            }
+                        }
+                        _ => {
+                            return Err(Error::validation(
+                                "targets: name a service instance (serviceName, serviceInstanceName) or a pipeline (serviceName, pipeline: true)",
+                            ));
+                        }
+                    }
+                }
+                (TemplateKind::Environment, _) => {
+                    return Err(Error::validation(
+                        "targets: an environment template's targets are environments (environmentName)",
+                    ));
+                }
+                (TemplateKind::Service, _) => {
+                    return Err(Error::validation(
+                        "targets: a service template's targets are service instances and pipelines (serviceName with serviceInstanceName, or pipeline: true)",
+                    ));
+                }
+            };
+            if loaded.deployed().state.template_name != request.template_name {
+                return Err(wrong_template(
+                    loaded.noun(),
+                    &loaded.deployed().state.template_name,
+                ));
+            }
+            chosen.push(loaded);
+        }
+        Ok(chosen)
+    }
+}
+
+/// Renders one target with the version (and spec), plans it on its engine, reads the plan's
+/// actions and drops it. Every failure is the target's outcome, not the preview's.
+async fn preview_one(
+    d: &Deployer,
+    target: super::deploy::Loaded,
+    version: &crate::domain::template::TemplateVersion,
+    spec: Option<&str>,
+) -> Previewed {
+    use super::deploy::Loaded;
+    let (kind, name, service) = match &target {
+        Loaded::Environment(e) => ("ENVIRONMENT", e.name.to_string(), None),
+        Loaded::Instance { instance, .. } => (
+            "SERVICE_INSTANCE",
+            instance.name.to_string(),
+            Some(instance.service.to_string()),
+        ),
+        Loaded::Pipeline { service, .. } => (
+            "SERVICE_PIPELINE",
+            service.name.to_string(),
+            Some(service.name.to_string()),
+        ),
+        Loaded::Component(c) => ("COMPONENT", c.name.to_string(), None),
+    };
+    let mut previewed = Previewed {
+        kind,
+        name,
+        service_name: service,
+        from_version: target.deployed().state.version().to_string(),
+        to_version: version.number.to_string(),
+        outcome: "FAILED",
+        message: None,
+        diff: String::new(),
+        actions: vec![],
+    };
+    match plan_preview(d, &target, version, spec).await {
+        Ok((outcome, diff, actions, message)) => {
+            previewed.outcome = outcome;
+            previewed.diff = diff;
+            previewed.actions = actions;
+            previewed.message = message;
+        }
+        Err(message) => previewed.message = Some(message),
+    }
+    previewed
+}
+
+type Planned = (
+    &'static str,
+    String,
+    Vec<crate::domain::adoption::ResourceAction>,
+    Option<String>,
+);
+
+async fn plan_preview(
+    d: &Deployer,
+    target: &super::deploy::Loaded,
+    version: &crate::domain::template::TemplateVersion,
+    spec: Option<&str>,
+) -> std::result::Result<Planned, String> {
+    use super::deploy::Loaded;
+    use crate::domain::bundle::BundleLayout;
+    use crate::domain::schema::InputRole;
+    use crate::domain::spec::{Spec, resolve_inputs};
+    use crate::ports::{Placement, PlanState, Planning};
+    let current = target.deployed();
+    if current.deployment_status.is_active() {
+        return Ok((
+            "BUSY",
+            String::new(),
+            vec![],
+            Some(format!("{} has a deployment in progress", target.noun())),
+        ));
+    }
+    let (layout, role) = match target {
+        Loaded::Environment(_) => (BundleLayout::Environment, InputRole::Environment),
+        Loaded::Instance { .. } => (
+            BundleLayout::Service {
+                pipeline: version.has_pipeline,
+            },
+            InputRole::Service,
+        ),
+        _ => (
+            BundleLayout::Service {
+                pipeline: version.has_pipeline,
+            },
+            InputRole::Pipeline,
+        ),
+    };
+    let raw = match (spec, target) {
+        (None, _) => current.state.inputs.clone(),
+        (Some(text), _) => match (Spec::parse(text)?, target) {
+            (Spec::Environment { inputs }, Loaded::Environment(_)) => inputs,
+            (Spec::Service { instances, .. }, Loaded::Instance { instance, .. }) => instances
+                .into_iter()
+                .find(|i| i.name == instance.name)
+                .map(|i| i.inputs)
+                .ok_or_else(|| format!("spec: it does not list instance {}", instance.name))?,
+            (Spec::Service { pipeline, .. }, Loaded::Pipeline { .. }) => {
+                pipeline.unwrap_or_default()
+            }
+            _ => return Err("spec: not a spec of this kind of target".into()),
+        },
+    };
+    let schema = layout.parse_schema(&version.schema)?;
+    let inputs = resolve_inputs(schema.input(role), &raw, "spec")?;
+    let state = crate::domain::environment::DeployedState {
+        template_name: version.template_name.clone(),
+        major: version.number.major,
+        minor: version.number.minor,
+        spec: spec.map_or_else(|| current.state.spec.clone(), str::to_string),
+        inputs,
+        component: None,
+    };
+    let mut next = target.clone();
+    next.deployed_mut().state = state.clone();
+    let id = format!("preview-{}", super::deploy::records::new_id());
+    let record = super::deploy::records::deployment(
+        &id,
+        &version.template_name,
+        crate::domain::environment::Target::Environment,
+        state,
+        current.last_deployment_attempted_at,
+        crate::domain::names::Timestamp::now(),
+    );
+    let rendered = next.render(d, &record).await.map_err(|e| e.to_string())?;
+    let engine = d
+        .provisioners
+        .get(current.engine)
+        .ok_or_else(|| {
+            format!(
+                "no provisioning engine {} is configured",
+                current.engine.wire_name()
+            )
+        })?
+        .clone();
+    let placement = Placement {
+        name: &current.stack_name,
+        role_arn: &current.role_arn,
+    };
+    let running = engine
+        .running_template(placement)
+        .await
+        .map_err(|e| e.to_string())?
+        .unwrap_or_default();
+    let diff = similar::TextDiff::from_lines(&running, &rendered)
+        .unified_diff()
+        .context_radius(3)
+        .header("running", "proposed")
+        .to_string();
+    let (tags, _) = next.stack_tags(d);
+    let plan = match engine
+        .preview(placement, &id, &rendered, &tags)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        Planning::Unchanged => return Ok(("UNCHANGED", diff, vec![], None)),
+        Planning::Settling => {
+            return Ok((
+                "BUSY",
+                diff,
+                vec![],
+                Some(format!(
+                    "stack {} is moving; preview it again later",
+                    current.stack_name
+                )),
+            ));
+        }
+        Planning::Planned(plan) => plan,
+    };
+    let deadline = tokio::time::Instant::now() + PREVIEW_WAIT;
+    let outcome = loop {
+        match engine.plan_state(&plan).await.map_err(|e| e.to_string()) {
+            Ok(PlanState::Pending) if tokio::time::Instant::now() < deadline => {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+            Ok(PlanState::Pending) => break Err("the plan was not ready in time".to_string()),
+            Ok(PlanState::Unchanged) => break Ok(("UNCHANGED", vec![])),
+            Ok(PlanState::Ready) => match engine.actions(&plan).await {
+                Ok(actions) => {
+                    break Ok((
+                        if actions.is_empty() {
+                            "UNCHANGED"
+                        } else {
+                            "CHANGES"
+                        },
+                        actions,
+                    ));
+                }
+                Err(error) => break Err(error.to_string()),
+            },
+            Ok(PlanState::Failed(reason)) => break Err(reason),
+            Err(reason) => break Err(reason),
+        }
+    };
+    // The plan is never applied: drop it whatever happened.
+    if let Err(error) = engine.discard(&plan).await {
+        tracing::warn!(%plan, error = %error, "a preview's plan was not dropped");
+    }
+    let (outcome, actions) = outcome?;
+    Ok((outcome, diff, actions, None))
+}

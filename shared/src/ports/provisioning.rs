@@ -98,6 +98,17 @@ pub trait Provisioner: Send + Sync {
         tags: &BTreeMap<String, String>,
     ) -> ProvisionResult<Planning>;
 
+    /// As [`Self::plan`], for a plan that will only be looked at (a preview): it never changes
+    /// the target, so a target that is moving, or that a deployment would first reset, is
+    /// `Settling`.
+    async fn preview(
+        &self,
+        target: Placement<'_>,
+        plan: &str,
+        rendered: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> ProvisionResult<Planning>;
+
     async fn plan_state(&self, plan: &str) -> ProvisionResult<PlanState>;
 
     async fn apply(&self, plan: &str) -> ProvisionResult<()>;

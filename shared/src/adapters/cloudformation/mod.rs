@@ -140,6 +140,55 @@ pub struct CloudFormation {
 }
 
 impl CloudFormation {
+    /// A change set for `rendered`; `reset` lets a stack whose creation failed be removed first
+    /// (a deployment), else such a stack is `Settling` (a preview changes nothing).
+    async fn change_set(
+        &self,
+        target: Placement<'_>,
+        plan: &str,
+        rendered: &str,
+        tags: &BTreeMap<String, String>,
+        reset: bool,
+    ) -> ProvisionResult<Planning> {
+        let stack = target.name;
+        let exists = match self.api.state(stack).await? {
+            StackState::Missing => false,
+            StackState::InProgress(_) => return Ok(Planning::Settling),
+            StackState::Complete => true,
+            StackState::Failed { status, .. }
+                if matches!(
+                    status.as_str(),
+                    "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "REVIEW_IN_PROGRESS"
+                ) =>
+            {
+                // A stack whose creation failed (or never ran) cannot be updated: remove it,
+                // then create it again.
+                if reset {
+                    self.api.delete(stack, target.role_arn).await?;
+                }
+                return Ok(Planning::Settling);
+            }
+            StackState::Failed { status, reason } if status == "UPDATE_ROLLBACK_FAILED" => {
+                return Err(ProvisionError::Stuck(format!(
+                    "stack {stack} is in UPDATE_ROLLBACK_FAILED ({reason}); continue its rollback in CloudFormation (ContinueUpdateRollback), then deploy again"
+                )));
+            }
+            StackState::Failed { .. } => true,
+        };
+        if exists
+            && self.api.template(stack).await?.as_deref() == Some(rendered)
+            && self.api.tags(stack).await? == *tags
+        {
+            return Ok(Planning::Unchanged);
+        }
+        let change_set = format!("paved-{plan}");
+        let id = self
+            .api
+            .create_change_set(stack, &change_set, rendered, target.role_arn, exists, tags)
+            .await?;
+        Ok(Planning::Planned(id))
+    }
+
     pub fn new(api: Arc<dyn CloudFormationApi>) -> Self {
         Self {
             api,
@@ -184,41 +233,17 @@ impl Provisioner for CloudFormation {
         rendered: &str,
         tags: &BTreeMap<String, String>,
     ) -> ProvisionResult<Planning> {
-        let stack = target.name;
-        let exists = match self.api.state(stack).await? {
-            StackState::Missing => false,
-            StackState::InProgress(_) => return Ok(Planning::Settling),
-            StackState::Complete => true,
-            StackState::Failed { status, .. }
-                if matches!(
-                    status.as_str(),
-                    "ROLLBACK_COMPLETE" | "ROLLBACK_FAILED" | "REVIEW_IN_PROGRESS"
-                ) =>
-            {
-                // A stack whose creation failed (or never ran) cannot be updated: remove it,
-                // then create it again.
-                self.api.delete(stack, target.role_arn).await?;
-                return Ok(Planning::Settling);
-            }
-            StackState::Failed { status, reason } if status == "UPDATE_ROLLBACK_FAILED" => {
-                return Err(ProvisionError::Stuck(format!(
-                    "stack {stack} is in UPDATE_ROLLBACK_FAILED ({reason}); continue its rollback in CloudFormation (ContinueUpdateRollback), then deploy again"
-                )));
-            }
-            StackState::Failed { .. } => true,
-        };
-        if exists
-            && self.api.template(stack).await?.as_deref() == Some(rendered)
-            && self.api.tags(stack).await? == *tags
-        {
-            return Ok(Planning::Unchanged);
-        }
-        let change_set = format!("paved-{plan}");
-        let id = self
-            .api
-            .create_change_set(stack, &change_set, rendered, target.role_arn, exists, tags)
-            .await?;
-        Ok(Planning::Planned(id))
+        self.change_set(target, plan, rendered, tags, true).await
+    }
+
+    async fn preview(
+        &self,
+        target: Placement<'_>,
+        plan: &str,
+        rendered: &str,
+        tags: &BTreeMap<String, String>,
+    ) -> ProvisionResult<Planning> {
+        self.change_set(target, plan, rendered, tags, false).await
     }
 
     async fn plan_state(&self, plan: &str) -> ProvisionResult<PlanState> {

@@ -110,3 +110,173 @@ async fn a_target_rolls_back_to_the_version_and_spec_of_an_earlier_deployment() 
         Error::NotFound(_)
     ));
 }
+
+/// Version 1.1 of `vpc`: the VPC's block comes from a new input, and a queue is added.
+async fn publish_wider_minor(w: &World) {
+    let schema = SCHEMA.replace(
+        "          default: 10.0.0.0/16\n",
+        "          default: 10.0.0.0/16\n        block:\n          type: string\n          default: 10.200.0.0/16\n",
+    );
+    let template = "Resources:\n  Vpc:\n    Type: AWS::EC2::VPC\n    Properties:\n      CidrBlock: '{{ environment.inputs.block }}'\n  Queue:\n    Type: AWS::SQS::Queue\nOutputs:\n  VpcCidr:\n    Value: '{{ environment.inputs.cidr }}'\n";
+    let file = tar::EntryType::Regular;
+    w.bundles.put(
+        "src",
+        "env-1.1.tar.gz",
+        pack(&[
+            ("schema/schema.yaml", schema.as_bytes(), file),
+            ("infrastructure/manifest.yaml", MANIFEST.as_bytes(), file),
+            (
+                "infrastructure/cloudformation.yaml",
+                template.as_bytes(),
+                file,
+            ),
+        ]),
+    );
+    w.catalog
+        .create_version(
+            TemplateKind::Environment,
+            NewVersion {
+                client_token: None,
+                template_name: name("vpc"),
+                description: None,
+                major_version: Some(VersionPart(1)),
+                source: VersionSource {
+                    s3: Some(S3Source {
+                        bucket: S3Bucket::parse("src").unwrap(),
+                        key: S3Key::parse("env-1.1.tar.gz").unwrap(),
+                    }),
+                },
+                tags: Default::default(),
+                compatible_environment_templates: None,
+                supported_component_sources: None,
+            },
+        )
+        .await
+        .unwrap();
+    w.catalog
+        .update_version(
+            TemplateKind::Environment,
+            VersionChange {
+                template_name: name("vpc"),
+                major_version: VersionPart(1),
+                minor_version: VersionPart(1),
+                description: None,
+                status: Some(VersionStatus::Published),
+                compatible_environment_templates: None,
+                supported_component_sources: None,
+            },
+        )
+        .await
+        .unwrap();
+}
+
+fn request(targets: &[&str], spec: Option<&str>) -> crate::app::fleet::PreviewRequest {
+    crate::app::fleet::PreviewRequest {
+        template_name: name("vpc"),
+        template_type: "ENVIRONMENT".into(),
+        template_major_version: VersionPart(1),
+        template_minor_version: Some(VersionPart(1)),
+        targets: targets
+            .iter()
+            .map(|t| crate::app::fleet::PreviewTarget {
+                environment_name: Some(name(t)),
+                service_name: None,
+                service_instance_name: None,
+                pipeline: false,
+            })
+            .collect(),
+        spec: spec.map(str::to_string),
+    }
+}
+
+#[tokio::test]
+async fn a_preview_plans_every_target_applies_nothing_and_sums_what_it_would_replace() {
+    let w = World::new().await;
+    for env in ["dev", "prod"] {
+        w.create(env, SPEC).await.unwrap();
+        w.run_deploy(&w.last_started()).await;
+    }
+    publish_wider_minor(&w).await;
+    w.stacks
+        .replaced_on_change
+        .lock()
+        .unwrap()
+        .insert("Vpc".into());
+    let fleet = Fleet::new(w.deployer.clone());
+    let before = w.stacks.template_of("paved-environment-prod").unwrap();
+    let (targets, summary) = fleet.preview(request(&[], None)).await.unwrap();
+    assert_eq!(targets.len(), 2);
+    for t in &targets {
+        assert_eq!(
+            (t.outcome, t.from_version.as_str(), t.to_version.as_str()),
+            ("CHANGES", "1.0", "1.1"),
+            "{t:?}"
+        );
+        let actions: Vec<(String, &str)> = t
+            .actions
+            .iter()
+            .map(|a| (format!("{:?}", a.action), a.logical_id.as_str()))
+            .collect();
+        assert_eq!(
+            actions,
+            [("Add".to_string(), "Queue"), ("Replace".to_string(), "Vpc")]
+        );
+        assert!(
+            t.diff.contains("+  Queue:") && t.diff.contains("-      CidrBlock: '10.1.0.0/16'"),
+            "{}",
+            t.diff
+        );
+    }
+    assert_eq!((summary.targets, summary.add, summary.replace), (2, 2, 2));
+    assert_eq!(summary.replaced["AWS::EC2::VPC"], 2);
+    // Nothing was applied, and every plan was dropped.
+    assert_eq!(
+        w.stacks.template_of("paved-environment-prod").unwrap(),
+        before
+    );
+    let calls = w.stacks.calls();
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("delete_change_set"))
+            .count(),
+        2,
+        "{calls:?}"
+    );
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.starts_with("execute_change_set"))
+            .count(),
+        2,
+        "only the two creations"
+    );
+    let env = w.store.environment(&name("prod")).await.unwrap().unwrap();
+    assert_eq!(env.deployed.state.version().to_string(), "1.0");
+
+    // A new spec for one target: the block given, so the VPC is replaced with it.
+    let spec = "proton: EnvironmentSpec\nspec:\n  cidr: 10.1.0.0/16\n  block: 10.1.0.0/16\n";
+    let (one, _) = fleet.preview(request(&["dev"], Some(spec))).await.unwrap();
+    assert_eq!(one.len(), 1);
+    assert!(
+        !one[0].diff.contains("-      CidrBlock"),
+        "the block did not change: {}",
+        one[0].diff
+    );
+    assert_eq!(one[0].actions.len(), 1, "{:?}", one[0].actions);
+    let err = fleet
+        .preview(request(&["dev", "prod"], Some(spec)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, Error::Validation(ref m) if m.starts_with("spec:")),
+        "{err:?}"
+    );
+
+    // A target being deployed is reported busy, not planned.
+    w.update("prod", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap();
+    let (busy, _) = fleet.preview(request(&["prod"], None)).await.unwrap();
+    assert_eq!(busy[0].outcome, "BUSY");
+}
