@@ -8,7 +8,7 @@ export PAVED_AWS_PORT ?= 5000
 
 DEPLOY_VENV ?= .venv-deploy
 
-.PHONY: setup dev test lint build bench bench-access bench-deploy bench-lambda deploy-tools lambdas deploy clean
+.PHONY: setup dev test lint build bench bench-access bench-deploy bench-lambda bench-moto deploy-tools lambdas deploy clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ bench-access:
 bench-deploy: setup
 	cargo build --quiet -p paved-cli
 	PAVED_BIN=$${CARGO_TARGET_DIR:-target}/debug/paved $(VENV)/bin/python scripts/bench_deploy.py
+
+## The local AWS's DynamoDB as a fleet grows: time per transaction and moto's memory, with
+## moto_server.py's transaction fix and without.
+bench-moto: setup
+	$(VENV)/bin/python scripts/bench_moto.py
 
 ## Size and cold start (exec to first answer under a Lambda Runtime API) of the release binaries.
 bench-lambda:
