@@ -4,6 +4,7 @@ it corrects; everything else is moto as released. Run with the project's venv Py
 import copy
 import json
 import os
+import sys
 import threading
 import time
 
@@ -12,6 +13,7 @@ import moto.cloudformation.models as models
 from moto.cloudformation.exceptions import AlreadyExistsException
 import moto.dynamodb.models as dynamodb
 import moto.dynamodb.models.table as dynamodb_table
+import moto.dynamodb.exceptions as dynamodb_exceptions
 from moto.dynamodb.models.dynamo_type import DynamoType
 import moto.dynamodb.responses as dynamodb_responses
 from moto.core.exceptions import JsonRESTError
@@ -288,7 +290,56 @@ def _restore(saved):
             table.items[hash_value][range_value] = item
 
 
+# DynamoDB cancels a transaction that names an item another transaction in flight names
+# (TransactionConflict); moto runs them one after another and never does. With
+# PAVED_MOTO_CONTENTION_MS set, each transaction holds its items for that long, as DynamoDB's
+# commit does, and one that meets a held item is cancelled the way DynamoDB cancels it: what
+# paved's transactions must survive with a fleet writing at once.
+_CONTENTION_SECONDS = float(os.environ.get("PAVED_MOTO_CONTENTION_MS", "0") or 0) / 1000
+_in_flight = set()
+_in_flight_lock = threading.Lock()
+
+
+def _item_key(backend, entry):
+    if len(entry) != 1:
+        return None
+    _, op = next(iter(entry.items()))
+    table = backend.tables.get(op.get("TableName"))
+    if table is None:
+        return None
+    key = op.get("Key") or op.get("Item") or {}
+    parts = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    if not all(p in key for p in parts):
+        return None
+    return (table.name, json.dumps({p: key[p] for p in parts}, sort_keys=True))
+
+
+def _contended(backend, transact_items):
+    keys = [_item_key(backend, entry) for entry in transact_items]
+    with _in_flight_lock:
+        held = [k is not None and k in _in_flight for k in keys]
+        if any(held):
+            print("paved-contention: TransactionConflict", file=sys.stderr, flush=True)
+            raise dynamodb_exceptions.TransactionCanceledException([
+                ("TransactionConflict", "Transaction is ongoing for the item", None) if h else (None, None, None)
+                for h in held])
+        _in_flight.update(k for k in keys if k is not None)
+    return [k for k in keys if k is not None]
+
+
 def transact_write_items(self, transact_items):
+    if _CONTENTION_SECONDS > 0:
+        keys = _contended(self, transact_items)
+        try:
+            time.sleep(_CONTENTION_SECONDS)
+            return _transact_write_items_isolated(self, transact_items)
+        finally:
+            with _in_flight_lock:
+                _in_flight.difference_update(keys)
+    return _transact_write_items_isolated(self, transact_items)
+
+
+def _transact_write_items_isolated(self, transact_items):
     # moto 5.2.5 checks a transaction's conditions and then writes without isolation, so two
     # concurrent transactions on one item can both pass (DynamoDB serialises them): run them
     # one at a time, as the conditional writes paved relies on require. And it copies whole
@@ -326,15 +377,18 @@ def transact_write_items_response(self):
     fingerprint = json.dumps(self.body["TransactItems"], sort_keys=True)
     with _tokens:
         seen = _client_tokens.get(token)
-        if seen and time.monotonic() - seen[1] < 600:
-            if seen[0] != fingerprint:
-                raise JsonRESTError(
-                    "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
-                    "the ClientRequestToken was used with other items")
-            return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
-        answer = _transact_write_items_response(self)
+    if seen and time.monotonic() - seen[1] < 600:
+        if seen[0] != fingerprint:
+            raise JsonRESTError(
+                "com.amazonaws.dynamodb.v20120810#IdempotentParameterMismatchException",
+                "the ClientRequestToken was used with other items")
+        return ActionResult({"ConsumedCapacity": [], "ItemCollectionMetrics": {}})
+    # Not under the lock: transactions of different tokens run at once, as in DynamoDB (the
+    # backend isolates them; see transact_write_items).
+    answer = _transact_write_items_response(self)
+    with _tokens:
         _client_tokens[token] = (fingerprint, time.monotonic())
-        return answer
+    return answer
 
 
 dynamodb_responses.DynamoHandler.transact_write_items = transact_write_items_response

@@ -337,3 +337,138 @@ async fn account_settings_are_written_once_per_revision() {
     store.put_settings(cleared.clone()).await.unwrap();
     assert_eq!(store.settings().await.unwrap(), cleared);
 }
+
+/// Moves a version's in-use count the way deployment writes do.
+async fn use_version(
+    store: &paved_core::adapters::dynamodb::DynamoStore,
+    v: &TemplateVersion,
+    delta: i64,
+) -> Result<(), StoreError> {
+    use paved_core::ports::{DeploymentChange, DeploymentStore, VersionUsage};
+    store
+        .change(DeploymentChange {
+            usage: vec![VersionUsage {
+                version: v.clone(),
+                delta,
+            }],
+            ..Default::default()
+        })
+        .await
+}
+
+#[tokio::test]
+async fn a_versions_use_is_counted_over_shards_and_its_deletion_retires_them() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let t = template("vpc");
+    store.write(create(&t)).await.unwrap();
+    let mut v = version("vpc", 1, 0);
+    v.status = VersionStatus::Published;
+    store.write(add_version(&t, &v)).await.unwrap();
+    let read = || async {
+        store
+            .version(TemplateKind::Environment, &t.name, v.number)
+            .await
+            .unwrap()
+            .unwrap()
+    };
+    for _ in 0..5 {
+        use_version(&store, &v, 1).await.unwrap();
+    }
+    use_version(&store, &v, -2).await.unwrap();
+    assert_eq!(read().await.in_use, 3);
+    // A count from before the shards (on the version item) is kept through version writes.
+    let client = aws_sdk_dynamodb::Client::new(&env.sdk);
+    let key = |pk: &str, sk: &str| {
+        std::collections::HashMap::from([
+            (
+                "pk".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::S(pk.into()),
+            ),
+            (
+                "sk".to_string(),
+                aws_sdk_dynamodb::types::AttributeValue::S(sk.into()),
+            ),
+        ])
+    };
+    let version_key = key(
+        "TEMPLATE#environment-template#vpc",
+        "VERSION#00000000000000000001#00000000000000000000",
+    );
+    client
+        .update_item()
+        .table_name(&env.table)
+        .set_key(Some(version_key))
+        .update_expression("SET inUse = :one")
+        .expression_attribute_values(
+            ":one",
+            aws_sdk_dynamodb::types::AttributeValue::N("1".into()),
+        )
+        .send()
+        .await
+        .unwrap();
+    let current = read().await;
+    assert_eq!(current.in_use, 4);
+    let mut described = current.clone();
+    described.description = Some(paved_core::domain::names::Description::parse("kept").unwrap());
+    described.rev = current.rev + 1;
+    store
+        .write(CatalogWrite {
+            version: Some(VersionWrite::Replace {
+                version: described,
+                expected_rev: current.rev,
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let after = read().await;
+    assert_eq!(
+        (after.in_use, after.description.as_ref().map(|d| d.as_str().to_string())),
+        (4, Some("kept".into()))
+    );
+
+    // In use: the deletion's own read refuses it.
+    let template_now = store
+        .template(TemplateKind::Environment, &t.name)
+        .await
+        .unwrap()
+        .unwrap();
+    let delete = |version: &TemplateVersion, template: &Template| {
+        let mut next = template.clone();
+        next.versions.remove(version.number);
+        next.rev = template.rev + 1;
+        CatalogWrite {
+            template: Some(TemplateWrite::Replace {
+                template: next,
+                expected_rev: template.rev,
+            }),
+            version: Some(VersionWrite::Delete {
+                version: version.clone(),
+                expected_rev: version.rev,
+            }),
+            idempotency: None,
+        }
+    };
+    assert!(matches!(
+        store.write(delete(&after, &template_now)).await,
+        Err(StoreError::ConditionFailed)
+    ));
+    // Out of use (the old count too), the deletion goes through, and retires the shards: a
+    // write taking the deleted version into use fails its condition.
+    use_version(&store, &v, -4).await.unwrap();
+    let idle = read().await;
+    assert_eq!(idle.in_use, 0);
+    store.write(delete(&idle, &template_now)).await.unwrap();
+    assert!(
+        store
+            .version(TemplateKind::Environment, &t.name, v.number)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(matches!(
+        use_version(&store, &v, 1).await,
+        Err(StoreError::ConditionFailed)
+    ));
+}

@@ -1,7 +1,9 @@
 //! The template catalog's items: templates, their versions and replayed client tokens.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use crate::domain::names::{Arn, Description, DisplayName, ResourceName, Tag, Timestamp};
@@ -15,7 +17,7 @@ use crate::ports::{
 };
 
 use super::{
-    Condition, DynamoStore, GSI1, backend, corrupt, decode_cursor, encode_cursor, from_item,
+    Condition, DynamoStore, GSI1, Item, backend, corrupt, decode_cursor, encode_cursor, from_item,
     to_item,
 };
 
@@ -174,8 +176,24 @@ struct VersionItem {
     tags: Vec<Tag>,
     created_at: Timestamp,
     last_modified_at: Timestamp,
+    /// The count from before the usage shards (items written by earlier paved); never written
+    /// now: version writes keep it (`replace_version`), the shards carry the rest.
+    #[serde(default, skip_serializing)]
     in_use: u64,
     rev: u64,
+}
+
+/// How many items a version's in-use count is spread over.
+pub(super) const USAGE_SHARDS: u64 = 16;
+
+/// The key of one of a version's usage shards: `USAGE#<major>#<minor>#<shard>` (the version
+/// listings read `VERSION#...` only).
+pub(super) fn usage_shard_sk(number: VersionNumber, shard: u64) -> String {
+    format!("USAGE#{:020}#{:020}#{shard:02}", number.major, number.minor)
+}
+
+fn usage_prefix(number: VersionNumber) -> String {
+    format!("USAGE#{:020}#{:020}#", number.major, number.minor)
 }
 
 impl From<&TemplateVersion> for VersionItem {
@@ -200,6 +218,126 @@ impl From<&TemplateVersion> for VersionItem {
             in_use: v.in_use,
             rev: v.rev,
         }
+    }
+}
+
+impl DynamoStore {
+    /// A version's usage shards as they are: (key, count, retired).
+    async fn usage_shards(
+        &self,
+        pk: &str,
+        number: VersionNumber,
+    ) -> Result<Vec<(String, i64, bool)>, StoreError> {
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk.to_string()))
+            .expression_attribute_values(":prefix", AttributeValue::S(usage_prefix(number)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        Ok(output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|item| {
+                let sk = item.get("sk")?.as_s().ok()?.clone();
+                let count = item
+                    .get("inUse")
+                    .and_then(|v| v.as_n().ok())
+                    .and_then(|n| n.parse().ok())
+                    .unwrap_or(0);
+                Some((sk, count, item.contains_key("retired")))
+            })
+            .collect())
+    }
+
+    /// What deleting a version writes to its usage shards: every shard marked retired, each on
+    /// the condition that it still holds what was read, and the read summing to nothing in use;
+    /// a write taking the version into use meanwhile makes the deletion a conflict.
+    async fn retire_usage(
+        &self,
+        pk: &str,
+        version: &TemplateVersion,
+    ) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let seen = self.usage_shards(pk, version.number).await?;
+        let base = match self
+            .get(pk.to_string(), &version_sk(version.number))
+            .await?
+        {
+            Some(item) => from_item::<VersionItem>(item)?.in_use as i64,
+            None => 0,
+        };
+        if base + seen.iter().map(|(_, n, _)| n).sum::<i64>() != 0 {
+            return Err(StoreError::ConditionFailed);
+        }
+        let mut items = Vec::new();
+        for shard in 0..USAGE_SHARDS {
+            let sk = usage_shard_sk(version.number, shard);
+            let mut item = super::key(pk.to_string(), &sk);
+            item.insert("retired".into(), AttributeValue::Bool(true));
+            let (condition, values) = match seen.iter().find(|(key, _, _)| *key == sk) {
+                None => ("attribute_not_exists(pk)".to_string(), None),
+                Some((_, count, _)) => {
+                    item.insert("inUse".into(), AttributeValue::N(count.to_string()));
+                    (
+                        "inUse = :seen".to_string(),
+                        Some(HashMap::from([(
+                            ":seen".to_string(),
+                            AttributeValue::N(count.to_string()),
+                        )])),
+                    )
+                }
+            };
+            let put = aws_sdk_dynamodb::types::Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression(condition)
+                .set_expression_attribute_values(values)
+                .build()
+                .expect("table, item and condition are set");
+            items.push(TransactWriteItem::builder().put(put).build());
+        }
+        Ok(items)
+    }
+
+    /// Replaces a version's attributes (on the condition of its `rev`) but the count from before
+    /// the usage shards, which only the shards' retirement ends.
+    fn replace_version(&self, item: Item, expected_rev: u64) -> TransactWriteItem {
+        let pk = item.get("pk").cloned();
+        let sk = item.get("sk").cloned();
+        let mut names = HashMap::new();
+        let mut values = HashMap::new();
+        let mut sets = Vec::new();
+        for (i, (name, value)) in item
+            .into_iter()
+            .filter(|(name, _)| name != "pk" && name != "sk" && name != "inUse")
+            .enumerate()
+        {
+            names.insert(format!("#a{i}"), name);
+            values.insert(format!(":a{i}"), value);
+            sets.push(format!("#a{i} = :a{i}"));
+        }
+        values.insert(
+            ":expected".into(),
+            AttributeValue::N(expected_rev.to_string()),
+        );
+        let mut key = HashMap::new();
+        key.extend(pk.map(|v| ("pk".to_string(), v)));
+        key.extend(sk.map(|v| ("sk".to_string(), v)));
+        let update = aws_sdk_dynamodb::types::Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("rev = :expected")
+            .set_expression_attribute_names(Some(names))
+            .set_expression_attribute_values(Some(values))
+            .build()
+            .expect("table, key and expression are set");
+        TransactWriteItem::builder().update(update).build()
     }
 }
 
@@ -301,11 +439,15 @@ impl CatalogStore for DynamoStore {
         name: &ResourceName,
         number: VersionNumber,
     ) -> Result<Option<TemplateVersion>, StoreError> {
-        match self
-            .get(template_pk(kind, name.as_str()), &version_sk(number))
-            .await?
-        {
-            Some(item) => Ok(Some(from_item::<VersionItem>(item)?.into_domain()?)),
+        let pk = template_pk(kind, name.as_str());
+        match self.get(pk.clone(), &version_sk(number)).await? {
+            Some(item) => {
+                let mut version = from_item::<VersionItem>(item)?.into_domain()?;
+                let shards = self.usage_shards(&pk, number).await?;
+                let counted: i64 = shards.iter().map(|(_, n, _)| n).sum();
+                version.in_use = version.in_use.saturating_add_signed(counted);
+                Ok(Some(version))
+            }
             None => Ok(None),
         }
     }
@@ -404,18 +546,20 @@ impl CatalogStore for DynamoStore {
             Some(VersionWrite::Replace {
                 version,
                 expected_rev,
-            }) => items.push(self.put(
-                to_item(&VersionItem::from(&version))?,
-                Condition::Rev(expected_rev),
-            )),
+            }) => items
+                .push(self.replace_version(to_item(&VersionItem::from(&version))?, expected_rev)),
             Some(VersionWrite::Delete {
                 version,
                 expected_rev,
-            }) => items.push(self.delete(
-                template_pk(version.kind, version.template_name.as_str()),
-                &version_sk(version.number),
-                Condition::Rev(expected_rev),
-            )),
+            }) => {
+                let pk = template_pk(version.kind, version.template_name.as_str());
+                items.push(self.delete(
+                    pk.clone(),
+                    &version_sk(version.number),
+                    Condition::Rev(expected_rev),
+                ));
+                items.extend(self.retire_usage(&pk, &version).await?);
+            }
             None => {}
         }
         if let Some(record) = write.idempotency {

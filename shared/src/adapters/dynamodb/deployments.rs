@@ -19,7 +19,7 @@ use crate::ports::{
     VersionUsage,
 };
 
-use super::catalog::{template_pk, version_sk};
+use super::catalog::template_pk;
 use super::{
     Condition, DynamoStore, GSI1, GSI2, Item, backend, decode_cursor, encode_cursor, from_item,
     key, to_item,
@@ -118,29 +118,25 @@ impl DynamoStore {
         })
     }
 
+    /// A version's in-use count moves on one of its usage shards (`catalog::usage_shard_sk`),
+    /// picked at random: concurrent writes on one version rarely meet on one item, where a single
+    /// counter item made every write to a version a transaction conflict with every other. A
+    /// version being deleted retires its shards, so a write that would take it into use then
+    /// fails its condition.
     fn usage_update(&self, usage: &VersionUsage) -> TransactWriteItem {
         let version = &usage.version;
-        let mut condition = "attribute_exists(pk)".to_string();
-        let mut values = HashMap::from([
-            (":d".to_string(), AttributeValue::N(usage.delta.to_string())),
-            (":one".to_string(), AttributeValue::N("1".into())),
-        ]);
-        if usage.delta > 0 {
-            condition.push_str(" AND #status = :published");
-            values.insert(":published".into(), AttributeValue::S("PUBLISHED".into()));
-        }
+        let shard =
+            (uuid::Uuid::new_v4().as_u128() % u128::from(super::catalog::USAGE_SHARDS)) as u64;
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(
                 template_pk(version.kind, version.template_name.as_str()),
-                &version_sk(version.number),
+                &super::catalog::usage_shard_sk(version.number, shard),
             )))
-            .update_expression("SET inUse = if_not_exists(inUse, :zero) + :d, rev = rev + :one")
-            .condition_expression(condition)
-            .set_expression_attribute_values(Some(values))
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()));
+            .update_expression("ADD inUse :d")
+            .expression_attribute_values(":d", AttributeValue::N(usage.delta.to_string()));
         let update = if usage.delta > 0 {
-            update.expression_attribute_names("#status", "status")
+            update.condition_expression("attribute_not_exists(retired)")
         } else {
             update
         };
