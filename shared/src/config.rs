@@ -185,7 +185,9 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
             aws_sdk_iam::Client::new(sdk),
         ))),
         store,
-        bundles: Arc::new(S3BundleStore::new(s3.clone(), &config.bucket)),
+        bundles: Arc::new(crate::adapters::cached_bundles::CachedBundles::new(
+            Arc::new(S3BundleStore::new(s3.clone(), &config.bucket)),
+        )),
         workflows: Arc::new(StepFunctionsWorkflows::new(
             aws_sdk_sfn::Client::new(sdk),
             config.deploy_state_machine_arn.clone(),

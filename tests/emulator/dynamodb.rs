@@ -424,7 +424,10 @@ async fn a_versions_use_is_counted_over_shards_and_its_deletion_retires_them() {
         .unwrap();
     let after = read().await;
     assert_eq!(
-        (after.in_use, after.description.as_ref().map(|d| d.as_str().to_string())),
+        (
+            after.in_use,
+            after.description.as_ref().map(|d| d.as_str().to_string())
+        ),
         (4, Some("kept".into()))
     );
 

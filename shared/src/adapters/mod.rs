@@ -1,6 +1,7 @@
 //! Implementations of the ports: AWS (DynamoDB, S3, CloudFormation, Step Functions,
 //! EventBridge, CodePipeline, Secrets Manager) and in-memory.
 
+pub mod cached_bundles;
 pub mod cloudformation;
 #[cfg(feature = "aws")]
 pub mod codepipeline;
