@@ -72,3 +72,35 @@ pub async fn call(
         .map_err(|e| format!("{endpoint} answered HTTP {status} with no JSON: {e}"))?;
     Ok((status, answer))
 }
+
+/// paved's API, as the `paved` commands that call it take it.
+#[derive(clap::Args)]
+pub struct Endpoint {
+    /// paved's API (the stack's ProtonEndpoint output, or `paved dev`'s).
+    #[arg(
+        long,
+        env = "AWS_ENDPOINT_URL_PROTON",
+        default_value = "http://127.0.0.1:4000"
+    )]
+    pub endpoint: String,
+}
+
+/// Calls one of paved's own operations; its answer, or `None` after printing the error paved
+/// answered with.
+pub async fn paved(
+    endpoint: &str,
+    operation: &str,
+    body: &Value,
+) -> Result<Option<Value>, Box<dyn std::error::Error>> {
+    let target = format!("{}{operation}", paved_core::api::PAVED_TARGET_PREFIX);
+    let (status, answer) = call(endpoint, &target, body).await?;
+    if !(200..300).contains(&status) {
+        eprintln!(
+            "paved: {}: {}",
+            answer["__type"].as_str().unwrap_or("error"),
+            answer["message"].as_str().unwrap_or("")
+        );
+        return Ok(None);
+    }
+    Ok(Some(answer))
+}

@@ -1,7 +1,7 @@
 //! `paved fleet` and `paved rollback`: a template's fleet (paved's `GetTemplateFleet`) and a
 //! target sent back to an earlier successful deployment (`RollbackDeployment`).
 
-use paved_core::api::PAVED_TARGET_PREFIX;
+use crate::client::{Endpoint, paved as call};
 use serde_json::{Value, json};
 
 #[derive(clap::Args)]
@@ -14,43 +14,16 @@ pub struct FleetArgs {
     /// Print paved's answer as JSON.
     #[arg(long)]
     json: bool,
-    /// paved's API (the stack's ProtonEndpoint output, or `paved dev`'s).
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL_PROTON",
-        default_value = "http://127.0.0.1:4000"
-    )]
-    endpoint: String,
+    #[command(flatten)]
+    endpoint: Endpoint,
 }
 
 #[derive(clap::Args)]
 pub struct RollbackArgs {
     /// The earlier deployment to go back to (it must have succeeded).
     deployment_id: String,
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL_PROTON",
-        default_value = "http://127.0.0.1:4000"
-    )]
-    endpoint: String,
-}
-
-async fn call(
-    endpoint: &str,
-    operation: &str,
-    body: &Value,
-) -> Result<Option<Value>, Box<dyn std::error::Error>> {
-    let target = format!("{PAVED_TARGET_PREFIX}{operation}");
-    let (status, answer) = crate::client::call(endpoint, &target, body).await?;
-    if !(200..300).contains(&status) {
-        eprintln!(
-            "paved: {}: {}",
-            answer["__type"].as_str().unwrap_or("error"),
-            answer["message"].as_str().unwrap_or("")
-        );
-        return Ok(None);
-    }
-    Ok(Some(answer))
+    #[command(flatten)]
+    endpoint: Endpoint,
 }
 
 pub async fn fleet(args: FleetArgs) -> Result<bool, Box<dyn std::error::Error>> {
@@ -60,7 +33,7 @@ pub async fn fleet(args: FleetArgs) -> Result<bool, Box<dyn std::error::Error>> 
         "ENVIRONMENT"
     };
     let body = json!({ "templateName": args.template, "templateType": kind });
-    let Some(answer) = call(&args.endpoint, "GetTemplateFleet", &body).await? else {
+    let Some(answer) = call(&args.endpoint.endpoint, "GetTemplateFleet", &body).await? else {
         return Ok(false);
     };
     if args.json {
@@ -108,7 +81,7 @@ pub async fn fleet(args: FleetArgs) -> Result<bool, Box<dyn std::error::Error>> 
 
 pub async fn rollback(args: RollbackArgs) -> Result<bool, Box<dyn std::error::Error>> {
     let body = json!({ "deploymentId": args.deployment_id });
-    let Some(answer) = call(&args.endpoint, "RollbackDeployment", &body).await? else {
+    let Some(answer) = call(&args.endpoint.endpoint, "RollbackDeployment", &body).await? else {
         return Ok(false);
     };
     println!(
@@ -146,12 +119,8 @@ pub struct PreviewArgs {
     /// Print paved's answer as JSON.
     #[arg(long)]
     json: bool,
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL_PROTON",
-        default_value = "http://127.0.0.1:4000"
-    )]
-    endpoint: String,
+    #[command(flatten)]
+    endpoint: Endpoint,
 }
 
 pub async fn preview(args: PreviewArgs) -> Result<bool, Box<dyn std::error::Error>> {
@@ -190,7 +159,7 @@ pub async fn preview(args: PreviewArgs) -> Result<bool, Box<dyn std::error::Erro
     if let Some(spec) = spec {
         body["spec"] = json!(spec);
     }
-    let Some(answer) = call(&args.endpoint, "PreviewDeployment", &body).await? else {
+    let Some(answer) = call(&args.endpoint.endpoint, "PreviewDeployment", &body).await? else {
         return Ok(false);
     };
     if args.json {

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use paved_core::api::PAVED_TARGET_PREFIX;
+use crate::client::{Endpoint, paved as call};
 use serde_json::{Value, json};
 
 #[derive(clap::Args)]
@@ -32,17 +32,6 @@ pub struct ImportArgs {
     json: bool,
     #[command(flatten)]
     endpoint: Endpoint,
-}
-
-#[derive(clap::Args)]
-struct Endpoint {
-    /// paved's API (the stack's ProtonEndpoint output, or `paved dev`'s).
-    #[arg(
-        long,
-        env = "AWS_ENDPOINT_URL_PROTON",
-        default_value = "http://127.0.0.1:4000"
-    )]
-    endpoint: String,
 }
 
 #[derive(clap::Subcommand)]
@@ -94,24 +83,6 @@ fn request(args: &ImportArgs) -> Result<Value, Box<dyn std::error::Error>> {
         );
     }
     Ok(json!({ "specs": specs, "templateVersions": versions, "repositories": repositories }))
-}
-
-async fn call(
-    endpoint: &str,
-    operation: &str,
-    body: &Value,
-) -> Result<Option<Value>, Box<dyn std::error::Error>> {
-    let target = format!("{PAVED_TARGET_PREFIX}{operation}");
-    let (status, answer) = crate::client::call(endpoint, &target, body).await?;
-    if !(200..300).contains(&status) {
-        eprintln!(
-            "paved: {}: {}",
-            answer["__type"].as_str().unwrap_or("error"),
-            answer["message"].as_str().unwrap_or("")
-        );
-        return Ok(None);
-    }
-    Ok(Some(answer))
 }
 
 pub async fn run(args: ImportArgs) -> Result<bool, Box<dyn std::error::Error>> {

@@ -382,54 +382,43 @@ impl DynamoStore {
         Ok(self.get(LAYOUT_PK.into(), LAYOUT_SK).await?.is_some())
     }
 
-    /// Every service's instances, service by service: what the index replaces.
+    /// Every service's instances, service by service (what the index replaces), each with
+    /// whether it is in the index.
     async fn instances_by_service(&self) -> Result<Vec<(ServiceInstance, bool)>, StoreError> {
         let mut found = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .query_index::<Service>(
-                    GSI1,
-                    "SERVICES".into(),
-                    PageRequest {
-                        limit: None,
-                        cursor,
-                    },
-                )
-                .await?;
-            for service in &page.items {
-                let mut start = None;
-                loop {
-                    let output = self
-                        .client
-                        .query()
-                        .table_name(&self.table)
-                        .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                        .expression_attribute_values(
-                            ":pk",
-                            AttributeValue::S(service_pk(service.name.as_str())),
-                        )
-                        .expression_attribute_values(
-                            ":prefix",
-                            AttributeValue::S("INSTANCE#".into()),
-                        )
-                        .set_exclusive_start_key(start)
-                        .send()
-                        .await
-                        .map_err(backend)?;
-                    for item in output.items.unwrap_or_default() {
-                        let indexed = item.contains_key("gsi2pk");
-                        found.push((from_item::<Keyed<ServiceInstance>>(item)?.record, indexed));
-                    }
-                    start = output.last_evaluated_key;
-                    if start.is_none() {
-                        break;
-                    }
-                }
+        for service in self
+            .whole_partition::<Service>(GSI1, "SERVICES".into(), None)
+            .await?
+        {
+            for item in self.instance_items(&service.name).await? {
+                let indexed = item.contains_key("gsi2pk");
+                found.push((from_item::<Keyed<ServiceInstance>>(item)?.record, indexed));
             }
-            cursor = page.cursor;
-            if cursor.is_none() {
-                return Ok(found);
+        }
+        Ok(found)
+    }
+
+    /// The items of a service's instances, page by page.
+    async fn instance_items(&self, service: &ResourceName) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                .expression_attribute_values(":pk", AttributeValue::S(service_pk(service.as_str())))
+                .expression_attribute_values(":prefix", AttributeValue::S("INSTANCE#".into()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(backend)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
             }
         }
     }
@@ -491,25 +480,8 @@ impl DeploymentStore for DynamoStore {
         repository: &str,
         branch: &str,
     ) -> Result<Vec<Service>, StoreError> {
-        let mut services = Vec::new();
-        let mut cursor = None;
-        loop {
-            let page = self
-                .query_index::<Service>(
-                    GSI2,
-                    tracking_pk(repository, branch),
-                    PageRequest {
-                        limit: None,
-                        cursor,
-                    },
-                )
-                .await?;
-            services.extend(page.items);
-            cursor = page.cursor;
-            if cursor.is_none() {
-                return Ok(services);
-            }
-        }
+        self.whole_partition(GSI2, tracking_pk(repository, branch), None)
+            .await
     }
 
     async fn component(&self, name: &ResourceName) -> Result<Option<Component>, StoreError> {
@@ -648,29 +620,11 @@ impl DeploymentStore for DynamoStore {
     }
 
     async fn instances(&self, service: &ResourceName) -> Result<Vec<ServiceInstance>, StoreError> {
-        let mut instances = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(service_pk(service.as_str())))
-                .expression_attribute_values(":prefix", AttributeValue::S("INSTANCE#".into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            for item in output.items.unwrap_or_default() {
-                instances.push(from_item::<Keyed<ServiceInstance>>(item)?.record);
-            }
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(instances);
-            }
-        }
+        self.instance_items(service)
+            .await?
+            .into_iter()
+            .map(|item| Ok(from_item::<Keyed<ServiceInstance>>(item)?.record))
+            .collect()
     }
 
     async fn environment(&self, name: &ResourceName) -> Result<Option<Environment>, StoreError> {
