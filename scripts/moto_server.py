@@ -254,23 +254,32 @@ class _NoTableCopy:
         return copy.deepcopy(value, memo)
 
 
+def _named(backend, entry):
+    """The table and key attributes of the item a transaction entry names, or None."""
+    if len(entry) != 1:
+        return None
+    _, op = next(iter(entry.items()))
+    table = backend.tables.get(op.get("TableName"))
+    if table is None:
+        return None
+    key = op.get("Key") or op.get("Item") or {}
+    parts = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
+    if not all(p in key for p in parts):
+        return None
+    return table, {p: key[p] for p in parts}
+
+
 def _touched(backend, transact_items):
     """(table, hash key, range key, a copy of the item or None) of each item a transaction
     names, before it runs."""
     saved = []
     for entry in transact_items:
-        if len(entry) != 1:
+        named = _named(backend, entry)
+        if named is None:
             continue
-        _, op = next(iter(entry.items()))
-        table = backend.tables.get(op.get("TableName"))
-        if table is None:
-            continue
-        key = op.get("Key") or op.get("Item") or {}
-        try:
-            hash_value = DynamoType(key[table.hash_key_attr])
-            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
-        except KeyError:
-            continue
+        table, key = named
+        hash_value = DynamoType(key[table.hash_key_attr])
+        range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
         current = table.get_item(hash_value, range_value)
         saved.append((table, hash_value, range_value, copy.deepcopy(current)))
     return saved
@@ -301,17 +310,11 @@ _in_flight_lock = threading.Lock()
 
 
 def _item_key(backend, entry):
-    if len(entry) != 1:
+    named = _named(backend, entry)
+    if named is None:
         return None
-    _, op = next(iter(entry.items()))
-    table = backend.tables.get(op.get("TableName"))
-    if table is None:
-        return None
-    key = op.get("Key") or op.get("Item") or {}
-    parts = [table.hash_key_attr] + ([table.range_key_attr] if table.range_key_attr else [])
-    if not all(p in key for p in parts):
-        return None
-    return (table.name, json.dumps({p: key[p] for p in parts}, sort_keys=True))
+    table, key = named
+    return (table.name, json.dumps(key, sort_keys=True))
 
 
 def _contended(backend, transact_items):

@@ -242,35 +242,50 @@ impl Fleet {
         let template = d.catalog.template(kind, name).await?.ok_or_else(|| {
             crate::app::Error::not_found(format!("{} {name} does not exist", kind.noun()))
         })?;
-        let target = |kind: &'static str,
-                      name: &str,
-                      service: Option<&str>,
-                      environment: Option<&str>,
-                      deployed: &Deployed| FleetTarget {
-            kind,
-            name: name.to_string(),
-            service_name: service.map(str::to_string),
-            environment_name: environment.map(str::to_string),
-            version: deployed.state.version().to_string(),
-            staleness: staleness_name(template.versions.staleness(deployed.state.version())),
-            deployment_status: crate::domain::environment::status_name(deployed.deployment_status),
-            last_deployment_id: deployed.last_attempted_deployment_id.clone(),
-            last_deployment_attempted_at: deployed.last_deployment_attempted_at,
-            last_succeeded_deployment_id: deployed.last_succeeded_deployment_id.clone(),
-            stack_name: deployed.stack_name.clone(),
-        };
-        let mut targets = Vec::new();
+        let targets = self
+            .targets_of(kind, name)
+            .await?
+            .iter()
+            .map(|target| {
+                let (kind, name, service_name, environment_name) = identity(target);
+                let deployed = target.deployed();
+                FleetTarget {
+                    kind,
+                    name,
+                    service_name,
+                    environment_name,
+                    version: deployed.state.version().to_string(),
+                    staleness: staleness_name(
+                        template.versions.staleness(deployed.state.version()),
+                    ),
+                    deployment_status: crate::domain::environment::status_name(
+                        deployed.deployment_status,
+                    ),
+                    last_deployment_id: deployed.last_attempted_deployment_id.clone(),
+                    last_deployment_attempted_at: deployed.last_deployment_attempted_at,
+                    last_succeeded_deployment_id: deployed.last_succeeded_deployment_id.clone(),
+                    stack_name: deployed.stack_name.clone(),
+                }
+            })
+            .collect();
+        Ok(TemplateFleet { template, targets })
+    }
+
+    /// Every target of a template: the environments of an environment template, or the
+    /// instances and pipelines of a service template's services.
+    async fn targets_of(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+    ) -> Result<Vec<super::deploy::Loaded>> {
+        use super::deploy::Loaded;
+        let d = &self.d;
+        let mut all = Vec::new();
         match kind {
             TemplateKind::Environment => {
                 for e in every(|page| d.store.environments(page)).await? {
                     if e.deployed.state.template_name == *name {
-                        targets.push(target(
-                            "ENVIRONMENT",
-                            e.name.as_str(),
-                            None,
-                            None,
-                            &e.deployed,
-                        ));
+                        all.push(Loaded::Environment(e));
                     }
                 }
             }
@@ -279,28 +294,22 @@ impl Fleet {
                     if s.template_name != *name {
                         continue;
                     }
-                    for i in d.store.instances(&s.name).await? {
-                        targets.push(target(
-                            "SERVICE_INSTANCE",
-                            i.name.as_str(),
-                            Some(s.name.as_str()),
-                            Some(i.environment.as_str()),
-                            &i.deployed,
-                        ));
+                    for instance in d.store.instances(&s.name).await? {
+                        all.push(Loaded::Instance {
+                            service: s.clone(),
+                            instance,
+                        });
                     }
-                    if let Some(pipeline) = &s.pipeline {
-                        targets.push(target(
-                            "SERVICE_PIPELINE",
-                            s.name.as_str(),
-                            Some(s.name.as_str()),
-                            None,
+                    if let Some(pipeline) = s.pipeline.clone() {
+                        all.push(Loaded::Pipeline {
+                            service: s,
                             pipeline,
-                        ));
+                        });
                     }
                 }
             }
         }
-        Ok(TemplateFleet { template, targets })
+        Ok(all)
     }
 }
 
@@ -480,36 +489,7 @@ impl Fleet {
             ))
         };
         if request.targets.is_empty() {
-            let mut all = Vec::new();
-            match kind {
-                TemplateKind::Environment => {
-                    for e in every(|page| d.store.environments(page)).await? {
-                        if e.deployed.state.template_name == request.template_name {
-                            all.push(Loaded::Environment(e));
-                        }
-                    }
-                }
-                TemplateKind::Service => {
-                    for s in every(|page| d.store.services(page)).await? {
-                        if s.template_name != request.template_name {
-                            continue;
-                        }
-                        for instance in d.store.instances(&s.name).await? {
-                            all.push(Loaded::Instance {
-                                service: s.clone(),
-                                instance,
-                            });
-                        }
-                        if let Some(pipeline) = s.pipeline.clone() {
-                            all.push(Loaded::Pipeline {
-                                service: s,
-                                pipeline,
-                            });
-                        }
-                    }
-                }
-            }
-            return Ok(all);
+            return self.targets_of(kind, &request.template_name).await;
         }
         let mut chosen = Vec::new();
         for t in &request.targets {
@@ -599,21 +579,7 @@ async fn preview_one(
     version: &crate::domain::template::TemplateVersion,
     spec: Option<&str>,
 ) -> Previewed {
-    use super::deploy::Loaded;
-    let (kind, name, service) = match &target {
-        Loaded::Environment(e) => ("ENVIRONMENT", e.name.to_string(), None),
-        Loaded::Instance { instance, .. } => (
-            "SERVICE_INSTANCE",
-            instance.name.to_string(),
-            Some(instance.service.to_string()),
-        ),
-        Loaded::Pipeline { service, .. } => (
-            "SERVICE_PIPELINE",
-            service.name.to_string(),
-            Some(service.name.to_string()),
-        ),
-        Loaded::Component(c) => ("COMPONENT", c.name.to_string(), None),
-    };
+    let (kind, name, service, _) = identity(&target);
     let mut previewed = Previewed {
         kind,
         name,
@@ -791,4 +757,32 @@ async fn plan_preview(
     }
     let (outcome, actions) = outcome?;
     Ok((outcome, diff, actions, None))
+}
+
+/// A target as the fleet names it: its kind, name, service and environment.
+fn identity(
+    target: &super::deploy::Loaded,
+) -> (&'static str, String, Option<String>, Option<String>) {
+    use super::deploy::Loaded;
+    match target {
+        Loaded::Environment(e) => ("ENVIRONMENT", e.name.to_string(), None, None),
+        Loaded::Instance { instance, .. } => (
+            "SERVICE_INSTANCE",
+            instance.name.to_string(),
+            Some(instance.service.to_string()),
+            Some(instance.environment.to_string()),
+        ),
+        Loaded::Pipeline { service, .. } => (
+            "SERVICE_PIPELINE",
+            service.name.to_string(),
+            Some(service.name.to_string()),
+            None,
+        ),
+        Loaded::Component(c) => (
+            "COMPONENT",
+            c.name.to_string(),
+            None,
+            Some(c.environment.to_string()),
+        ),
+    }
 }

@@ -146,10 +146,6 @@ impl PlanItem {
             ItemStatus::Ready
         };
     }
-
-    fn ready(&self) -> bool {
-        self.blockers.is_empty() && self.needs.is_empty() && self.status != ItemStatus::Adopted
-    }
 }
 
 /// The plan, and the records applying it writes.
@@ -503,25 +499,23 @@ impl Imports {
 
     /// A role an adopted target is deployed under: one paved may pass, that CloudFormation can
     /// assume. A problem is put on the item.
-    async fn check_role(&self, member: &str, role: &str, item: &mut PlanItem) -> Result<()> {
+    async fn role_blockers(&self, member: &str, role: &str) -> Result<Vec<String>> {
         let arn = match Arn::parse(role) {
             Ok(arn) => arn,
-            Err(reason) => {
-                item.blockers.push(format!("{member}: {reason}"));
-                return Ok(());
-            }
+            Err(reason) => return Ok(vec![format!("{member}: {reason}")]),
         };
+        let mut blockers = Vec::new();
         for check in [
             self.d.check_role(member, &arn),
             self.d.check_trust(member, &arn).await,
         ] {
             match check {
                 Ok(()) => {}
-                Err(Error::Validation(reason)) => item.blockers.push(reason),
+                Err(Error::Validation(reason)) => blockers.push(reason),
                 Err(other) => return Err(other),
             }
         }
-        Ok(())
+        Ok(blockers)
     }
 
     async fn plan_environment(
@@ -548,7 +542,8 @@ impl Imports {
             .await?;
         match &f.role_arn {
             Some(role) => {
-                self.check_role("the stack's role", role, &mut item).await?;
+                item.blockers
+                    .extend(self.role_blockers("the stack's role", role).await?);
             }
             None => item.blockers.push(
                 "the stack has no role: paved deploys environments under a role CloudFormation assumes; update the stack with one, then plan again".into(),
@@ -556,8 +551,8 @@ impl Imports {
         }
         let component_role = component_roles.get(name).cloned();
         if let Some(role) = &component_role {
-            self.check_role("the components' role", role, &mut item)
-                .await?;
+            item.blockers
+                .extend(self.role_blockers("the components' role", role).await?);
         }
         let spec = request.specs.get(&format!("environment/{name}"));
         if spec.is_none() {
@@ -624,7 +619,9 @@ impl Imports {
             Err(reason) => blockers.push(format!("service name {name}: {reason}")),
         }
         let first = &found[indexes[0]].0;
+        // The template and version are the service's: found once, put on each of its stacks.
         let mut probe = plan.items[indexes[0]].clone();
+        probe.blockers.clear();
         let versioned = self
             .version_for(request, TemplateKind::Service, first, &mut probe)
             .await?;
@@ -681,11 +678,9 @@ impl Imports {
             if has_pipeline {
                 match d.pipeline_role().await? {
                     Some(role) => {
-                        let mut probe = plan.items[indexes[0]].clone();
-                        probe.blockers.clear();
-                        self.check_role("pipelineServiceRoleArn", &role, &mut probe)
-                            .await?;
-                        blockers.extend(probe.blockers);
+                        blockers.extend(
+                            self.role_blockers("pipelineServiceRoleArn", &role).await?,
+                        );
                         pipeline_role = Some(role);
                     }
                     None => blockers.push("paved has no pipeline role: set one with UpdateAccountSettings (pipelineServiceRoleArn)".into()),
@@ -751,7 +746,8 @@ impl Imports {
         // Records, if nothing stands in the way.
         let all_clear = blockers.is_empty()
             && needs.is_empty()
-            && instance_problems.values().all(Vec::is_empty);
+            && instance_problems.values().all(Vec::is_empty)
+            && indexes.iter().all(|&i| plan.items[i].blockers.is_empty());
         if all_clear
             && let (
                 Ok(service_name),
@@ -783,19 +779,11 @@ impl Imports {
             item.blockers
                 .extend(instance_problems.remove(&index).unwrap_or_default());
             item.needs.extend(needs.iter().cloned());
-            if let Some((_, version)) = &versioned {
-                item.template_version = Some(version.number.to_string());
-                item.version_from = probe_from(request, version);
-            }
+            item.template_version.clone_from(&probe.template_version);
+            item.version_from = probe.version_from;
             if let Identity::Instance { environment, .. } = &found[index].1 {
                 item.role_arn = facts.get(environment).map(|f| f.0.clone());
             }
-        }
-        if let Some(unit) = plan.services.last()
-            && unit.service.name.as_str() == name
-            && indexes.iter().any(|&i| !plan.items[i].ready())
-        {
-            plan.services.pop();
         }
         Ok(())
     }
@@ -863,7 +851,9 @@ impl Imports {
                         .iter()
                         .find(|s| s.name.as_str() == instance)
                         .ok_or_else(|| format!("the spec does not list instance {instance}"))?;
-                    let (role, env_template, env_major) = &facts[environment];
+                    let (role, env_template, env_major) = facts
+                        .get(environment)
+                        .ok_or_else(|| format!("environment {environment} is not adoptable"))?;
                     let compatible = version.compatible_environment_templates.iter().any(|c| {
                         c.template_name == *env_template && c.major_version.0 == *env_major
                     });
@@ -1058,20 +1048,6 @@ impl Imports {
         plan.items[index] = item;
         Ok(())
     }
-}
-
-/// Where the version an item runs came from.
-fn probe_from(request: &ImportRequest, version: &TemplateVersion) -> Option<&'static str> {
-    Some(
-        if request
-            .template_versions
-            .contains_key(version.template_name.as_str())
-        {
-            "given"
-        } else {
-            "recommended"
-        },
-    )
 }
 
 /// `MAJOR.MINOR`.
