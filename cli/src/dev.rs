@@ -178,6 +178,7 @@ async fn serve(
         deploy_state_machine_arn: state_machine("paved-deploy"),
         delete_state_machine_arn: state_machine("paved-delete"),
         redeploy_state_machine_arn: state_machine("paved-redeploy"),
+        upgrade_state_machine_arn: state_machine("paved-upgrade"),
         webhook_secret_id: Some(local_pushes::WEBHOOK_SECRET_ID.into()),
         poll_seconds: args.poll_seconds,
         event_bus: "default".into(),
@@ -384,6 +385,7 @@ async fn create_state_machines(
         ("deploy.asl.json", &settings.deploy_state_machine_arn),
         ("delete.asl.json", &settings.delete_state_machine_arn),
         ("redeploy.asl.json", &settings.redeploy_state_machine_arn),
+        ("upgrade.asl.json", &settings.upgrade_state_machine_arn),
     ] {
         let path = folder.join(file);
         let definition = std::fs::read_to_string(&path)

@@ -49,6 +49,7 @@ fn app(on: bool) -> Arc<App> {
     let deployer = Deployer {
         catalog: store.clone(),
         store: store.clone(),
+        fleet: store.clone(),
         account: store.clone(),
         roles: None,
         bundles: bundles.clone(),

@@ -35,6 +35,8 @@ pub struct Config {
     pub delete_state_machine_arn: String,
     /// The state machine that runs a push's redeploy (`PAVED_REDEPLOY_STATE_MACHINE_ARN`).
     pub redeploy_state_machine_arn: String,
+    /// The state machine that runs a staged fleet upgrade (`PAVED_UPGRADE_STATE_MACHINE_ARN`).
+    pub upgrade_state_machine_arn: String,
     /// The Secrets Manager secret GitHub webhooks are signed with (`PAVED_WEBHOOK_SECRET_ID`).
     pub webhook_secret_id: Option<String>,
     /// Seconds the state machines wait between checks (`PAVED_POLL_SECONDS`, default 10).
@@ -90,6 +92,7 @@ impl Config {
             deploy_state_machine_arn: var("PAVED_DEPLOY_STATE_MACHINE_ARN")?,
             delete_state_machine_arn: var("PAVED_DELETE_STATE_MACHINE_ARN")?,
             redeploy_state_machine_arn: var("PAVED_REDEPLOY_STATE_MACHINE_ARN")?,
+            upgrade_state_machine_arn: var("PAVED_UPGRADE_STATE_MACHINE_ARN")?,
             webhook_secret_id: std::env::var("PAVED_WEBHOOK_SECRET_ID")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -184,6 +187,7 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
         roles: Some(Arc::new(crate::adapters::iam::IamDirectory::new(
             aws_sdk_iam::Client::new(sdk),
         ))),
+        fleet: store.clone(),
         store,
         bundles: Arc::new(crate::adapters::cached_bundles::CachedBundles::new(
             Arc::new(S3BundleStore::new(s3.clone(), &config.bucket)),
@@ -193,6 +197,7 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
             config.deploy_state_machine_arn.clone(),
             config.delete_state_machine_arn.clone(),
             config.redeploy_state_machine_arn.clone(),
+            config.upgrade_state_machine_arn.clone(),
             config.poll_seconds,
         )),
         pipelines: Arc::new(CodePipelines::new(aws_sdk_codepipeline::Client::new(sdk))),

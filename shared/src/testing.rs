@@ -68,6 +68,7 @@ impl Fakes {
         Deployer {
             catalog: self.store.clone(),
             store: self.store.clone(),
+            fleet: self.store.clone(),
             account: self.store.clone(),
             roles: None,
             bundles: self.bundles.clone(),
@@ -104,7 +105,9 @@ pub type Execution = Result<Json, String>;
 /// Runs a state machine definition as Step Functions would, for the subset paved's machines use
 /// (Task with a Lambda payload, ResultSelector, ResultPath, Retry, Catch; Choice with
 /// BooleanEquals and StringEquals; Wait; Succeed; Fail). Waits take no time; a path that is
-/// missing is an error, as in Step Functions. Each task payload goes to `run`.
+/// missing is an error, as in Step Functions. Each task payload goes to `run`. A
+/// `.waitForTaskToken` task gets a fresh `$$.Task.Token`, and `run`'s answer stands for the
+/// callback's output: `run` plays the caller who sends it.
 pub async fn execute<F, Fut>(definition: &Json, input: Json, mut run: F) -> Execution
 where
     F: FnMut(Json) -> Fut,
@@ -214,6 +217,11 @@ fn resolve(template: &Json, data: &Json) -> Result<Json, String> {
     let mut out = Map::new();
     for (key, value) in object {
         match key.strip_suffix(".$") {
+            // The context object: a task token unique to this wait.
+            Some(key) if value == "$$.Task.Token" => {
+                let token = format!("token-{}", uuid::Uuid::new_v4());
+                out.insert(key.to_string(), Json::String(token));
+            }
             Some(key) => {
                 let path = value.as_str().unwrap_or_default();
                 let found = lookup(data, path).ok_or_else(|| path.to_string())?;

@@ -9,6 +9,8 @@ use crate::domain::push::{PUSH_DETAIL_TYPE, PUSH_SOURCE, Push, event_detail};
 use crate::ports::{BoxError, Events, StatusChange};
 
 pub const SOURCE: &str = "paved.proton";
+/// The source of the fleet's own events (upgrades, drift), which Proton never had.
+pub const FLEET_SOURCE: &str = "paved.fleet";
 
 pub struct EventBridgeEvents {
     client: Client,
@@ -51,6 +53,17 @@ impl Events for EventBridgeEvents {
             .source(PUSH_SOURCE)
             .detail_type(PUSH_DETAIL_TYPE)
             .detail(event_detail(push).to_string())
+            .build();
+        self.put(entry).await
+    }
+
+    async fn publish_fleet(&self, event: crate::ports::FleetEvent) -> Result<(), BoxError> {
+        let entry = PutEventsRequestEntry::builder()
+            .event_bus_name(&self.bus)
+            .source(FLEET_SOURCE)
+            .detail_type(event.detail_type)
+            .resources(event.resource_arn)
+            .detail(event.detail.to_string())
             .build();
         self.put(entry).await
     }

@@ -34,6 +34,14 @@ struct Tables {
     deployment_tokens: HashMap<(String, String), TokenRecord>,
     access: BTreeMap<u64, crate::domain::access::StoredAccess>,
     account: crate::domain::account::AccountSettings,
+    upgrades: BTreeMap<
+        String,
+        (
+            crate::domain::upgrade::Upgrade,
+            crate::domain::upgrade::Control,
+        ),
+    >,
+    drifts: BTreeMap<(String, String, String), crate::domain::drift::DriftRecord>,
 }
 
 #[derive(Default)]
@@ -693,6 +701,8 @@ pub struct RecordingWorkflows {
     /// The input each execution was started with; a second start of a name starts nothing.
     pub inputs: Mutex<HashMap<String, serde_json::Value>>,
     pub refuse_starts: std::sync::atomic::AtomicBool,
+    /// Task tokens signalled, with their output.
+    pub signals: Mutex<Vec<(String, serde_json::Value)>>,
 }
 
 #[async_trait]
@@ -736,12 +746,18 @@ impl Workflows for RecordingWorkflows {
             .get(execution)
             .copied())
     }
+
+    async fn signal(&self, token: &str, output: serde_json::Value) -> Result<(), BoxError> {
+        lock(&self.signals).push((token.to_string(), output));
+        Ok(())
+    }
 }
 
 #[derive(Default)]
 pub struct RecordingEvents {
     pub published: Mutex<Vec<StatusChange>>,
     pub pushes: Mutex<Vec<Push>>,
+    pub fleet: Mutex<Vec<crate::ports::FleetEvent>>,
 }
 
 #[async_trait]
@@ -751,6 +767,11 @@ impl Events for RecordingEvents {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(change);
+        Ok(())
+    }
+
+    async fn publish_fleet(&self, event: crate::ports::FleetEvent) -> Result<(), BoxError> {
+        lock(&self.fleet).push(event);
         Ok(())
     }
 
@@ -933,5 +954,145 @@ impl crate::ports::AccountStore for MemoryStore {
         }
         tables.account = settings;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl crate::ports::FleetStore for MemoryStore {
+    async fn create_upgrade(
+        &self,
+        upgrade: &crate::domain::upgrade::Upgrade,
+    ) -> Result<(), StoreError> {
+        self.turn().await;
+        let mut tables = self.lock();
+        if tables.upgrades.contains_key(&upgrade.id) {
+            return Err(StoreError::ConditionFailed);
+        }
+        tables
+            .upgrades
+            .insert(upgrade.id.clone(), (upgrade.clone(), Default::default()));
+        Ok(())
+    }
+
+    async fn upgrade(
+        &self,
+        id: &str,
+    ) -> Result<
+        Option<(
+            crate::domain::upgrade::Upgrade,
+            crate::domain::upgrade::Control,
+        )>,
+        StoreError,
+    > {
+        self.turn().await;
+        Ok(self.lock().upgrades.get(id).cloned())
+    }
+
+    async fn save_upgrade(
+        &self,
+        upgrade: &crate::domain::upgrade::Upgrade,
+        waves: &[usize],
+    ) -> Result<(), StoreError> {
+        self.turn().await;
+        let mut tables = self.lock();
+        let Some((stored, _)) = tables.upgrades.get_mut(&upgrade.id) else {
+            return Err(StoreError::ConditionFailed);
+        };
+        if stored.rev + 1 != upgrade.rev {
+            return Err(StoreError::ConditionFailed);
+        }
+        // Only the named waves' targets are written, as in DynamoDB.
+        let kept = std::mem::take(&mut stored.waves);
+        let mut next = upgrade.clone();
+        for (i, wave) in next.waves.iter_mut().enumerate() {
+            if !waves.contains(&i)
+                && let Some(old) = kept.get(i)
+            {
+                wave.targets = old.targets.clone();
+            }
+        }
+        *stored = next;
+        Ok(())
+    }
+
+    async fn save_control(
+        &self,
+        id: &str,
+        control: &crate::domain::upgrade::Control,
+    ) -> Result<(), StoreError> {
+        self.turn().await;
+        let mut tables = self.lock();
+        let Some((_, stored)) = tables.upgrades.get_mut(id) else {
+            return Err(StoreError::ConditionFailed);
+        };
+        if stored.rev + 1 != control.rev {
+            return Err(StoreError::ConditionFailed);
+        }
+        *stored = control.clone();
+        Ok(())
+    }
+
+    async fn upgrades(
+        &self,
+        page: PageRequest,
+    ) -> Result<Page<crate::domain::upgrade::Upgrade>, StoreError> {
+        self.turn().await;
+        let tables = self.lock();
+        let mut all: Vec<_> = tables
+            .upgrades
+            .values()
+            .map(|(u, _)| {
+                let mut u = u.clone();
+                for wave in &mut u.waves {
+                    wave.targets.clear();
+                }
+                u
+            })
+            .collect();
+        all.sort_by(|a, b| {
+            b.created_at
+                .0
+                .total_cmp(&a.created_at.0)
+                .then_with(|| b.id.cmp(&a.id))
+        });
+        let start = match &page.cursor {
+            None => 0,
+            Some(c) => c.parse::<usize>().map_err(|_| StoreError::BadCursor)?,
+        };
+        let limit = page.limit.unwrap_or(100) as usize;
+        let items: Vec<_> = all.iter().skip(start).take(limit).cloned().collect();
+        let cursor = (start + items.len() < all.len()).then(|| (start + items.len()).to_string());
+        Ok(Page { items, cursor })
+    }
+
+    async fn put_drift(
+        &self,
+        record: &crate::domain::drift::DriftRecord,
+    ) -> Result<(), StoreError> {
+        self.turn().await;
+        self.lock().drifts.insert(
+            (
+                record.template_type.clone(),
+                record.template_name.clone(),
+                record.stack_name.clone(),
+            ),
+            record.clone(),
+        );
+        Ok(())
+    }
+
+    async fn drifts(
+        &self,
+        template_type: &str,
+        template_name: &str,
+    ) -> Result<Vec<crate::domain::drift::DriftRecord>, StoreError> {
+        self.turn().await;
+        Ok(self
+            .lock()
+            .drifts
+            .values()
+            .filter(|r| r.template_type == template_type && r.template_name == template_name)
+            .cloned()
+            .collect())
     }
 }

@@ -10,6 +10,7 @@ pub struct StepFunctionsWorkflows {
     deploy_arn: String,
     delete_arn: String,
     redeploy_arn: String,
+    upgrade_arn: String,
     /// How long the state machines wait between checks of a change set or a stack.
     poll_seconds: u64,
 }
@@ -20,6 +21,7 @@ impl StepFunctionsWorkflows {
         deploy_arn: String,
         delete_arn: String,
         redeploy_arn: String,
+        upgrade_arn: String,
         poll_seconds: u64,
     ) -> Self {
         Self {
@@ -27,6 +29,7 @@ impl StepFunctionsWorkflows {
             deploy_arn,
             delete_arn,
             redeploy_arn,
+            upgrade_arn,
             poll_seconds,
         }
     }
@@ -36,6 +39,7 @@ impl StepFunctionsWorkflows {
             Workflow::Deploy => &self.deploy_arn,
             Workflow::Delete => &self.delete_arn,
             Workflow::Redeploy => &self.redeploy_arn,
+            Workflow::Upgrade => &self.upgrade_arn,
         }
     }
 }
@@ -100,6 +104,29 @@ impl Workflows for StepFunctionsWorkflows {
                     .is_some_and(|e| e.is_execution_does_not_exist()) =>
             {
                 Ok(None)
+            }
+            Err(error) => Err(Box::new(error)),
+        }
+    }
+
+    async fn signal(&self, token: &str, output: serde_json::Value) -> Result<(), BoxError> {
+        let sent = self
+            .client
+            .send_task_success()
+            .task_token(token)
+            .output(output.to_string())
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            // The execution resumed already (a second signal) or ended.
+            Err(error)
+                if error.as_service_error().is_some_and(|e| {
+                    e.is_task_timed_out() || e.is_task_does_not_exist() || e.is_invalid_token()
+                }) =>
+            {
+                tracing::info!(error = %error, "the task token waits no more");
+                Ok(())
             }
             Err(error) => Err(Box::new(error)),
         }

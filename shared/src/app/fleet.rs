@@ -273,7 +273,7 @@ impl Fleet {
 
     /// Every target of a template: the environments of an environment template, or the
     /// instances and pipelines of a service template's services.
-    async fn targets_of(
+    pub(crate) async fn targets_of(
         &self,
         kind: TemplateKind,
         name: &ResourceName,

@@ -16,6 +16,7 @@ pub mod pushes;
 pub mod services;
 pub mod tags;
 pub mod tasks;
+pub mod upgrades;
 pub mod webhook;
 
 pub use error::{Error, Result};

@@ -21,6 +21,8 @@ pub enum Task {
     Deployment(DeploymentTask),
     /// A step of the redeploy state machine.
     Redeploy(RedeployTask),
+    /// A step of the upgrade state machine.
+    Upgrade(super::upgrades::UpgradeTask),
     /// `{"task": "sweep"}`, on a schedule: records as failed every deployment of the last day
     /// whose workflow ended without recording its result, so none waits for a reader.
     Sweep,
@@ -37,9 +39,15 @@ impl Task {
             Ok(task) => Ok(Self::Deployment(task)),
             // Not a deployment step's name: a redeploy step, or nothing paved runs.
             Err(error) if error.to_string().starts_with("unknown variant") => {
-                serde_json::from_value::<RedeployTask>(payload)
-                    .map(Self::Redeploy)
-                    .map_err(invalid)
+                match serde_json::from_value::<RedeployTask>(payload.clone()) {
+                    Ok(task) => Ok(Self::Redeploy(task)),
+                    Err(error) if error.to_string().starts_with("unknown variant") => {
+                        serde_json::from_value::<super::upgrades::UpgradeTask>(payload)
+                            .map(Self::Upgrade)
+                            .map_err(invalid)
+                    }
+                    Err(error) => Err(invalid(error)),
+                }
             }
             Err(error) => Err(invalid(error)),
         }
@@ -50,6 +58,7 @@ pub struct Tasks {
     d: Deployer,
     steps: Steps,
     pushes: Pushes,
+    upgrades: super::upgrades::Upgrades,
 }
 
 impl Tasks {
@@ -57,6 +66,7 @@ impl Tasks {
         Self {
             steps: Steps::new(deployer.clone()),
             pushes: Pushes::new(deployer.clone()),
+            upgrades: super::upgrades::Upgrades::new(deployer.clone()),
             d: deployer,
         }
     }
@@ -72,6 +82,7 @@ impl Tasks {
                 Ok(answer)
             }
             Task::Redeploy(task) => self.pushes.run_task(task).await,
+            Task::Upgrade(task) => self.upgrades.run_task(task).await,
             Task::Sweep => self.sweep().await,
         }
     }
@@ -163,6 +174,8 @@ mod tests {
             }
             "error" => json!({"Error": "States.Timeout", "Cause": ""}),
             "status" => json!("Succeeded"),
+            "pollSeconds" => json!(10),
+            "taskToken" => json!("token"),
             _ => json!("web"),
         };
         let mut payload = serde_json::Map::new();
@@ -179,7 +192,7 @@ mod tests {
     /// every task payload parses into a `Task` paved runs.
     #[test]
     fn the_state_machines_are_consistent_with_the_tasks() {
-        for name in ["deploy", "delete", "redeploy"] {
+        for name in ["deploy", "delete", "redeploy", "upgrade"] {
             let definition = machine(name);
             let states = definition["States"].as_object().unwrap();
             assert!(states.contains_key(definition["StartAt"].as_str().unwrap()));
@@ -233,7 +246,8 @@ mod tests {
                         state.get("Retry").is_some(),
                         "{name}: {state_name} has no Retry"
                     );
-                    let is_failure_recorder = task == "fail" || task == "failRedeploy";
+                    let is_failure_recorder =
+                        task == "fail" || task == "failRedeploy" || task == "failUpgrade";
                     assert_eq!(
                         state.get("Catch").is_none(),
                         is_failure_recorder,

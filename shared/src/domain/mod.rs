@@ -5,6 +5,7 @@ pub mod account;
 pub mod adoption;
 pub mod bundle;
 pub mod component;
+pub mod drift;
 pub mod environment;
 pub mod error;
 pub mod names;
@@ -17,6 +18,7 @@ pub mod schema;
 pub mod service;
 pub mod spec;
 pub mod template;
+pub mod upgrade;
 pub mod yaml;
 
 pub use error::{Error, Result};

@@ -21,4 +21,14 @@ pub trait Events: Send + Sync {
     async fn publish(&self, change: StatusChange) -> Result<(), BoxError>;
     /// Puts a push on the bus as paved's push event, for the push rule to route.
     async fn put_push(&self, push: &crate::domain::push::Push) -> Result<(), BoxError>;
+    /// Puts one of the fleet's own events on the bus (upgrades, drift), source `paved.fleet`.
+    async fn publish_fleet(&self, event: FleetEvent) -> Result<(), BoxError>;
+}
+
+/// An event of the fleet: an upgrade's status change, drift found on a target.
+#[derive(Debug, Clone)]
+pub struct FleetEvent {
+    pub detail_type: &'static str,
+    pub resource_arn: String,
+    pub detail: serde_json::Value,
 }

@@ -10,6 +10,8 @@ pub enum Workflow {
     Delete,
     /// A push's redeploy: start the service's pipeline and follow it.
     Redeploy,
+    /// A staged fleet upgrade, its waves and approvals.
+    Upgrade,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -36,4 +38,7 @@ pub trait Workflows: Send + Sync {
         workflow: Workflow,
         execution: &str,
     ) -> Result<Option<ExecutionState>, BoxError>;
+    /// Resumes an execution that waits on `token` (a task token), with `output` as the
+    /// waiting step's result. A token no execution waits on any more is not an error.
+    async fn signal(&self, token: &str, output: serde_json::Value) -> Result<(), BoxError>;
 }

@@ -29,6 +29,7 @@
 mod access;
 mod catalog;
 mod deployments;
+mod fleet;
 
 use std::collections::HashMap;
 

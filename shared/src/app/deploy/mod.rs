@@ -31,6 +31,8 @@ use crate::ports::{
 pub struct Deployer {
     pub catalog: Arc<dyn CatalogStore>,
     pub store: Arc<dyn DeploymentStore>,
+    /// Staged upgrades and drift records.
+    pub fleet: Arc<dyn crate::ports::FleetStore>,
     /// The account settings (the pipeline role new services get).
     pub account: Arc<dyn crate::ports::AccountStore>,
     /// The account's roles, where paved may read IAM: roles it is given are checked to trust

@@ -459,7 +459,9 @@ async fn an_updated_spec_adds_and_removes_instances_then_redeploys_the_pipeline(
         match workflow {
             Workflow::Deploy => w.run_deploy(id).await,
             Workflow::Delete => w.run_delete(id).await,
-            Workflow::Redeploy => unreachable!("no push in this test"),
+            Workflow::Redeploy | Workflow::Upgrade => {
+                unreachable!("no push or upgrade in this test")
+            }
         }
     }
     assert!(

@@ -112,7 +112,7 @@ async fn a_target_rolls_back_to_the_version_and_spec_of_an_earlier_deployment() 
 }
 
 /// Version 1.1 of `vpc`: the VPC's block comes from a new input, and a queue is added.
-async fn publish_wider_minor(w: &World) {
+pub(super) async fn publish_wider_minor(w: &World) {
     let schema = SCHEMA.replace(
         "          default: 10.0.0.0/16\n",
         "          default: 10.0.0.0/16\n        block:\n          type: string\n          default: 10.200.0.0/16\n",

@@ -12,6 +12,7 @@ mod pushes;
 mod races;
 mod sweep;
 mod tags;
+mod upgrades;
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;

@@ -147,7 +147,7 @@ async fn settle_all(w: &World, mut before: usize) {
             match workflow {
                 Workflow::Deploy => w.run_deploy(&id).await,
                 Workflow::Delete => w.run_delete(&id).await,
-                Workflow::Redeploy => {}
+                Workflow::Redeploy | Workflow::Upgrade => {}
             }
         }
     }
