@@ -11,6 +11,7 @@ mod local_aws;
 mod local_pushes;
 mod pipeline_state;
 mod template;
+mod upgrade;
 
 use clap::{Parser, Subcommand};
 
@@ -48,6 +49,9 @@ enum Command {
     Rollback(fleet::RollbackArgs),
     /// What deploying a template version (or a spec) would do to each target: nothing applied.
     Preview(fleet::PreviewArgs),
+    /// Staged fleet upgrades: start one, follow it, approve, pause, resume or cancel it.
+    #[command(subcommand)]
+    Upgrade(upgrade::UpgradeCommand),
 }
 
 #[tokio::main]
@@ -67,6 +71,7 @@ async fn main() -> std::process::ExitCode {
         Command::Fleet(args) => fleet::fleet(args).await,
         Command::Rollback(args) => fleet::rollback(args).await,
         Command::Preview(args) => fleet::preview(args).await,
+        Command::Upgrade(command) => upgrade::run(command).await,
         Command::Client(command) => client_setup::run(command),
         Command::Access(command) => access_check::run(command),
     };

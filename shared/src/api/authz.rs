@@ -468,6 +468,36 @@ impl Asker<'_> {
                 vec![self.with_request_tags(AccessRequest::new(action, resource))]
             }
 
+            // The fleet of a template: the template the call names, or the upgrade's.
+            "StartFleetUpgrade" | "GetTemplateFleet" | "PreviewDeployment" => {
+                let kind = if by("templateType") == "ENVIRONMENT" {
+                    ResourceKind::EnvironmentTemplate
+                } else {
+                    ResourceKind::ServiceTemplate
+                };
+                let arn = self.template_arn(kind, &by("templateName"));
+                one(Resource::new(kind, arn))
+            }
+            "GetFleetUpgrade"
+            | "ApproveFleetUpgrade"
+            | "PauseFleetUpgrade"
+            | "ResumeFleetUpgrade"
+            | "CancelFleetUpgrade" => {
+                match self.app.upgrades.get(&by("upgradeId")).await {
+                    Ok((upgrade, _)) => {
+                        let kind = if upgrade.template_type == "ENVIRONMENT" {
+                            ResourceKind::EnvironmentTemplate
+                        } else {
+                            ResourceKind::ServiceTemplate
+                        };
+                        let arn = self.template_arn(kind, &upgrade.template_name);
+                        one(Resource::new(kind, arn))
+                    }
+                    // Asked about the account; the call itself then answers not found.
+                    Err(_) => one(self.account()),
+                }
+            }
+
             // paved's access policy.
             "GetAccessPolicy" | "ListAccessPolicyVersions" | "PutAccessPolicy" => one(
                 Resource::new(ResourceKind::AccessPolicy, self.arn("access-policy")),

@@ -54,6 +54,7 @@ pub struct App {
     pub account: crate::app::account::Account,
     pub fleet: crate::app::fleet::Fleet,
     pub imports: crate::app::imports::Imports,
+    pub upgrades: crate::app::upgrades::Upgrades,
     pub arns: ArnBuilder,
     /// The records authorization reads (tags, templates, environments of what a call names).
     pub store: Arc<dyn DeploymentStore>,
@@ -87,6 +88,7 @@ impl App {
             account: crate::app::account::Account::new(deployer.clone()),
             fleet: crate::app::fleet::Fleet::new(deployer.clone()),
             imports: crate::app::imports::Imports::new(deployer.clone()),
+            upgrades: crate::app::upgrades::Upgrades::new(deployer.clone()),
             pushes: Pushes::new(deployer),
             arns,
         }

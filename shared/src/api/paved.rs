@@ -20,6 +20,15 @@
 //! - `RollbackDeployment {deploymentId}`: deploys that deployment's target to the version and
 //!   spec it deployed (it must have succeeded; the version must still exist): `{deploymentId}`
 //!   of the new deployment.
+//! - `StartFleetUpgrade {templateName, templateType, templateMajorVersion, templateMinorVersion?,
+//!   environments?, services?, tags?, includePipelines?, waves?, waveSize?, concurrency?,
+//!   maxFailures?, approval?, rollbackFailed?, clientToken?}`: plans the waves of a staged
+//!   upgrade and starts its execution (`app::upgrades`): `{upgrade}`.
+//! - `GetFleetUpgrade {upgradeId}`: the upgrade, each wave and target with its outcome.
+//! - `ListFleetUpgrades {maxResults?, nextToken?}`: upgrades, newest first, with their counts.
+//! - `ApproveFleetUpgrade`, `PauseFleetUpgrade`, `ResumeFleetUpgrade`, `CancelFleetUpgrade
+//!   {upgradeId}`: approve the wave it waits on; let what runs end and start nothing new; go on;
+//!   start nothing new and end once what runs has ended.
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -50,7 +59,73 @@ pub const OPERATIONS: &[&str] = &[
     "GetTemplateFleet",
     "RollbackDeployment",
     "PreviewDeployment",
+    "StartFleetUpgrade",
+    "GetFleetUpgrade",
+    "ListFleetUpgrades",
+    "ApproveFleetUpgrade",
+    "PauseFleetUpgrade",
+    "ResumeFleetUpgrade",
+    "CancelFleetUpgrade",
 ];
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpgradeId {
+    upgrade_id: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct ListUpgrades {
+    max_results: Option<i64>,
+    next_token: Option<String>,
+}
+
+/// An upgrade as the API answers it; `with_targets` false for listings.
+pub fn upgrade_json(
+    upgrade: &crate::domain::upgrade::Upgrade,
+    control: Option<&crate::domain::upgrade::Control>,
+    with_targets: bool,
+) -> Value {
+    use crate::domain::upgrade::Progress;
+    let waves: Vec<Value> = upgrade
+        .waves
+        .iter()
+        .enumerate()
+        .map(|(i, wave)| {
+            let mut w = json!({
+                "name": wave.name,
+                "index": i,
+                "approvedBy": control
+                    .and_then(|c| c.approvals.iter().find(|a| a.wave == i))
+                    .map(|a| compact(json!({ "principal": a.by.as_ref().map(|b| &b.principal_arn), "at": a.at }))),
+            });
+            if with_targets {
+                w["counts"] = json!(Progress::of(&wave.targets));
+                w["targets"] = json!(wave.targets);
+            }
+            compact(w)
+        })
+        .collect();
+    compact(json!({
+        "upgradeId": upgrade.id,
+        "templateName": upgrade.template_name,
+        "templateType": upgrade.template_type,
+        "templateVersion": format!("{}.{}", upgrade.major, upgrade.minor),
+        "status": upgrade.status.name(),
+        "statusMessage": upgrade.status_message,
+        "wave": upgrade.wave,
+        "waves": waves,
+        "counts": upgrade.counts,
+        "settings": upgrade.settings,
+        "paused": control.map(|c| c.paused),
+        "cancelRequested": control.map(|c| c.cancel.is_some()),
+        "startedBy": upgrade.started_by.as_ref().map(|b| &b.principal_arn),
+        "createdAt": upgrade.created_at,
+        "lastModifiedAt": upgrade.updated_at,
+        "endedAt": upgrade.ended_at,
+    }))
+}
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -196,6 +271,45 @@ pub async fn dispatch(
             let request: crate::app::fleet::PreviewRequest = parse(body)?;
             let (targets, summary) = app.fleet.preview(request).await?;
             Ok(json!({ "targets": targets, "summary": summary }))
+        }
+        "StartFleetUpgrade" => {
+            let request: crate::app::upgrades::UpgradeRequest = parse(body)?;
+            let upgrade = app.upgrades.start(request).await?;
+            Ok(json!({ "upgrade": upgrade_json(&upgrade, None, true) }))
+        }
+        "GetFleetUpgrade" => {
+            let request: UpgradeId = parse(body)?;
+            let (upgrade, control) = app.upgrades.get(&request.upgrade_id).await?;
+            Ok(json!({ "upgrade": upgrade_json(&upgrade, Some(&control), true) }))
+        }
+        "ListFleetUpgrades" => {
+            let request: ListUpgrades = parse(body)?;
+            let page = super::wire::page(request.max_results, request.next_token)?;
+            let listed = app.upgrades.list(page).await?;
+            let items: Vec<Value> = listed
+                .items
+                .iter()
+                .map(|u| upgrade_json(u, None, false))
+                .collect();
+            Ok(compact(json!({
+                "upgrades": items,
+                "nextToken": super::wire::next_token(listed.cursor),
+            })))
+        }
+        "ApproveFleetUpgrade"
+        | "PauseFleetUpgrade"
+        | "ResumeFleetUpgrade"
+        | "CancelFleetUpgrade" => {
+            use crate::app::upgrades::Command;
+            let request: UpgradeId = parse(body)?;
+            let command = match operation {
+                "ApproveFleetUpgrade" => Command::Approve,
+                "PauseFleetUpgrade" => Command::Pause,
+                "ResumeFleetUpgrade" => Command::Resume,
+                _ => Command::Cancel,
+            };
+            let (upgrade, control) = app.upgrades.command(&request.upgrade_id, command).await?;
+            Ok(json!({ "upgrade": upgrade_json(&upgrade, Some(&control), false) }))
         }
         "RollbackDeployment" => {
             let request: Rollback = parse(body)?;
