@@ -224,6 +224,7 @@ pub fn paved_env(table: &str) -> HashMap<String, String> {
             "PAVED_REDEPLOY_STATE_MACHINE_ARN",
             machine("paved-redeploy"),
         ),
+        ("PAVED_UPGRADE_STATE_MACHINE_ARN", machine("paved-upgrade")),
         ("AWS_REGION", "us-east-1".to_string()),
         ("AWS_DEFAULT_REGION", "us-east-1".to_string()),
         ("AWS_ACCESS_KEY_ID", "test".to_string()),

@@ -315,3 +315,34 @@ pub async fn ensure_local_resources(
         Err(error) => Err(Box::new(error)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    /// Every variable `Config::from_env` requires is one the SAM template gives every
+    /// function: a new required setting missing from `infra/template.yaml` would make every
+    /// deployed function fail at its first call.
+    #[test]
+    fn the_sam_template_sets_every_required_variable() {
+        let template = include_str!("../../infra/template.yaml");
+        let source = include_str!("config.rs");
+        let required: Vec<&str> = source
+            .split("var(\"")
+            .skip(1)
+            .filter_map(|rest| {
+                let (name, after) = rest.split_once('"')?;
+                after.starts_with(")?").then_some(name)
+            })
+            .filter(|name| name.starts_with("PAVED_"))
+            .collect();
+        assert!(
+            required.contains(&"PAVED_UPGRADE_STATE_MACHINE_ARN"),
+            "{required:?}"
+        );
+        for name in required {
+            assert!(
+                template.contains(&format!("        {name}: ")),
+                "infra/template.yaml does not set {name}"
+            );
+        }
+    }
+}

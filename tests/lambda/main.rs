@@ -209,6 +209,21 @@ async fn the_tasks_function_runs_step_functions_payloads_and_names_its_errors() 
         panic!("expected an error: {answer:?}");
     };
     assert_eq!(error["errorType"], "InvalidTask", "{error}");
+    // The upgrade state machine's first step, for an upgrade that is not recorded.
+    let answer = tasks
+        .invoke(json!({"task": "advanceUpgrade", "upgradeId": "gone", "pollSeconds": 10}))
+        .await;
+    let Answer::Error(error) = answer else {
+        panic!("expected an error: {answer:?}");
+    };
+    assert_eq!(error["errorType"], "InvalidTask", "{error}");
+    assert!(
+        error["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("upgrade gone"),
+        "{error}"
+    );
     // What the Sweep schedule delivers (its Input, as the SAM template sets it): a sweep of
     // the table's recent deployments, answered with what it did.
     let template = std::fs::read_to_string(
