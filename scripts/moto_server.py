@@ -10,7 +10,7 @@ import time
 
 import moto.awslambda.models as awslambda
 import moto.cloudformation.models as models
-from moto.cloudformation.exceptions import AlreadyExistsException
+from moto.cloudformation.exceptions import AlreadyExistsException, ValidationError
 import moto.dynamodb.models as dynamodb
 import moto.dynamodb.models.table as dynamodb_table
 import moto.dynamodb.exceptions as dynamodb_exceptions
@@ -410,6 +410,112 @@ def permission_create(cls, resource_name, cloudformation_json, account_id, regio
 
 
 awslambda.Permission.create_from_cloudformation_json = classmethod(permission_create)
+
+# moto 5.2.5 has no drift detection (DetectStackDrift, DescribeStackDriftDetectionStatus,
+# DescribeStackResourceDrifts answer "not implemented"). This compares, as CloudFormation does,
+# the properties a stack's template sets with the live resource, for the types paved's local
+# runs change behind its back: SSM parameters (Value, Type, Description) and SQS queues (their
+# attributes). A resource whose live object is gone is DELETED; other types are NOT_CHECKED.
+# A detection completes at once.
+import uuid
+
+from moto.ssm.models import ssm_backends
+from moto.sqs.models import sqs_backends
+
+_drift_lock = threading.Lock()
+_detections = {}
+_last_detection = {}
+
+_SQS_ATTRIBUTES = ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds",
+                   "MaximumMessageSize", "ReceiveMessageWaitTimeSeconds")
+
+
+def _scalar(value):
+    return value if isinstance(value, (str, int, float, bool)) else None
+
+
+def _resource_drift(stack, logical_id, resource):
+    kind = resource.get("Type", "")
+    expected = resource.get("Properties") or {}
+    entry = {"StackId": stack.stack_id, "LogicalResourceId": logical_id, "ResourceType": kind,
+             "Timestamp": time.time(), "StackResourceDriftStatus": "IN_SYNC", "PropertyDifferences": []}
+    model = stack.resource_map._parsed_resources.get(logical_id)
+    physical = getattr(model, "physical_resource_id", None)
+    if physical:
+        entry["PhysicalResourceId"] = physical
+    differences = []
+    if kind == "AWS::SSM::Parameter":
+        live = ssm_backends[stack.account_id][stack.region_name].get_parameter(physical or "")
+        if live is None:
+            entry["StackResourceDriftStatus"] = "DELETED"
+            return entry
+        for prop, actual in (("Value", live.value), ("Type", live.parameter_type),
+                             ("Description", live.description)):
+            want = _scalar(expected.get(prop))
+            if want is not None and str(want) != str(actual):
+                differences.append((prop, want, actual))
+    elif kind == "AWS::SQS::Queue":
+        name = (physical or "").rsplit("/", 1)[-1]
+        try:
+            live = sqs_backends[stack.account_id][stack.region_name].get_queue(name)
+        except Exception:  # noqa: BLE001 - moto raises its own "does not exist"
+            entry["StackResourceDriftStatus"] = "DELETED"
+            return entry
+        for prop in _SQS_ATTRIBUTES:
+            want = _scalar(expected.get(prop))
+            actual = getattr(live, "".join("_" + c.lower() if c.isupper() else c for c in prop).lstrip("_"), None)
+            if want is not None and actual is not None and str(want) != str(actual):
+                differences.append((prop, want, actual))
+    else:
+        entry["StackResourceDriftStatus"] = "NOT_CHECKED"
+        return entry
+    if differences:
+        entry["StackResourceDriftStatus"] = "MODIFIED"
+        entry["PropertyDifferences"] = [
+            {"PropertyPath": f"/{prop}", "ExpectedValue": str(want), "ActualValue": str(actual),
+             "DifferenceType": "NOT_EQUAL"} for prop, want, actual in differences]
+    return entry
+
+
+def detect_stack_drift(self):
+    stack = self.cloudformation_backend.get_stack(self._get_param("StackName"))
+    resources = (stack.template_dict or {}).get("Resources") or {}
+    drifts = [_resource_drift(stack, logical_id, resource) for logical_id, resource in resources.items()]
+    detection = str(uuid.uuid4())
+    with _drift_lock:
+        _detections[detection] = (stack.stack_id, drifts, time.time())
+        _last_detection[stack.stack_id] = detection
+        _last_detection[stack.name] = detection
+    return ActionResult({"StackDriftDetectionId": detection})
+
+
+def describe_stack_drift_detection_status(self):
+    detection = self._get_param("StackDriftDetectionId")
+    with _drift_lock:
+        found = _detections.get(detection)
+    if found is None:
+        raise ValidationError(detection, message=f"Drift detection {detection} does not exist")
+    stack_id, drifts, at = found
+    drifted = sum(1 for d in drifts if d["StackResourceDriftStatus"] in ("MODIFIED", "DELETED"))
+    return ActionResult({
+        "StackId": stack_id, "StackDriftDetectionId": detection,
+        "StackDriftStatus": "DRIFTED" if drifted else "IN_SYNC",
+        "DetectionStatus": "DETECTION_COMPLETE", "DriftedStackResourceCount": drifted, "Timestamp": at})
+
+
+def describe_stack_resource_drifts(self):
+    name = self._get_param("StackName")
+    wanted = self._get_param("StackResourceDriftStatusFilters") or None
+    with _drift_lock:
+        detection = _last_detection.get(name)
+        drifts = _detections[detection][1] if detection else []
+    return ActionResult({"StackResourceDrifts": [
+        d for d in drifts if wanted is None or d["StackResourceDriftStatus"] in wanted]})
+
+
+responses.CloudFormationResponse.detect_stack_drift = detect_stack_drift
+responses.CloudFormationResponse.describe_stack_drift_detection_status = describe_stack_drift_detection_status
+responses.CloudFormationResponse.describe_stack_resource_drifts = describe_stack_resource_drifts
 
 if __name__ == "__main__":
     from moto.server import main

@@ -275,18 +275,27 @@ async fn serve(
         security,
     ));
     let webhook = Arc::new(config::webhook(&settings, &sdk));
-    // As the schedule does in AWS (every 10 minutes there, every minute here).
+    // As the schedules do in AWS: the sweep (every 10 minutes there, every minute here) and
+    // drift detection (hourly there, every 10 minutes here).
     let sweeper = {
         let tasks = paved_core::app::tasks::Tasks::new(deployer.clone());
+        let drift = paved_core::app::drift::Drift::new(deployer.clone());
         let mut stop = stopped.subscribe();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
             every.tick().await;
+            let mut minutes = 0u64;
             loop {
                 tokio::select! {
                     _ = every.tick() => {
                         if let Err(error) = tasks.sweep().await {
                             tracing::warn!(error = %error, "the sweep failed; it runs again in a minute");
+                        }
+                        minutes += 1;
+                        if minutes.is_multiple_of(10)
+                            && let Err(error) = drift.sweep().await
+                        {
+                            tracing::warn!(error = %error, "drift detection failed; it runs again in 10 minutes");
                         }
                     }
                     _ = stop.changed() => return,

@@ -1,5 +1,6 @@
-//! `paved fleet` and `paved rollback`: a template's fleet (paved's `GetTemplateFleet`) and a
-//! target sent back to an earlier successful deployment (`RollbackDeployment`).
+//! `paved fleet`, `paved drift` and `paved rollback`: a template's fleet (paved's
+//! `GetTemplateFleet`), drift detection on its targets (`DetectDrift`) and a target sent back
+//! to an earlier successful deployment (`RollbackDeployment`).
 
 use crate::client::{Endpoint, paved as call};
 use serde_json::{Value, json};
@@ -55,8 +56,8 @@ pub async fn fleet(args: FleetArgs) -> Result<bool, Box<dyn std::error::Error>> 
         return Ok(true);
     }
     println!(
-        "{:<17} {:<40} {:<24} {:<8} {:<13} {:<20} LAST DEPLOYMENT",
-        "KIND", "NAME", "ENVIRONMENT", "VERSION", "", "STATUS"
+        "{:<17} {:<40} {:<24} {:<8} {:<13} {:<20} {:<10} LAST DEPLOYMENT",
+        "KIND", "NAME", "ENVIRONMENT", "VERSION", "", "STATUS", "DRIFT"
     );
     for t in &targets {
         let name = match t["serviceName"].as_str() {
@@ -66,13 +67,14 @@ pub async fn fleet(args: FleetArgs) -> Result<bool, Box<dyn std::error::Error>> 
             _ => s(&t["name"]),
         };
         println!(
-            "{:<17} {:<40} {:<24} {:<8} {:<13} {:<20} {}",
+            "{:<17} {:<40} {:<24} {:<8} {:<13} {:<20} {:<10} {}",
             s(&t["kind"]),
             name,
             s(&t["environmentName"]),
             s(&t["version"]),
             s(&t["staleness"]).to_lowercase().replace('_', " "),
             s(&t["deploymentStatus"]),
+            t["drift"]["status"].as_str().unwrap_or("unchecked"),
             s(&t["lastDeploymentId"])
         );
     }
@@ -210,6 +212,65 @@ pub async fn preview(args: PreviewArgs) -> Result<bool, Box<dyn std::error::Erro
     for (what, verb) in [("replaced", "replaces"), ("removed", "removes")] {
         for (kind, count) in summary[what].as_object().into_iter().flatten() {
             println!("this change {verb} {count} {kind}");
+        }
+    }
+    Ok(true)
+}
+
+#[derive(clap::Args)]
+pub struct DriftArgs {
+    /// The template whose targets to check.
+    template: String,
+    /// It is a service template (its instances and pipelines); otherwise an environment template.
+    #[arg(long)]
+    service: bool,
+    /// Print paved's answer as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+/// Detects drift on every target of a template; prints each target's finding and what
+/// differs.
+pub async fn drift(args: DriftArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let kind = if args.service {
+        "SERVICE"
+    } else {
+        "ENVIRONMENT"
+    };
+    let body = json!({ "templateName": args.template, "templateType": kind });
+    let Some(answer) = call(&args.endpoint.endpoint, "DetectDrift", &body).await? else {
+        return Ok(false);
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&answer)?);
+        return Ok(true);
+    }
+    let drifts = answer["drifts"].as_array().cloned().unwrap_or_default();
+    if drifts.is_empty() {
+        println!("nothing runs on {} {}", kind.to_lowercase(), args.template);
+    }
+    for d in &drifts {
+        println!(
+            "{}: {}{}",
+            s_of(&d["stackName"]),
+            s_of(&d["status"]),
+            d["message"]
+                .as_str()
+                .map(|m| format!(" ({m})"))
+                .unwrap_or_default()
+        );
+        for r in d["resources"].as_array().into_iter().flatten() {
+            println!(
+                "    {} {} ({})",
+                s_of(&r["status"]).to_lowercase(),
+                s_of(&r["logicalId"]),
+                s_of(&r["resourceType"])
+            );
+            for difference in r["differences"].as_array().into_iter().flatten() {
+                println!("        {}", s_of(difference));
+            }
         }
     }
     Ok(true)

@@ -1,8 +1,9 @@
-"""A staged fleet upgrade on `paved dev`, as a platform team runs one: a new minor of the
+"""The fleet on `paved dev`, as a platform team runs it with the stock CLI: a new minor of the
 backend Fargate sample, previewed across two environments, upgraded in two waves with an
-approval between them; then a minor that breaks in prod halts its upgrade after the first wave,
-and a target is rolled back to the deployment before it. One execution of the upgrade state
-machine per upgrade, in the local Step Functions."""
+approval between them (one execution of the upgrade state machine, its events on the bus);
+then a minor that breaks in prod halts its upgrade after the first wave, a target is rolled
+back to the deployment before it, and a resource changed behind paved's back is reported as
+drift."""
 
 import json
 import shutil
@@ -10,7 +11,8 @@ import time
 
 from conftest import SAMPLES, pack_folder, unique
 from test_import import paved
-from test_services import CONNECTION, cfn, fargate_environments, publish
+from test_environments import aws_client
+from test_services import CONNECTION, fargate_environments, publish
 
 SAMPLE = SAMPLES / "service-templates/backend-fargate-svc"
 MARKER = (
@@ -44,7 +46,26 @@ def wait_upgrade(platform, upgrade_id, statuses, timeout=240):
     raise AssertionError(f"upgrade {upgrade_id} never reached {statuses}: {answer}")
 
 
+def fleet_events(platform):
+    """A queue that receives paved's fleet events (source paved.fleet) through a rule."""
+    events, sqs = aws_client(platform, "events"), aws_client(platform, "sqs")
+    queue = sqs.create_queue(QueueName=unique("fleet-events"))["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    rule = unique("fleet")
+    events.put_rule(Name=rule, EventPattern=json.dumps({"source": ["paved.fleet"]}))
+    events.put_targets(Rule=rule, Targets=[{"Id": "queue", "Arn": arn}])
+
+    def received():
+        messages = []
+        for _ in range(3):
+            batch = sqs.receive_message(QueueUrl=queue, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", [])
+            messages += [json.loads(m["Body"]) for m in batch]
+        return messages
+    return received
+
+
 def test_two_waves_with_an_approval_then_a_failed_wave_halts_and_a_rollback(platform, proton, tmp_path):
+    received = fleet_events(platform)
     dev, prod = unique("up-dev"), unique("up-prod")
     env_template = fargate_environments(platform, proton, [dev, prod])
     template, service = unique("backend-up"), unique("api")
@@ -103,6 +124,15 @@ def test_two_waves_with_an_approval_then_a_failed_wave_halts_and_a_rollback(plat
         "ssm", "get-parameter", "--name", f"/paved/{service}/{name}/release").stdout)["Parameter"]["Value"]
     assert (ssm_value("one"), ssm_value("two")) == ("1.1", "1.1")
     before = proton.get_service_instance(serviceName=service, name="one")["serviceInstance"]["lastSucceededDeploymentId"]
+    # Its events on the bus, and its one execution in the Step Functions console.
+    heard = [m["detail"]["status"] for m in received() if m["detail"].get("upgradeId") == upgrade_id]
+    assert heard == ["RUNNING", "AWAITING_APPROVAL", "RUNNING", "SUCCEEDED"], heard
+    sfn = aws_client(platform, "stepfunctions")
+    execution = f"arn:aws:states:us-east-1:123456789012:execution:paved-upgrade:{upgrade_id}"
+    assert sfn.describe_execution(executionArn=execution)["status"] == "SUCCEEDED"
+    entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=execution)["events"]
+               if "stateEnteredEventDetails" in e]
+    assert "Wait for an approval or a resume" in entered and entered[-1] == "Upgrade ended", entered
 
     # 1.2 breaks in prod only: the first wave goes through, the second halts the upgrade.
     broken = "{% if environment.name == '" + prod + "' %}{{ service_instance.inputs.missing.deeper }}{% endif %}\n"
@@ -125,10 +155,26 @@ def test_two_waves_with_an_approval_then_a_failed_wave_halts_and_a_rollback(plat
     got = proton.get_service_instance(serviceName=service, name="one")["serviceInstance"]
     assert (got["templateMinorVersion"], got["deploymentStatus"]) == ("1", "SUCCEEDED"), got
     assert ssm_value("one") == "1.1"
+
+    # Drift: prod's marker changed behind paved's back is found, recorded and announced.
+    platform.cli("ssm", "put-parameter", "--name", f"/paved/{service}/two/release", "--value", "by hand",
+                 "--type", "String", "--overwrite")
+    found = json.loads(paved(platform, "drift", template, "--service", "--json").stdout)["drifts"]
+    by_stack = {d["stackName"]: d for d in found}
+    two = by_stack[f"paved-instance-{service}-two"]
+    assert two["status"] == "DRIFTED", found
+    assert two["resources"] == [{"logicalId": "ReleaseMarker", "resourceType": "AWS::SSM::Parameter",
+                                 "status": "MODIFIED", "differences": ["/Value: 1.1 -> by hand"]}], two
+    assert by_stack[f"paved-instance-{service}-one"]["status"] == "IN_SYNC", found
+    shown = paved(platform, "drift", template, "--service").stdout
+    assert "DRIFTED" in shown and "/Value: 1.1 -> by hand" in shown, shown
+    view = json.loads(paved(platform, "fleet", template, "--service", "--json").stdout)
+    drift = {t["name"]: t.get("drift", {}).get("status") for t in view["targets"] if t["kind"] == "SERVICE_INSTANCE"}
+    assert drift == {"one": "IN_SYNC", "two": "DRIFTED"}, view
+    announced = [m for m in received() if m["detail-type"] == "paved Drift Detected"
+                 and m["detail"]["templateName"] == template]
+    assert [m["detail"]["stackName"] for m in announced] == [f"paved-instance-{service}-two"], announced
+
     listed = json.loads(paved(platform, "upgrade", "list", "--json").stdout)["upgrades"]
     mine = [u for u in listed if u["templateName"] == template]
     assert [u["status"] for u in mine] == ["FAILED", "SUCCEEDED"], mine
-    # Nothing of the upgrades is left waiting in the local Step Functions.
-    stacks = cfn(platform)
-    assert stacks.describe_stacks(StackName=f"paved-instance-{service}-one")["Stacks"][0]["StackStatus"].endswith(
-        "_COMPLETE")

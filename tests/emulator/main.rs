@@ -3,5 +3,6 @@
 mod deployments;
 mod dynamodb;
 mod env;
+mod fleet;
 mod iam;
 mod transactions;

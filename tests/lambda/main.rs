@@ -241,6 +241,18 @@ async fn the_tasks_function_runs_step_functions_payloads_and_names_its_errors() 
     };
     assert_eq!(swept["recorded"], 0, "{swept}");
     assert!(swept["lookedAt"].is_number(), "{swept}");
+    // What the DriftSchedule delivers: drift detection over a fleet with nothing in it yet.
+    let input = template
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("Input: '"))
+        .filter_map(|l| l.strip_suffix('\''))
+        .find(|l| l.contains("detectDrift"))
+        .expect("the DriftSchedule's Input");
+    let answer = tasks.invoke(serde_json::from_str(input).unwrap()).await;
+    let Answer::Response(drift) = answer else {
+        panic!("drift detection failed: {answer:?}");
+    };
+    assert_eq!(drift["started"], 0, "{drift}");
     tasks.stop().await;
 }
 

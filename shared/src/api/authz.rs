@@ -469,7 +469,7 @@ impl Asker<'_> {
             }
 
             // The fleet of a template: the template the call names, or the upgrade's.
-            "StartFleetUpgrade" | "GetTemplateFleet" | "PreviewDeployment" => {
+            "StartFleetUpgrade" | "GetTemplateFleet" | "PreviewDeployment" | "DetectDrift" => {
                 let kind = if by("templateType") == "ENVIRONMENT" {
                     ResourceKind::EnvironmentTemplate
                 } else {

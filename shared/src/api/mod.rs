@@ -55,6 +55,7 @@ pub struct App {
     pub fleet: crate::app::fleet::Fleet,
     pub imports: crate::app::imports::Imports,
     pub upgrades: crate::app::upgrades::Upgrades,
+    pub drift: crate::app::drift::Drift,
     pub arns: ArnBuilder,
     /// The records authorization reads (tags, templates, environments of what a call names).
     pub store: Arc<dyn DeploymentStore>,
@@ -89,6 +90,7 @@ impl App {
             fleet: crate::app::fleet::Fleet::new(deployer.clone()),
             imports: crate::app::imports::Imports::new(deployer.clone()),
             upgrades: crate::app::upgrades::Upgrades::new(deployer.clone()),
+            drift: crate::app::drift::Drift::new(deployer.clone()),
             pushes: Pushes::new(deployer),
             arns,
         }

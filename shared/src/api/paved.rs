@@ -26,6 +26,9 @@
 //!   upgrade and starts its execution (`app::upgrades`): `{upgrade}`.
 //! - `GetFleetUpgrade {upgradeId}`: the upgrade, each wave and target with its outcome.
 //! - `ListFleetUpgrades {maxResults?, nextToken?}`: upgrades, newest first, with their counts.
+//! - `DetectDrift {templateName, templateType}`: compares every target's stack with what paved
+//!   deployed (at most 50 targets; the schedule covers any number), waiting up to 20 s:
+//!   `{drifts: [...]}`, each recorded and shown by GetTemplateFleet.
 //! - `ApproveFleetUpgrade`, `PauseFleetUpgrade`, `ResumeFleetUpgrade`, `CancelFleetUpgrade
 //!   {upgradeId}`: approve the wave it waits on; let what runs end and start nothing new; go on;
 //!   start nothing new and end once what runs has ended.
@@ -66,6 +69,7 @@ pub const OPERATIONS: &[&str] = &[
     "PauseFleetUpgrade",
     "ResumeFleetUpgrade",
     "CancelFleetUpgrade",
+    "DetectDrift",
 ];
 
 #[derive(Deserialize)]
@@ -247,16 +251,7 @@ pub async fn dispatch(
         }
         "GetTemplateFleet" => {
             let request: FleetRequest = parse(body)?;
-            let kind = match request.template_type.as_str() {
-                "ENVIRONMENT" => crate::domain::template::TemplateKind::Environment,
-                "SERVICE" => crate::domain::template::TemplateKind::Service,
-                other => {
-                    return Err(crate::app::Error::validation(format!(
-                        "templateType: {other} is not ENVIRONMENT or SERVICE"
-                    ))
-                    .into());
-                }
-            };
+            let kind = template_kind(&request.template_type)?;
             let fleet = app.fleet.view(kind, &request.template_name).await?;
             Ok(json!({
                 "template": compact(json!({
@@ -271,6 +266,12 @@ pub async fn dispatch(
             let request: crate::app::fleet::PreviewRequest = parse(body)?;
             let (targets, summary) = app.fleet.preview(request).await?;
             Ok(json!({ "targets": targets, "summary": summary }))
+        }
+        "DetectDrift" => {
+            let request: FleetRequest = parse(body)?;
+            let kind = template_kind(&request.template_type)?;
+            let drifts = app.drift.detect(kind, &request.template_name).await?;
+            Ok(json!({ "drifts": drifts }))
         }
         "StartFleetUpgrade" => {
             let request: crate::app::upgrades::UpgradeRequest = parse(body)?;
@@ -380,6 +381,17 @@ pub async fn dispatch(
             Ok(json!({ "pipelineState": state }))
         }
         _ => Err(ApiError::UnknownOperation),
+    }
+}
+
+fn template_kind(name: &str) -> Result<crate::domain::template::TemplateKind, ApiError> {
+    match name {
+        "ENVIRONMENT" => Ok(crate::domain::template::TemplateKind::Environment),
+        "SERVICE" => Ok(crate::domain::template::TemplateKind::Service),
+        other => Err(crate::app::Error::validation(format!(
+            "templateType: {other} is not ENVIRONMENT or SERVICE"
+        ))
+        .into()),
     }
 }
 

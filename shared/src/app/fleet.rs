@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::Value as Json;
+
 use super::deploy::Deployer;
 use super::{Result, every};
 use crate::domain::environment::{Deployed, DeploymentStatus};
@@ -216,6 +218,9 @@ pub struct FleetTarget {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_succeeded_deployment_id: Option<String>,
     pub stack_name: String,
+    /// What the last drift detection found, if one ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<Json>,
 }
 
 /// A template's fleet: its recommended version and every target that runs it.
@@ -242,6 +247,17 @@ impl Fleet {
         let template = d.catalog.template(kind, name).await?.ok_or_else(|| {
             crate::app::Error::not_found(format!("{} {name} does not exist", kind.noun()))
         })?;
+        let type_name = match kind {
+            TemplateKind::Environment => "ENVIRONMENT",
+            TemplateKind::Service => "SERVICE",
+        };
+        let drifts: BTreeMap<String, crate::domain::drift::DriftRecord> = d
+            .fleet
+            .drifts(type_name, name.as_str())
+            .await?
+            .into_iter()
+            .map(|r| (r.stack_name.clone(), r))
+            .collect();
         let targets = self
             .targets_of(kind, name)
             .await?
@@ -265,6 +281,17 @@ impl Fleet {
                     last_deployment_attempted_at: deployed.last_deployment_attempted_at,
                     last_succeeded_deployment_id: deployed.last_succeeded_deployment_id.clone(),
                     stack_name: deployed.stack_name.clone(),
+                    drift: drifts.get(&deployed.stack_name).map(|r| {
+                        let mut shown = serde_json::json!({
+                            "status": r.status.name(),
+                            "checkedAt": r.checked_at,
+                            "driftedResources": r.resources.len(),
+                        });
+                        if let Some(message) = &r.message {
+                            shown["message"] = message.clone().into();
+                        }
+                        shown
+                    }),
                 }
             })
             .collect();
@@ -785,4 +812,39 @@ fn identity(
             Some(c.environment.to_string()),
         ),
     }
+}
+
+/// A target of the fleet as upgrades and drift records name it, with its tags; `None` for a
+/// component (its template is its own).
+pub(crate) fn fleet_target(
+    loaded: &super::deploy::Loaded,
+) -> Option<(
+    crate::domain::upgrade::UpgradeTarget,
+    BTreeMap<String, String>,
+)> {
+    use super::deploy::Loaded;
+    use crate::domain::upgrade::UpgradeTarget;
+    Some(match loaded {
+        Loaded::Environment(e) => (
+            UpgradeTarget::Environment {
+                name: e.name.to_string(),
+            },
+            e.tags.to_map(),
+        ),
+        Loaded::Instance { instance, .. } => (
+            UpgradeTarget::ServiceInstance {
+                service: instance.service.to_string(),
+                name: instance.name.to_string(),
+                environment: instance.environment.to_string(),
+            },
+            instance.tags.to_map(),
+        ),
+        Loaded::Pipeline { service, .. } => (
+            UpgradeTarget::ServicePipeline {
+                service: service.name.to_string(),
+            },
+            service.tags.to_map(),
+        ),
+        Loaded::Component(_) => return None,
+    })
 }

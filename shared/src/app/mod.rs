@@ -8,6 +8,7 @@ pub mod components;
 pub mod corpus;
 pub mod deploy;
 pub mod deployments;
+pub mod drift;
 pub mod environments;
 pub mod error;
 pub mod fleet;

@@ -26,13 +26,17 @@ pub enum Task {
     /// `{"task": "sweep"}`, on a schedule: records as failed every deployment of the last day
     /// whose workflow ended without recording its result, so none waits for a reader.
     Sweep,
+    /// `{"task": "detectDrift"}`, on a schedule: drift detection over the fleet.
+    DetectDrift,
 }
 
 impl Task {
     /// Parses a task payload; the error says what is wrong with it.
     pub fn parse(payload: Json) -> Result<Self, TaskError> {
-        if payload.get("task").and_then(Json::as_str) == Some("sweep") {
-            return Ok(Self::Sweep);
+        match payload.get("task").and_then(Json::as_str) {
+            Some("sweep") => return Ok(Self::Sweep),
+            Some("detectDrift") => return Ok(Self::DetectDrift),
+            _ => {}
         }
         let invalid = |e: serde_json::Error| TaskError::InvalidTask(format!("task input: {e}"));
         match serde_json::from_value::<DeploymentTask>(payload.clone()) {
@@ -84,6 +88,10 @@ impl Tasks {
             Task::Redeploy(task) => self.pushes.run_task(task).await,
             Task::Upgrade(task) => self.upgrades.run_task(task).await,
             Task::Sweep => self.sweep().await,
+            Task::DetectDrift => super::drift::Drift::new(self.d.clone())
+                .sweep()
+                .await
+                .map_err(Into::into),
         }
     }
 

@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use serde_json::{Value as Json, json};
 
-use super::deploy::{Deployer, Loaded, TaskError};
+use super::deploy::{Deployer, TaskError};
 use super::environments::{EnvironmentUpdate, Environments};
 use super::fleet::Fleet;
 use super::services::Services;
@@ -296,34 +296,12 @@ impl Upgrades {
         let pipelines = request.include_pipelines.unwrap_or(true) && environments.is_empty();
         let mut planned = Vec::new();
         for loaded in fleet.targets_of(kind, &request.template_name).await? {
-            let (target, tags) = match &loaded {
-                Loaded::Environment(e) => (
-                    UpgradeTarget::Environment {
-                        name: e.name.to_string(),
-                    },
-                    e.tags.to_map(),
-                ),
-                Loaded::Instance { instance, .. } => (
-                    UpgradeTarget::ServiceInstance {
-                        service: instance.service.to_string(),
-                        name: instance.name.to_string(),
-                        environment: instance.environment.to_string(),
-                    },
-                    instance.tags.to_map(),
-                ),
-                Loaded::Pipeline { service, .. } => {
-                    if !pipelines {
-                        continue;
-                    }
-                    (
-                        UpgradeTarget::ServicePipeline {
-                            service: service.name.to_string(),
-                        },
-                        service.tags.to_map(),
-                    )
-                }
-                Loaded::Component(_) => continue,
+            let Some((target, tags)) = super::fleet::fleet_target(&loaded) else {
+                continue;
             };
+            if matches!(target, UpgradeTarget::ServicePipeline { .. }) && !pipelines {
+                continue;
+            }
             if !environments.is_empty()
                 && !target
                     .environment()

@@ -55,5 +55,8 @@ pub struct DriftRecord {
     pub resources: Vec<DriftedResource>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub message: Option<String>,
+    /// The engine's detection while it runs (status `DETECTING`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detection_id: Option<String>,
     pub checked_at: Timestamp,
 }

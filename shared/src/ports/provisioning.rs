@@ -138,4 +138,31 @@ pub trait Provisioner: Send + Sync {
 
     /// What a ready plan does to each resource.
     async fn actions(&self, plan: &str) -> ProvisionResult<Vec<ResourceAction>>;
+
+    /// Starts comparing what the target runs with what was deployed: the detection's id, or
+    /// `None` if this engine cannot detect drift.
+    async fn detect_drift(&self, _target: Placement<'_>) -> ProvisionResult<Option<String>> {
+        Ok(None)
+    }
+
+    /// What a detection found; `None` while it runs.
+    async fn drift(
+        &self,
+        _target: Placement<'_>,
+        _detection: &str,
+    ) -> ProvisionResult<Option<DriftFound>> {
+        Ok(Some(DriftFound {
+            status: crate::domain::drift::DriftStatus::Unknown,
+            resources: vec![],
+            message: Some("this provisioning engine does not detect drift".into()),
+        }))
+    }
+}
+
+/// What a drift detection found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DriftFound {
+    pub status: crate::domain::drift::DriftStatus,
+    pub resources: Vec<crate::domain::drift::DriftedResource>,
+    pub message: Option<String>,
 }

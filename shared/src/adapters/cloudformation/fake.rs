@@ -38,6 +38,11 @@ pub struct ScriptedStacks {
     /// Logical ids whose modification replaces the resource (as CloudFormation reports for
     /// properties that need a new resource).
     pub replaced_on_change: Mutex<BTreeSet<String>>,
+    /// Stacks changed behind paved's back: what a drift detection finds on them.
+    pub drifted: Mutex<HashMap<String, Vec<crate::domain::drift::DriftedResource>>>,
+    /// Checks of a detection that answer "in progress" before it completes.
+    pub drift_checks_in_progress: Mutex<usize>,
+    detections: Mutex<HashMap<String, (String, usize)>>,
     pub calls: Mutex<Vec<String>>,
 }
 
@@ -225,6 +230,43 @@ impl CloudFormationApi for ScriptedStacks {
         }
         found.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(found)
+    }
+
+    async fn detect_drift(&self, stack: &str) -> Result<String, CloudError> {
+        lock(&self.calls).push(format!("detect_drift {stack}"));
+        if !lock(&self.stacks).contains_key(stack) {
+            return Err(CloudError::Rejected(format!(
+                "Stack [{stack}] does not exist"
+            )));
+        }
+        let id = format!("drift-{}", uuid::Uuid::new_v4());
+        let checks = *lock(&self.drift_checks_in_progress);
+        lock(&self.detections).insert(id.clone(), (stack.to_string(), checks));
+        Ok(id)
+    }
+
+    async fn drift_detection(&self, id: &str) -> Result<super::DriftDetection, CloudError> {
+        let mut detections = lock(&self.detections);
+        let Some((stack, remaining)) = detections.get_mut(id) else {
+            return Err(CloudError::Rejected(format!(
+                "detection {id} does not exist"
+            )));
+        };
+        if *remaining > 0 {
+            *remaining -= 1;
+            return Ok(super::DriftDetection::InProgress);
+        }
+        let drifted = lock(&self.drifted)
+            .get(stack.as_str())
+            .is_some_and(|r| !r.is_empty());
+        Ok(super::DriftDetection::Complete { drifted })
+    }
+
+    async fn resource_drifts(
+        &self,
+        stack: &str,
+    ) -> Result<Vec<crate::domain::drift::DriftedResource>, CloudError> {
+        Ok(lock(&self.drifted).get(stack).cloned().unwrap_or_default())
     }
 
     async fn changes(&self, change_set: &str) -> Result<Vec<ResourceAction>, CloudError> {

@@ -18,6 +18,7 @@ pub use fake::ScriptedStacks;
 pub use sdk::CloudFormationStacks;
 
 use crate::domain::adoption::{Found, ResourceAction};
+use crate::domain::drift::{DriftStatus, DriftedResource};
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 use crate::domain::provisioning::ProvisioningEngine;
 use crate::ports::{
@@ -91,6 +92,25 @@ pub trait CloudFormationApi: Send + Sync {
     /// What a change set does to each resource (a `Modify` whose `Replacement` is `True` or
     /// `Conditional` is a replacement).
     async fn changes(&self, change_set: &str) -> Result<Vec<ResourceAction>, CloudError>;
+    /// Starts drift detection on a stack: the detection's id.
+    async fn detect_drift(&self, stack: &str) -> Result<String, CloudError>;
+    async fn drift_detection(&self, id: &str) -> Result<DriftDetection, CloudError>;
+    /// The resources of a stack its last detection found modified or deleted.
+    async fn resource_drifts(&self, stack: &str) -> Result<Vec<DriftedResource>, CloudError>;
+}
+
+/// How a drift detection is doing (`DescribeStackDriftDetectionStatus`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DriftDetection {
+    InProgress,
+    Complete {
+        drifted: bool,
+    },
+    /// Some resources could not be checked (the reason says which); what was checked counts.
+    Failed {
+        drifted: bool,
+        reason: String,
+    },
 }
 
 impl From<CloudError> for ProvisionError {
@@ -220,6 +240,43 @@ impl Provisioner for CloudFormation {
 
     async fn running_template(&self, target: Placement<'_>) -> ProvisionResult<Option<String>> {
         Ok(self.api.template(target.name).await?)
+    }
+
+    async fn detect_drift(&self, target: Placement<'_>) -> ProvisionResult<Option<String>> {
+        if self.api.state(target.name).await? == StackState::Missing {
+            return Err(ProvisionError::Rejected(format!(
+                "stack {} does not exist",
+                target.name
+            )));
+        }
+        Ok(Some(self.api.detect_drift(target.name).await?))
+    }
+
+    async fn drift(
+        &self,
+        target: Placement<'_>,
+        detection: &str,
+    ) -> ProvisionResult<Option<crate::ports::DriftFound>> {
+        let (drifted, message) = match self.api.drift_detection(detection).await? {
+            DriftDetection::InProgress => return Ok(None),
+            DriftDetection::Complete { drifted } => (drifted, None),
+            DriftDetection::Failed { drifted, reason } => (drifted, Some(reason)),
+        };
+        let resources = if drifted {
+            self.api.resource_drifts(target.name).await?
+        } else {
+            vec![]
+        };
+        let status = match (drifted, &message) {
+            (true, _) => DriftStatus::Drifted,
+            (false, None) => DriftStatus::InSync,
+            (false, Some(_)) => DriftStatus::Unknown,
+        };
+        Ok(Some(crate::ports::DriftFound {
+            status,
+            resources,
+            message,
+        }))
     }
 
     async fn actions(&self, plan: &str) -> ProvisionResult<Vec<ResourceAction>> {

@@ -9,8 +9,9 @@ use aws_sdk_cloudformation::Client;
 use aws_sdk_cloudformation::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cloudformation::types::{Capability, ChangeSetStatus, ChangeSetType, StackStatus, Tag};
 
-use super::{ChangeSetState, CloudError, CloudFormationApi, StackState};
+use super::{ChangeSetState, CloudError, CloudFormationApi, DriftDetection, StackState};
 use crate::domain::adoption::{Action, Found, ResourceAction};
+use crate::domain::drift::DriftedResource;
 use crate::domain::environment::{ProvisionedResource, StackOutput};
 
 /// Templates larger than this go through S3 (`TemplateURL`), as CloudFormation requires.
@@ -403,6 +404,88 @@ impl CloudFormationApi for CloudFormationStacks {
             token = output.next_token;
             if token.is_none() {
                 return Ok(actions);
+            }
+        }
+    }
+
+    async fn detect_drift(&self, stack: &str) -> Result<String, CloudError> {
+        let output = self
+            .client
+            .detect_stack_drift()
+            .stack_name(stack)
+            .send()
+            .await
+            .map_err(classify)?;
+        output
+            .stack_drift_detection_id
+            .ok_or_else(|| CloudError::Rejected(format!("no drift detection started on {stack}")))
+    }
+
+    async fn drift_detection(&self, id: &str) -> Result<DriftDetection, CloudError> {
+        use aws_sdk_cloudformation::types::{StackDriftDetectionStatus, StackDriftStatus};
+        let output = self
+            .client
+            .describe_stack_drift_detection_status()
+            .stack_drift_detection_id(id)
+            .send()
+            .await
+            .map_err(classify)?;
+        let drifted = output.stack_drift_status == Some(StackDriftStatus::Drifted);
+        Ok(match output.detection_status {
+            Some(StackDriftDetectionStatus::DetectionInProgress) => DriftDetection::InProgress,
+            Some(StackDriftDetectionStatus::DetectionComplete) => {
+                DriftDetection::Complete { drifted }
+            }
+            _ => DriftDetection::Failed {
+                drifted,
+                reason: output
+                    .detection_status_reason
+                    .unwrap_or_else(|| "the drift detection failed".into()),
+            },
+        })
+    }
+
+    async fn resource_drifts(&self, stack: &str) -> Result<Vec<DriftedResource>, CloudError> {
+        use aws_sdk_cloudformation::types::StackResourceDriftStatus as S;
+        let mut found = Vec::new();
+        let mut token = None;
+        loop {
+            let output = self
+                .client
+                .describe_stack_resource_drifts()
+                .stack_name(stack)
+                .stack_resource_drift_status_filters(S::Modified)
+                .stack_resource_drift_status_filters(S::Deleted)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(classify)?;
+            for drift in output.stack_resource_drifts.unwrap_or_default() {
+                found.push(DriftedResource {
+                    logical_id: drift.logical_resource_id.unwrap_or_default(),
+                    resource_type: drift.resource_type.unwrap_or_default(),
+                    status: drift
+                        .stack_resource_drift_status
+                        .map(|s| s.as_str().to_string())
+                        .unwrap_or_default(),
+                    differences: drift
+                        .property_differences
+                        .unwrap_or_default()
+                        .into_iter()
+                        .map(|d| {
+                            format!(
+                                "{}: {} -> {}",
+                                d.property_path.unwrap_or_default(),
+                                d.expected_value.unwrap_or_default(),
+                                d.actual_value.unwrap_or_default()
+                            )
+                        })
+                        .collect(),
+                });
+            }
+            token = output.next_token;
+            if token.is_none() {
+                return Ok(found);
             }
         }
     }

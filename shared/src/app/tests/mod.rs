@@ -4,6 +4,7 @@
 //! One file per concern; the world they share is here.
 
 mod components_and_services;
+mod drift;
 mod engines;
 mod environments;
 mod fleet;
