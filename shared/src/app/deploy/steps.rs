@@ -21,6 +21,19 @@ use crate::ports::{
 
 pub struct Steps {
     d: Deployer,
+    /// The longest wait between two checks (`pollSeconds`); the waits grow to it.
+    poll: u64,
+}
+
+/// The default longest wait between checks (the SAM template's `PollSeconds`).
+const POLL_SECONDS: u64 = 10;
+
+/// How long to wait before the next check of a deployment that started `elapsed` seconds ago:
+/// a quarter of that, from 1 s up to `poll`. A stack that settles in 3 s is seen in about 4,
+/// and a long one is checked about every `poll` seconds; never more than a quarter of a
+/// deployment's time is spent waiting past its end.
+pub fn wait_seconds(elapsed: f64, poll: u64) -> u64 {
+    ((elapsed.max(0.0) / 4.0).ceil() as u64).clamp(1, poll.max(1))
 }
 
 /// What a step answers the state machine, and the deployment it ended, if it ended one.
@@ -28,25 +41,40 @@ pub type StepResult = Result<(Json, Option<Ended>), TaskError>;
 
 impl Steps {
     pub fn new(deployer: Deployer) -> Self {
-        Self { d: deployer }
+        Self {
+            d: deployer,
+            poll: POLL_SECONDS,
+        }
+    }
+
+    /// A step's answer with the wait before the next check.
+    fn waited(&self, mut answer: Json, deployment: &Deployment, poll: u64) -> Json {
+        let elapsed = Timestamp::now().0 - deployment.created_at.0;
+        answer["waitSeconds"] = wait_seconds(elapsed, poll).into();
+        answer
     }
 
     /// Runs one step.
     #[tracing::instrument(skip_all, fields(task = ?std::mem::discriminant(&task), deployment = task.deployment_id()))]
     pub async fn run(&self, task: DeploymentTask) -> StepResult {
+        let poll = task.poll_seconds().unwrap_or(self.poll);
         let answer = |json: Json| Ok((json, None));
         match task {
-            DeploymentTask::Plan { deployment_id } => answer(self.plan(&deployment_id).await?),
+            DeploymentTask::Plan { deployment_id, .. } => {
+                answer(self.plan(&deployment_id, poll).await?)
+            }
             DeploymentTask::CheckPlan {
                 deployment_id,
                 plan,
-            } => answer(self.check_plan(&deployment_id, &plan).await?),
+                ..
+            } => answer(self.check_plan(&deployment_id, &plan, poll).await?),
             DeploymentTask::Apply {
                 deployment_id,
                 plan,
-            } => answer(self.apply(&deployment_id, &plan).await?),
-            DeploymentTask::CheckProgress { deployment_id } => {
-                answer(self.check_progress(&deployment_id).await?)
+                ..
+            } => answer(self.apply(&deployment_id, &plan, poll).await?),
+            DeploymentTask::CheckProgress { deployment_id, .. } => {
+                answer(self.check_progress(&deployment_id, poll).await?)
             }
             DeploymentTask::Finish {
                 deployment_id,
@@ -59,9 +87,11 @@ impl Steps {
                 let message = caught_message(error.as_ref());
                 Ok((json!({}), self.fail(&deployment_id, &message).await?))
             }
-            DeploymentTask::Remove { deployment_id } => answer(self.remove(&deployment_id).await?),
-            DeploymentTask::CheckRemoval { deployment_id } => {
-                answer(self.check_removal(&deployment_id).await?)
+            DeploymentTask::Remove { deployment_id, .. } => {
+                answer(self.remove(&deployment_id, poll).await?)
+            }
+            DeploymentTask::CheckRemoval { deployment_id, .. } => {
+                answer(self.check_removal(&deployment_id, poll).await?)
             }
             DeploymentTask::FinishRemoval { deployment_id } => {
                 Ok((json!({}), self.finish_removal(&deployment_id).await?))
@@ -102,10 +132,15 @@ impl Steps {
 
     /// Renders the template and asks the engine to plan it, unless the deployment was
     /// cancelled, there is nothing to change, or the target must first settle.
-    async fn plan(&self, id: &str) -> Result<Json, TaskError> {
+    async fn plan(&self, id: &str, poll: u64) -> Result<Json, TaskError> {
         let (deployment, target) = self.load(id).await?;
-        let outcome =
-            |outcome: &str, plan: Option<String>| json!({ "outcome": outcome, "plan": plan });
+        let outcome = |outcome: &str, plan: Option<String>| {
+            self.waited(
+                json!({ "outcome": outcome, "plan": plan }),
+                &deployment,
+                poll,
+            )
+        };
         if deployment.cancel_requested {
             return Ok(outcome("cancelled", None));
         }
@@ -131,17 +166,25 @@ impl Steps {
         )
     }
 
-    async fn check_plan(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
+    async fn check_plan(&self, id: &str, plan: &str, poll: u64) -> Result<Json, TaskError> {
         let (deployment, target) = self.load(id).await?;
         let engine = self.engine(&target)?;
         match engine.plan_state(plan).await? {
-            PlanState::Pending => Ok(json!({ "ready": false, "changes": true })),
+            PlanState::Pending => Ok(self.waited(
+                json!({ "ready": false, "changes": true }),
+                &deployment,
+                poll,
+            )),
             PlanState::Ready => {
                 self.check_adoption(&deployment, &target, engine.as_ref(), plan)
                     .await?;
-                Ok(json!({ "ready": true, "changes": true }))
+                Ok(self.waited(json!({ "ready": true, "changes": true }), &deployment, poll))
             }
-            PlanState::Unchanged => Ok(json!({ "ready": true, "changes": false })),
+            PlanState::Unchanged => Ok(self.waited(
+                json!({ "ready": true, "changes": false }),
+                &deployment,
+                poll,
+            )),
             PlanState::Failed(reason) => Err(TaskError::PlanFailed(reason)),
         }
     }
@@ -194,27 +237,39 @@ impl Steps {
         Ok(())
     }
 
-    async fn apply(&self, id: &str, plan: &str) -> Result<Json, TaskError> {
+    async fn apply(&self, id: &str, plan: &str, poll: u64) -> Result<Json, TaskError> {
         let (deployment, target) = self.load(id).await?;
         let engine = self.engine(&target)?;
         if deployment.cancel_requested {
             engine.discard(plan).await?;
-            return Ok(json!({ "cancelled": true }));
+            return Ok(self.waited(json!({ "cancelled": true }), &deployment, poll));
         }
         engine.apply(plan).await?;
-        Ok(json!({ "cancelled": false }))
+        Ok(self.waited(json!({ "cancelled": false }), &deployment, poll))
     }
 
-    async fn check_progress(&self, id: &str) -> Result<Json, TaskError> {
+    async fn check_progress(&self, id: &str, poll: u64) -> Result<Json, TaskError> {
         let (deployment, target) = self.load(id).await?;
         let engine = self.engine(&target)?;
         match engine
             .progress(placement(&target), deployment.cancel_requested)
             .await?
         {
-            Progress::Running => Ok(json!({ "done": false, "cancelled": false })),
-            Progress::Done => Ok(json!({ "done": true, "cancelled": false })),
-            Progress::Cancelled => Ok(json!({ "done": true, "cancelled": true })),
+            Progress::Running => Ok(self.waited(
+                json!({ "done": false, "cancelled": false }),
+                &deployment,
+                poll,
+            )),
+            Progress::Done => Ok(self.waited(
+                json!({ "done": true, "cancelled": false }),
+                &deployment,
+                poll,
+            )),
+            Progress::Cancelled => Ok(self.waited(
+                json!({ "done": true, "cancelled": true }),
+                &deployment,
+                poll,
+            )),
             Progress::Failed(reason) => Err(TaskError::ProvisioningFailed(reason)),
         }
     }
@@ -343,8 +398,8 @@ impl Steps {
         }))
     }
 
-    async fn remove(&self, id: &str) -> Result<Json, TaskError> {
-        let (_, target) = self.load(id).await?;
+    async fn remove(&self, id: &str, poll: u64) -> Result<Json, TaskError> {
+        let (deployment, target) = self.load(id).await?;
         // A create that committed while DeleteEnvironment was deciding (after it found the
         // environment empty, before its own write) is caught here: the deletion fails, and the
         // environment and what runs in it stay.
@@ -357,18 +412,18 @@ impl Steps {
         }
         let engine = self.engine(&target)?;
         match engine.remove(placement(&target)).await {
-            Ok(()) => Ok(json!({})),
+            Ok(()) => Ok(self.waited(json!({}), &deployment, poll)),
             Err(ProvisionError::Rejected(reason)) => Err(TaskError::ProvisioningFailed(reason)),
             Err(other) => Err(other.into()),
         }
     }
 
-    async fn check_removal(&self, id: &str) -> Result<Json, TaskError> {
-        let (_, target) = self.load(id).await?;
+    async fn check_removal(&self, id: &str, poll: u64) -> Result<Json, TaskError> {
+        let (deployment, target) = self.load(id).await?;
         let engine = self.engine(&target)?;
         match engine.removal(placement(&target)).await? {
-            Removal::Gone => Ok(json!({ "done": true })),
-            Removal::Running => Ok(json!({ "done": false })),
+            Removal::Gone => Ok(self.waited(json!({ "done": true }), &deployment, poll)),
+            Removal::Running => Ok(self.waited(json!({ "done": false }), &deployment, poll)),
             Removal::Failed(reason) => Err(TaskError::ProvisioningFailed(reason)),
         }
     }
@@ -480,5 +535,22 @@ fn caught_message(error: Option<&Json>) -> String {
         ),
         _ if message.is_empty() => format!("the deployment failed ({name})"),
         _ => message,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_seconds;
+
+    #[test]
+    fn waits_grow_with_the_deployment_from_one_second_to_the_poll_interval() {
+        assert_eq!(wait_seconds(0.0, 10), 1);
+        assert_eq!(wait_seconds(3.0, 10), 1);
+        assert_eq!(wait_seconds(9.0, 10), 3);
+        assert_eq!(wait_seconds(39.0, 10), 10);
+        assert_eq!(wait_seconds(3_600.0, 10), 10);
+        // A clock behind the record, or no interval: still a wait of a second.
+        assert_eq!(wait_seconds(-5.0, 10), 1);
+        assert_eq!(wait_seconds(100.0, 0), 1);
     }
 }

@@ -20,18 +20,28 @@ pub enum DeploymentTask {
     /// Renders the template and asks the engine for a plan.
     Plan {
         deployment_id: String,
+        /// The longest wait between two checks (the execution's `pollSeconds`).
+        #[serde(default)]
+        poll_seconds: Option<u64>,
     },
     CheckPlan {
         deployment_id: String,
         plan: String,
+        #[serde(default)]
+        poll_seconds: Option<u64>,
     },
     Apply {
         deployment_id: String,
         plan: String,
+        #[serde(default)]
+        poll_seconds: Option<u64>,
     },
     /// Follows the applied plan; asks the engine to stop it if the deployment was cancelled.
     CheckProgress {
         deployment_id: String,
+        /// The longest wait between two checks (the execution's `pollSeconds`).
+        #[serde(default)]
+        poll_seconds: Option<u64>,
     },
     Finish {
         deployment_id: String,
@@ -45,9 +55,15 @@ pub enum DeploymentTask {
     },
     Remove {
         deployment_id: String,
+        /// The longest wait between two checks (the execution's `pollSeconds`).
+        #[serde(default)]
+        poll_seconds: Option<u64>,
     },
     CheckRemoval {
         deployment_id: String,
+        /// The longest wait between two checks (the execution's `pollSeconds`).
+        #[serde(default)]
+        poll_seconds: Option<u64>,
     },
     FinishRemoval {
         deployment_id: String,
@@ -57,15 +73,28 @@ pub enum DeploymentTask {
 impl DeploymentTask {
     pub fn deployment_id(&self) -> &str {
         match self {
-            Self::Plan { deployment_id }
+            Self::Plan { deployment_id, .. }
             | Self::CheckPlan { deployment_id, .. }
             | Self::Apply { deployment_id, .. }
-            | Self::CheckProgress { deployment_id }
+            | Self::CheckProgress { deployment_id, .. }
             | Self::Finish { deployment_id, .. }
             | Self::Fail { deployment_id, .. }
-            | Self::Remove { deployment_id }
-            | Self::CheckRemoval { deployment_id }
+            | Self::Remove { deployment_id, .. }
+            | Self::CheckRemoval { deployment_id, .. }
             | Self::FinishRemoval { deployment_id } => deployment_id,
+        }
+    }
+
+    /// The longest wait between checks the execution allows, if the step says.
+    pub fn poll_seconds(&self) -> Option<u64> {
+        match self {
+            Self::Plan { poll_seconds, .. }
+            | Self::CheckPlan { poll_seconds, .. }
+            | Self::Apply { poll_seconds, .. }
+            | Self::CheckProgress { poll_seconds, .. }
+            | Self::Remove { poll_seconds, .. }
+            | Self::CheckRemoval { poll_seconds, .. } => *poll_seconds,
+            _ => None,
         }
     }
 }

@@ -237,10 +237,10 @@ impl World {
         json!({
             "deploymentId": id,
             "pollSeconds": 0,
-            "planned": {"outcome": "planned", "plan": format!("plan-{id}")},
-            "plan": {"ready": true, "changes": true},
-            "applied": {"cancelled": false},
-            "progress": {"done": true, "cancelled": false},
+            "planned": {"outcome": "planned", "plan": format!("plan-{id}"), "waitSeconds": 1},
+            "plan": {"ready": true, "changes": true, "waitSeconds": 1},
+            "applied": {"cancelled": false, "waitSeconds": 1},
+            "progress": {"done": true, "cancelled": false, "waitSeconds": 1},
         })
     }
 
