@@ -599,11 +599,15 @@ impl Catalog {
         number: VersionNumber,
     ) -> Result<(Template, TemplateVersion)> {
         let (template, version) = self.version(kind, name, number).await?;
-        if version.in_use > 0 {
+        let in_use = self
+            .store
+            .in_use(kind, name, number)
+            .await?
+            .unwrap_or(version.in_use);
+        if in_use > 0 {
             return Err(Error::conflict(format!(
-                "version {number} of {} {name} is used by {} deployed resource(s); move them to another version first",
+                "version {number} of {} {name} is used by {in_use} deployed resource(s); move them to another version first",
                 kind.noun(),
-                version.in_use
             )));
         }
         if let Some(reason) = template.versions.deletion_blocker(number) {

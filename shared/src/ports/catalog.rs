@@ -74,6 +74,18 @@ pub trait CatalogStore: Send + Sync {
         number: VersionNumber,
     ) -> Result<Option<TemplateVersion>, StoreError>;
 
+    /// How many deployed resources run on a version (what its deletion checks); `None` if the
+    /// version does not exist. [`Self::version`] need not count them (counting may take reads
+    /// of their own), so its `in_use` is not to be relied on.
+    async fn in_use(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+        number: VersionNumber,
+    ) -> Result<Option<u64>, StoreError> {
+        Ok(self.version(kind, name, number).await?.map(|v| v.in_use))
+    }
+
     /// Versions in ascending order, all of them or those of one major.
     async fn versions(
         &self,

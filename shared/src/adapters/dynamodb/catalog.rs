@@ -439,17 +439,29 @@ impl CatalogStore for DynamoStore {
         name: &ResourceName,
         number: VersionNumber,
     ) -> Result<Option<TemplateVersion>, StoreError> {
+        // The count is left to `in_use`: deployments read versions on every write, and only a
+        // deletion needs the count (its shards are one more query).
         let pk = template_pk(kind, name.as_str());
-        match self.get(pk.clone(), &version_sk(number)).await? {
-            Some(item) => {
-                let mut version = from_item::<VersionItem>(item)?.into_domain()?;
-                let shards = self.usage_shards(&pk, number).await?;
-                let counted: i64 = shards.iter().map(|(_, n, _)| n).sum();
-                version.in_use = version.in_use.saturating_add_signed(counted);
-                Ok(Some(version))
-            }
+        match self.get(pk, &version_sk(number)).await? {
+            Some(item) => Ok(Some(from_item::<VersionItem>(item)?.into_domain()?)),
             None => Ok(None),
         }
+    }
+
+    async fn in_use(
+        &self,
+        kind: TemplateKind,
+        name: &ResourceName,
+        number: VersionNumber,
+    ) -> Result<Option<u64>, StoreError> {
+        let pk = template_pk(kind, name.as_str());
+        let Some(item) = self.get(pk.clone(), &version_sk(number)).await? else {
+            return Ok(None);
+        };
+        let base = from_item::<VersionItem>(item)?.in_use;
+        let shards = self.usage_shards(&pk, number).await?;
+        let counted: i64 = shards.iter().map(|(_, n, _)| n).sum();
+        Ok(Some(base.saturating_add_signed(counted)))
     }
 
     async fn versions(
