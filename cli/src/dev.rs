@@ -184,6 +184,7 @@ async fn serve(
         event_bus: "default".into(),
         pipeline_role_arn: Some(format!("arn:aws:iam::{LOCAL_ACCOUNT}:role/paved-pipeline")),
         instance_quota: paved_core::domain::service::DEFAULT_INSTANCE_QUOTA,
+        deployment_retention_days: paved_core::config::DEFAULT_RETENTION_DAYS,
         // Pipelines' CodeBuild projects call the local Proton API.
         proton_endpoint: Some(format!("http://127.0.0.1:{}", args.port)),
         // Any role of the local account, unless PAVED_ROLE_PATTERN narrows it as in AWS.

@@ -66,6 +66,7 @@ fn app(on: bool) -> Arc<App> {
         pipeline_role_arn: None,
         proton_endpoint: None,
         instance_quota: 20,
+        deployment_retention_days: 180,
         role_pattern: "*".into(),
     };
     let (authenticate, document): (Arc<dyn Authenticate>, AccessDocument) = if on {

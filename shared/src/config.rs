@@ -19,6 +19,9 @@ use crate::app::tasks::Tasks;
 use crate::app::webhook::Webhook;
 use crate::domain::access::AccessDocument;
 
+/// Days a deployment record is kept once superseded or ended without success.
+pub const DEFAULT_RETENTION_DAYS: u64 = 180;
+
 #[derive(Debug, Clone)]
 pub struct Config {
     /// The DynamoDB table holding the catalog (`PAVED_TABLE`).
@@ -47,6 +50,9 @@ pub struct Config {
     pub pipeline_role_arn: Option<String>,
     /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
     pub instance_quota: usize,
+    /// Days a deployment record is kept once it can no longer be what its target runs
+    /// (`PAVED_DEPLOYMENT_RETENTION_DAYS`, default 180).
+    pub deployment_retention_days: u64,
     /// paved's Proton API as CodeBuild reaches it (`PAVED_PROTON_ENDPOINT`, optional): set as
     /// `AWS_ENDPOINT_URL_PROTON` on the CodeBuild projects of rendered pipelines.
     pub proton_endpoint: Option<String>,
@@ -108,6 +114,11 @@ impl Config {
                 .ok()
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(crate::domain::service::DEFAULT_INSTANCE_QUOTA),
+            deployment_retention_days: std::env::var("PAVED_DEPLOYMENT_RETENTION_DAYS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .filter(|days| *days > 0)
+                .unwrap_or(DEFAULT_RETENTION_DAYS),
             proton_endpoint: std::env::var("PAVED_PROTON_ENDPOINT")
                 .ok()
                 .filter(|v| !v.is_empty()),
@@ -219,6 +230,7 @@ pub fn deployer(config: &Config, sdk: &SdkConfig) -> Deployer {
         },
         pipeline_role_arn: config.pipeline_role_arn.clone(),
         instance_quota: config.instance_quota,
+        deployment_retention_days: config.deployment_retention_days,
         proton_endpoint: config.proton_endpoint.clone(),
         role_pattern: config.role_pattern.clone(),
     }

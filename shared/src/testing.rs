@@ -82,6 +82,7 @@ impl Fakes {
             },
             pipeline_role_arn: Some("arn:aws:iam::123456789012:role/pipeline".into()),
             instance_quota: 20,
+            deployment_retention_days: 180,
             proton_endpoint: Some("https://paved.example".into()),
             role_pattern: "*".into(),
         }

@@ -264,3 +264,53 @@ async fn every_instance_is_read_through_the_index_once_the_sweep_has_indexed_old
         .unwrap();
     assert_eq!(names(store.all_instances().await.unwrap()), written);
 }
+
+#[tokio::test]
+async fn a_deployment_is_given_its_expiry_and_a_gone_one_is_not_an_error() {
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let service = service("web", "acme/web", "main");
+    let record = paved_core::app::deploy::records::deployment(
+        "d-expiring",
+        &ResourceName::parse("dev").unwrap(),
+        paved_core::domain::environment::Target::ServicePipeline {
+            service: service.name.clone(),
+        },
+        service.pipeline.clone().unwrap().state,
+        Timestamp(1.0),
+        Timestamp(2.0),
+    );
+    store
+        .change(DeploymentChange {
+            deployments: vec![paved_core::ports::DeploymentWrite::Create(record)],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    store
+        .expire_deployment("d-expiring", 4_000_000_000)
+        .await
+        .unwrap();
+    let read = store.deployment("d-expiring").await.unwrap().unwrap();
+    assert_eq!(read.expires_at, Some(4_000_000_000));
+    // The table's TTL attribute is the one set.
+    let item = aws_sdk_dynamodb::Client::new(&env.sdk)
+        .get_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S("DEPLOYMENT#d-expiring".into()))
+        .key("sk", AttributeValue::S("#DEPLOYMENT".into()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    assert_eq!(item["expiresAt"], AttributeValue::N("4000000000".into()));
+    store
+        .expire_deployment("d-gone", 4_000_000_000)
+        .await
+        .unwrap();
+    assert!(
+        store.deployment("d-gone").await.unwrap().is_none(),
+        "nothing made"
+    );
+}

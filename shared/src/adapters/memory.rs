@@ -432,6 +432,14 @@ impl DeploymentStore for MemoryStore {
         page_of(items, &page)
     }
 
+    async fn expire_deployment(&self, id: &str, at: u64) -> Result<(), StoreError> {
+        self.turn().await;
+        if let Some(deployment) = self.lock().deployments.get_mut(id) {
+            deployment.expires_at = Some(at);
+        }
+        Ok(())
+    }
+
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
         self.turn().await;
         let mut tables = self.lock();

@@ -219,6 +219,11 @@ pub struct Deployment {
     /// Who asked for it (none for deployments started by a push or by paved itself).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub initiated_by: Option<crate::domain::access::Initiator>,
+    /// When the record may be dropped (seconds since the epoch; the table's TTL attribute):
+    /// set once it can no longer be what its target last ran — when it ended without
+    /// succeeding, or when a later deployment of its target succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<u64>,
     pub rev: u64,
 }
 

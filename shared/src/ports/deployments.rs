@@ -161,4 +161,7 @@ pub trait DeploymentStore: Send + Sync {
         page: PageRequest,
     ) -> Result<Page<Component>, StoreError>;
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError>;
+    /// Lets a deployment record be dropped after `at` (seconds since the epoch); a record that
+    /// is gone already is not an error.
+    async fn expire_deployment(&self, id: &str, at: u64) -> Result<(), StoreError>;
 }

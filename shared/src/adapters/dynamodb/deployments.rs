@@ -662,6 +662,30 @@ impl DeploymentStore for DynamoStore {
         }
     }
 
+    async fn expire_deployment(&self, id: &str, at: u64) -> Result<(), StoreError> {
+        let sent = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(deployment_pk(id), DEPLOYMENT_SK)))
+            .update_expression("SET expiresAt = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", AttributeValue::N(at.to_string()))
+            .send()
+            .await;
+        match sent {
+            Ok(_) => Ok(()),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(error) => Err(backend(error)),
+        }
+    }
+
     async fn change(&self, change: DeploymentChange) -> Result<(), StoreError> {
         let mut items = Vec::new();
         for check in change.environment_checks {

@@ -51,6 +51,9 @@ pub struct Deployer {
     pub proton_endpoint: Option<String>,
     /// Instances per service (`PAVED_INSTANCE_QUOTA`, default 20).
     pub instance_quota: usize,
+    /// How long a deployment record is kept once it can no longer be what its target runs
+    /// (`PAVED_DEPLOYMENT_RETENTION_DAYS`, default 180).
+    pub deployment_retention_days: u64,
     /// The roles (path and name, IAM wildcards) targets may be deployed under
     /// (`PAVED_ROLE_PATTERN`: the SAM template's `ProtonServiceRolePattern`).
     pub role_pattern: String,

@@ -58,6 +58,7 @@ pub fn deployment(
         cancel_requested: false,
         previous_succeeded_id: None,
         initiated_by: crate::app::deploy::audit::current(),
+        expires_at: None,
         rev: 1,
     }
 }

@@ -339,7 +339,12 @@ impl Steps {
             // paved has now deployed it: an adopted stack is paved's like any other.
             deployed.adoption = None;
         }
-        close(&mut done, &deployment, now);
+        close(
+            &mut done,
+            &deployment,
+            now,
+            self.d.deployment_retention_days,
+        );
         let change = next.replace(&target);
         self.record(change, &deployment, &done, usage).await?;
         self.d
@@ -371,7 +376,12 @@ impl Steps {
         let mut done = deployment.clone();
         done.status = status;
         done.status_message = Some(message.clone());
-        close(&mut done, &deployment, now);
+        close(
+            &mut done,
+            &deployment,
+            now,
+            self.d.deployment_retention_days,
+        );
         let current_attempt = target.deployed().last_attempted_deployment_id.as_deref() == Some(id);
         let mut next = target.clone();
         let mut change = DeploymentChange::default();
@@ -443,7 +453,12 @@ impl Steps {
         let now = Timestamp::now();
         let mut done = deployment.clone();
         done.status = DeploymentStatus::DeleteComplete;
-        close(&mut done, &deployment, now);
+        close(
+            &mut done,
+            &deployment,
+            now,
+            self.d.deployment_retention_days,
+        );
         let state = &target.deployed().state;
         let usage = match target.template_kind() {
             Some(kind) => match self
@@ -490,15 +505,33 @@ impl Steps {
             expected_rev: deployment.rev,
         });
         change.usage = usage;
-        Ok(self.d.store.change(change).await?)
+        self.d.store.change(change).await?;
+        // The success this one supersedes is no longer what its target runs: it may go once
+        // the retention has passed. Best effort: a record left without it is only kept.
+        if matches!(
+            done.status,
+            DeploymentStatus::Succeeded | DeploymentStatus::DeleteComplete
+        ) && let Some(previous) = &deployment.previous_succeeded_id
+            && previous != &done.id
+        {
+            let at =
+                done.last_modified_at.0 as u64 + self.d.deployment_retention_days * 24 * 60 * 60;
+            if let Err(error) = self.d.store.expire_deployment(previous, at).await {
+                tracing::warn!(deployment = %previous, error = %error, "the superseded deployment keeps no expiry");
+            }
+        }
+        Ok(())
     }
 }
 
-/// Marks a deployment record as ended now.
-fn close(done: &mut Deployment, deployment: &Deployment, now: Timestamp) {
+/// Marks a deployment record as ended now; one that did not succeed may be dropped once
+/// `retention_days` have passed (a success is kept while it is its target's last).
+fn close(done: &mut Deployment, deployment: &Deployment, now: Timestamp, retention_days: u64) {
     done.completed_at = Some(now);
     done.last_modified_at = now;
     done.rev = deployment.rev + 1;
+    done.expires_at = (done.status != DeploymentStatus::Succeeded)
+        .then(|| now.0 as u64 + retention_days * 24 * 60 * 60);
 }
 
 fn placement(target: &Loaded) -> Placement<'_> {

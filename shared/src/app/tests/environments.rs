@@ -678,3 +678,50 @@ async fn roles_are_checked_to_trust_cloudformation_where_iam_can_be_read() {
     w.environments = Environments::new(w.deployer.clone());
     w.create("dev", SPEC).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_deployment_record_expires_once_it_cannot_be_what_its_target_runs() {
+    use crate::ports::DeploymentStore;
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let first = w.last_started();
+    w.run_deploy(&first).await;
+    let record = |id: String| {
+        let store = w.store.clone();
+        async move { store.deployment(&id).await.unwrap().unwrap() }
+    };
+    // The target's last success is kept, however old.
+    assert_eq!(record(first.clone()).await.expires_at, None);
+    w.update("dev", DeploymentType::CurrentVersion, None)
+        .await
+        .unwrap();
+    let second = w.last_started();
+    w.run_deploy(&second).await;
+    let superseded = record(first.clone()).await;
+    let done = record(second.clone()).await;
+    assert_eq!(done.expires_at, None);
+    let kept_for =
+        superseded.expires_at.expect("superseded: it may go") as f64 - done.completed_at.unwrap().0;
+    assert!(
+        (kept_for - 180.0 * 86_400.0).abs() < 5.0,
+        "kept 180 days: {kept_for}"
+    );
+    // One that failed may go 180 days after it ended; the success before it stays.
+    *w.stacks.execute_result.lock().unwrap() = Some(StackState::Failed {
+        status: "UPDATE_ROLLBACK_COMPLETE".into(),
+        reason: "boom".into(),
+    });
+    w.update(
+        "dev",
+        DeploymentType::CurrentVersion,
+        Some("proton: EnvironmentSpec\nspec:\n  cidr: 10.9.0.0/16\n"),
+    )
+    .await
+    .unwrap();
+    let failed = w.last_started();
+    w.run_deploy(&failed).await;
+    let failed = record(failed).await;
+    assert_eq!(failed.status, DeploymentStatus::Failed);
+    assert!(failed.expires_at.is_some());
+    assert_eq!(record(second).await.expires_at, None);
+}
