@@ -8,7 +8,7 @@ export PAVED_AWS_PORT ?= 5000
 
 DEPLOY_VENV ?= .venv-deploy
 
-.PHONY: setup dev test lint build bench bench-access bench-deploy bench-lambda bench-moto deploy-tools lambdas deploy clean
+.PHONY: setup dev test lint build bench bench-access bench-deploy bench-lambda bench-moto bench-fleet bench-upgrade deploy-tools lambdas deploy clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,16 @@ bench-access:
 bench-deploy: setup
 	cargo build --quiet -p paved-cli
 	PAVED_BIN=$${CARGO_TARGET_DIR:-target}/debug/paved $(VENV)/bin/python scripts/bench_deploy.py
+
+## A staged upgrade of 1,000 service instances against scripted fakes with latencies: paved's
+## own time and AWS calls per target, wall time against concurrency x the engine's time.
+bench-fleet:
+	cargo bench -p paved-core --features testing --bench fleet
+
+## A staged upgrade of 200 service instances end to end on paved dev.
+bench-upgrade: setup
+	cargo build --quiet -p paved-cli
+	PAVED_BIN=$${CARGO_TARGET_DIR:-target}/debug/paved $(VENV)/bin/python scripts/bench_upgrade.py
 
 ## The local AWS's DynamoDB as a fleet grows: time per transaction and moto's memory, with
 ## moto_server.py's transaction fix and without.

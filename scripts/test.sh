@@ -13,6 +13,7 @@ cargo fmt --all -- --check
 
 step "clippy"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
+cargo clippy -p paved-core --benches --features testing --quiet -- -D warnings
 
 step "build"
 cargo build --workspace --all-targets --quiet

@@ -16,5 +16,5 @@ pub mod domain;
 #[cfg(feature = "lambda")]
 pub mod lambda;
 pub mod ports;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;

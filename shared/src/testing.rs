@@ -109,7 +109,22 @@ pub type Execution = Result<Json, String>;
 /// missing is an error, as in Step Functions. Each task payload goes to `run`. A
 /// `.waitForTaskToken` task gets a fresh `$$.Task.Token`, and `run`'s answer stands for the
 /// callback's output: `run` plays the caller who sends it.
-pub async fn execute<F, Fut>(definition: &Json, input: Json, mut run: F) -> Execution
+pub async fn execute<F, Fut>(definition: &Json, input: Json, run: F) -> Execution
+where
+    F: FnMut(Json) -> Fut,
+    Fut: std::future::Future<Output = Result<Json, TaskError>>,
+{
+    execute_waiting(definition, input, run, std::time::Duration::ZERO).await
+}
+
+/// As [`execute`], each Wait state sleeping its seconds, each of them `second` long (a
+/// benchmark runs the real waits, or scaled ones).
+pub async fn execute_waiting<F, Fut>(
+    definition: &Json,
+    input: Json,
+    mut run: F,
+    second: std::time::Duration,
+) -> Execution
 where
     F: FnMut(Json) -> Fut,
     Fut: std::future::Future<Output = Result<Json, TaskError>>,
@@ -117,7 +132,7 @@ where
     let states = definition["States"].as_object().expect("States");
     let mut name = definition["StartAt"].as_str().expect("StartAt").to_string();
     let mut data = input;
-    for _ in 0..10_000 {
+    for _ in 0..100_000 {
         let state = &states[&name];
         let next = |state: &Json| state.get("Next").and_then(Json::as_str).map(str::to_string);
         match state["Type"].as_str().expect("Type") {
@@ -184,13 +199,23 @@ where
                     None => state["Default"].as_str().expect("Default").to_string(),
                 };
             }
-            "Wait" => name = next(state).expect("Next"),
+            "Wait" => {
+                if !second.is_zero() {
+                    let seconds = match state.get("SecondsPath").and_then(Json::as_str) {
+                        Some(path) => lookup(&data, path).and_then(Json::as_f64),
+                        None => state.get("Seconds").and_then(Json::as_f64),
+                    }
+                    .unwrap_or(0.0);
+                    tokio::time::sleep(second.mul_f64(seconds)).await;
+                }
+                name = next(state).expect("Next");
+            }
             "Succeed" => return Ok(data),
             "Fail" => return Err(state["Error"].as_str().unwrap_or("States.Fail").to_string()),
             other => panic!("{name}: state type {other} is not interpreted"),
         }
     }
-    panic!("the execution did not end in 10,000 transitions")
+    panic!("the execution did not end in 100,000 transitions")
 }
 
 /// The first Retry or Catch rule that matches an error name.

@@ -52,7 +52,10 @@ def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
     tasks = template["Resources"]["TasksFunction"]["Properties"]
     schedule = tasks["Events"]["Sweep"]
     assert schedule["Type"] == "Schedule" and _json.loads(schedule["Properties"]["Input"]) == {"task": "sweep"}
-    statements = [s for policy in tasks["Policies"] for s in policy["Statement"]]
+    # Inline statements; a managed policy (drift detection's ReadOnlyAccess) is an Fn::If.
+    def inline(policies):
+        return [s for policy in policies if "Statement" in policy for s in policy["Statement"]]
+    statements = inline(tasks["Policies"])
 
     def allows(action, fragment):
         for statement in statements:
@@ -65,7 +68,7 @@ def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
     assert allows("dynamodb:Query", "/index/*")
     assert allows("states:DescribeExecution", "-deploy:*") and allows("states:DescribeExecution", "-delete:*")
     api = template["Resources"]["ApiFunction"]["Properties"]
-    api_statements = [s for policy in api["Policies"] for s in policy["Statement"]]
+    api_statements = inline(api["Policies"])
     assert any("iam:ListRoleTags" in s["Action"] and "iam:GetRole" in s["Action"] for s in api_statements)
     # Adoption: the API lists every stack and reads Proton's; the steps change adopted stacks,
     # which keep their AWSProton-* names, and the stacks of the configured prefix.
@@ -76,3 +79,15 @@ def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
     assert allows("cloudformation:ExecuteChangeSet", "stack/${StackNamePrefix}instance-*/*")
     variables = template["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["PAVED_STACK_PREFIX"] == {"Ref": "StackNamePrefix"}
+    # Fleet: upgrades start deployments and resume their own waits; drift is detected on
+    # paved's and Proton's stacks, hourly, with read access to the resources when enabled.
+    assert allows("states:StartExecution", "-deploy")
+    assert allows("states:SendTaskSuccess", "*")
+    assert any("states:SendTaskSuccess" in _json.dumps(s["Action"]) for s in api_statements)
+    assert allows("cloudformation:DetectStackDrift", "stack/AWSProton-*/*")
+    assert allows("cloudformation:DescribeStackResourceDrifts", "stack/${StackNamePrefix}*/*")
+    drift = tasks["Events"]["DriftSchedule"]["Properties"]
+    assert _json.loads(drift["Input"]) == {"task": "detectDrift"}
+    assert {"Fn::If": ["DetectDrift", {"Fn::Sub": "arn:${AWS::Partition}:iam::aws:policy/ReadOnlyAccess"},
+                       {"Ref": "AWS::NoValue"}]} in tasks["Policies"]
+    assert variables["PAVED_UPGRADE_STATE_MACHINE_ARN"]["Fn::Sub"].endswith("stateMachine:${AWS::StackName}-upgrade")

@@ -7,8 +7,8 @@ use paved_core::domain::environment::{Deployed, DeployedState, DeploymentStatus}
 use paved_core::domain::names::{ResourceName, Timestamp};
 use paved_core::domain::service::{Repository, Service, ServiceInstance, ServiceStatus};
 use paved_core::ports::{
-    Deliveries, DeploymentChange, DeploymentStore, InstanceWrite, ServiceWrite, StoreError,
-    TokenRecord,
+    Deliveries, DeploymentChange, DeploymentStore, InstanceWrite, PageRequest, ServiceWrite,
+    StoreError, TokenRecord,
 };
 
 use crate::env::TestEnv;
@@ -313,4 +313,116 @@ async fn a_deployment_is_given_its_expiry_and_a_gone_one_is_not_an_error() {
         store.deployment("d-gone").await.unwrap().is_none(),
         "nothing made"
     );
+}
+
+#[tokio::test]
+async fn a_services_deployments_are_listed_through_its_pointers_once_older_ones_are_indexed() {
+    use paved_core::domain::environment::Target;
+    use paved_core::ports::DeploymentWrite;
+    let env = TestEnv::new().await;
+    let store = env.store();
+    let web = service("web", "acme/web", "main");
+    let state = web.pipeline.clone().unwrap().state;
+    let record = |id: &str, target: Target, at: f64| {
+        paved_core::app::deploy::records::deployment(
+            id,
+            &ResourceName::parse("dev").unwrap(),
+            target,
+            state.clone(),
+            Timestamp(1.0),
+            Timestamp(at),
+        )
+    };
+    let pipeline = Target::ServicePipeline {
+        service: web.name.clone(),
+    };
+    let instance = Target::ServiceInstance {
+        service: web.name.clone(),
+        instance: ResourceName::parse("one").unwrap(),
+    };
+    let other = Target::ServicePipeline {
+        service: ResourceName::parse("api").unwrap(),
+    };
+    store
+        .change(DeploymentChange {
+            deployments: vec![
+                DeploymentWrite::Create(record("d1", pipeline.clone(), 10.0)),
+                DeploymentWrite::Create(record("d2", instance, 20.0)),
+                DeploymentWrite::Create(record("d3", other, 30.0)),
+                DeploymentWrite::Create(record("d4", Target::Environment, 40.0)),
+                DeploymentWrite::Create(record("d5", pipeline, 50.0)),
+            ],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // d2 as a deployment written before the index: no pointer.
+    aws_sdk_dynamodb::Client::new(&env.sdk)
+        .delete_item()
+        .table_name(&env.table)
+        .key("pk", AttributeValue::S("SERVICE#web".into()))
+        .key(
+            "sk",
+            AttributeValue::S(format!("DEPLOYMENT#{:020}#d2", u64::MAX - 20_000)),
+        )
+        .send()
+        .await
+        .unwrap();
+    let page = |limit, cursor| PageRequest {
+        limit: Some(limit),
+        cursor,
+    };
+    assert!(
+        store
+            .service_deployments(&web.name, page(10, None))
+            .await
+            .unwrap()
+            .is_none(),
+        "not complete before the sweep has indexed older deployments"
+    );
+    assert_eq!(store.index_deployments().await.unwrap(), Some(4));
+    assert_eq!(store.index_deployments().await.unwrap(), None, "once");
+    let ids = |p: &paved_core::ports::Page<paved_core::domain::environment::Deployment>| {
+        p.items.iter().map(|d| d.id.clone()).collect::<Vec<_>>()
+    };
+    let all = store
+        .service_deployments(&web.name, page(10, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&all), ["d5", "d2", "d1"], "newest first, web's only");
+    let first = store
+        .service_deployments(&web.name, page(2, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&first), ["d5", "d2"]);
+    let rest = store
+        .service_deployments(&web.name, page(2, first.cursor.clone()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&rest), ["d1"]);
+    // A cursor of another service's listing is refused; a deleted deployment is left out.
+    let api = ResourceName::parse("api").unwrap();
+    assert!(matches!(
+        store.service_deployments(&api, page(2, first.cursor)).await,
+        Err(StoreError::BadCursor)
+    ));
+    store
+        .change(DeploymentChange {
+            deployments: vec![DeploymentWrite::Delete {
+                id: "d2".into(),
+                expected_rev: 1,
+            }],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let after = store
+        .service_deployments(&web.name, page(10, None))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ids(&after), ["d5", "d1"]);
 }

@@ -50,6 +50,10 @@ pub struct MemoryStore {
     /// When set, every catalog and deployment call first yields to the runtime, so requests
     /// run together interleave at each storage call, as they do against DynamoDB.
     interleave: std::sync::atomic::AtomicBool,
+    /// How long every call takes, in microseconds (a benchmark's realistic latency; 0: none).
+    latency_micros: std::sync::atomic::AtomicU64,
+    /// Calls made, of every kind.
+    pub calls: std::sync::atomic::AtomicU64,
 }
 
 impl MemoryStore {
@@ -62,8 +66,21 @@ impl MemoryStore {
         store
     }
 
+    /// Makes every call take `latency` (as a benchmark's DynamoDB would).
+    pub fn set_latency(&self, latency: std::time::Duration) {
+        self.latency_micros.store(
+            latency.as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+    }
+
     async fn turn(&self) {
-        if self.interleave.load(std::sync::atomic::Ordering::Relaxed) {
+        use std::sync::atomic::Ordering;
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let latency = self.latency_micros.load(Ordering::Relaxed);
+        if latency > 0 {
+            tokio::time::sleep(std::time::Duration::from_micros(latency)).await;
+        } else if self.interleave.load(Ordering::Relaxed) {
             tokio::task::yield_now().await;
         }
     }
@@ -321,6 +338,35 @@ impl DeploymentStore for MemoryStore {
             .collect();
         items.sort_by(|a, b| a.0.cmp(&b.0));
         page_of(items, &page)
+    }
+
+    async fn service_deployments(
+        &self,
+        service: &ResourceName,
+        page: PageRequest,
+    ) -> Result<Option<Page<Deployment>>, StoreError> {
+        use crate::domain::environment::Target;
+        self.turn().await;
+        let mut items: Vec<(String, Deployment)> = self
+            .lock()
+            .deployments
+            .values()
+            .filter(|d| match &d.target {
+                Target::ServiceInstance { service: s, .. }
+                | Target::ServicePipeline { service: s } => s == service,
+                _ => false,
+            })
+            .map(|d| {
+                let key = format!(
+                    "mem:{:020}#{}",
+                    u64::MAX - (d.created_at.0 * 1000.0) as u64,
+                    d.id
+                );
+                (key, d.clone())
+            })
+            .collect();
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+        page_of(items, &page).map(Some)
     }
 
     async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError> {

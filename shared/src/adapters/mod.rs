@@ -14,7 +14,7 @@ pub mod iam;
 pub mod memory;
 #[cfg(feature = "aws")]
 pub mod s3;
-#[cfg(test)]
+#[cfg(any(test, feature = "testing"))]
 pub mod scripted;
 #[cfg(feature = "aws")]
 pub mod secretsmanager;

@@ -37,7 +37,10 @@ pub async fn dispatch(
             Operation::ListDeployments => {
                 let listing: DeploymentListing = parse(body)?;
                 let request = page(listing.max_results, listing.next_token)?;
-                let listed = app.deployments.list(listing.environment_name.as_ref(), request).await?;
+                let listed = match (&listing.environment_name, &listing.service_name) {
+                    (None, Some(service)) => app.deployments.list_for_service(service, request).await?,
+                    (environment, _) => app.deployments.list(environment.as_ref(), request).await?,
+                };
                 // Service and component filters apply to the page (so a page may come back short).
                 let items: Vec<Value> = listed
                     .items

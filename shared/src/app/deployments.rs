@@ -57,6 +57,24 @@ impl Deployments {
         Ok(self.d.store.deployments(environment, page).await?)
     }
 
+    /// A service's deployments through its index, or every deployment (the caller filters)
+    /// while the index still lacks older deployments.
+    pub async fn list_for_service(
+        &self,
+        service: &ResourceName,
+        page: PageRequest,
+    ) -> Result<Page<Deployment>> {
+        match self
+            .d
+            .store
+            .service_deployments(service, page.clone())
+            .await?
+        {
+            Some(found) => Ok(found),
+            None => Ok(self.d.store.deployments(None, page).await?),
+        }
+    }
+
     /// Deletes the record of an ended deployment that is not its target's latest.
     pub async fn delete(&self, id: &str) -> Result<Deployment> {
         let deployment = self.get(id).await?;

@@ -141,11 +141,19 @@ impl Tasks {
             }
         }
         let indexed = self.d.store.index_instances().await?;
-        tracing::info!(looked_at, recorded, ?indexed, "swept deployments");
+        let deployments_indexed = self.d.store.index_deployments().await?;
+        tracing::info!(
+            looked_at,
+            recorded,
+            ?indexed,
+            ?deployments_indexed,
+            "swept deployments"
+        );
         Ok(serde_json::json!({
             "lookedAt": looked_at,
             "recorded": recorded,
             "instancesIndexed": indexed,
+            "deploymentsIndexed": deployments_indexed,
         }))
     }
 }

@@ -13,7 +13,7 @@ pub enum ProvisioningEngine {
     CloudFormation,
     /// The scripted engine of the tests: it proves the kernel and the state machines are
     /// engine-neutral.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "testing"))]
     #[serde(rename = "SCRIPTED")]
     Scripted,
 }
@@ -23,7 +23,7 @@ impl ProvisioningEngine {
     pub fn wire_name(self) -> &'static str {
         match self {
             Self::CloudFormation => "CLOUDFORMATION",
-            #[cfg(test)]
+            #[cfg(any(test, feature = "testing"))]
             Self::Scripted => "SCRIPTED",
         }
     }

@@ -123,6 +123,19 @@ pub trait DeploymentStore: Send + Sync {
         environment: Option<&ResourceName>,
         page: PageRequest,
     ) -> Result<Page<Deployment>, StoreError>;
+    /// The deployments of a service's instances and pipeline, newest first, through an index
+    /// (never a walk of every deployment); `None` until the index holds the deployments written
+    /// before it (see `index_deployments`).
+    async fn service_deployments(
+        &self,
+        service: &ResourceName,
+        page: PageRequest,
+    ) -> Result<Option<Page<Deployment>>, StoreError>;
+    /// Brings deployments written before the service index into it, once: `Some(count)` if it
+    /// did now, `None` if it was complete. Safe to repeat and to interrupt.
+    async fn index_deployments(&self) -> Result<Option<usize>, StoreError> {
+        Ok(None)
+    }
     async fn service(&self, name: &ResourceName) -> Result<Option<Service>, StoreError>;
     async fn services(&self, page: PageRequest) -> Result<Page<Service>, StoreError>;
     async fn instance(

@@ -16,6 +16,8 @@ struct FakeStack {
     tags: BTreeMap<String, String>,
     state: StackState,
     role_arn: Option<String>,
+    /// While an update takes the engine's time (`engine_time`): when it reaches `state`.
+    settles_at: Option<std::time::Instant>,
 }
 
 /// A change set made and not yet executed: its stack, template and tags.
@@ -44,6 +46,13 @@ pub struct ScriptedStacks {
     pub drift_checks_in_progress: Mutex<usize>,
     detections: Mutex<HashMap<String, (String, usize)>>,
     pub calls: Mutex<Vec<String>>,
+    /// How long every API call takes (a benchmark's realistic latency; none by default).
+    pub latency: Mutex<Option<std::time::Duration>>,
+    /// How long an executed change set runs before its stack reaches its final state (the
+    /// engine's own time; at once by default).
+    pub engine_time: Mutex<Option<std::time::Duration>>,
+    /// API calls made, of every kind.
+    pub api_calls: std::sync::atomic::AtomicU64,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -79,6 +88,7 @@ impl ScriptedStacks {
                 tags,
                 state: StackState::Complete,
                 role_arn: role_arn.map(str::to_string),
+                settles_at: None,
             },
         );
     }
@@ -86,15 +96,27 @@ impl ScriptedStacks {
     fn call(&self, what: String) {
         lock(&self.calls).push(what);
     }
+
+    /// Every API call: counted, and as slow as `latency` says.
+    async fn pause(&self) {
+        self.api_calls
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let latency = *lock(&self.latency);
+        if let Some(latency) = latency {
+            tokio::time::sleep(latency).await;
+        }
+    }
 }
 
 #[async_trait]
 impl CloudFormationApi for ScriptedStacks {
     async fn template(&self, stack: &str) -> Result<Option<String>, CloudError> {
+        self.pause().await;
         Ok(self.template_of(stack))
     }
 
     async fn tags(&self, stack: &str) -> Result<BTreeMap<String, String>, CloudError> {
+        self.pause().await;
         Ok(self.tags_of(stack).unwrap_or_default())
     }
 
@@ -107,6 +129,7 @@ impl CloudFormationApi for ScriptedStacks {
         exists: bool,
         tags: &BTreeMap<String, String>,
     ) -> Result<String, CloudError> {
+        self.pause().await;
         self.call(format!(
             "create_change_set {stack} {}",
             if exists { "UPDATE" } else { "CREATE" }
@@ -123,6 +146,7 @@ impl CloudFormationApi for ScriptedStacks {
     }
 
     async fn change_set(&self, id: &str) -> Result<ChangeSetState, CloudError> {
+        self.pause().await;
         if let Some(state) = lock(&self.change_set_script).pop_front() {
             return Ok(state);
         }
@@ -135,6 +159,7 @@ impl CloudFormationApi for ScriptedStacks {
     }
 
     async fn execute_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.pause().await;
         self.call(format!("execute_change_set {id}"));
         let (stack, template, tags) = lock(&self.change_sets)
             .remove(id)
@@ -149,6 +174,7 @@ impl CloudFormationApi for ScriptedStacks {
             (StackState::Failed { .. }, Some(previous)) => (previous.template, previous.tags),
             _ => (template, tags),
         };
+        let settles_at = lock(&self.engine_time).map(|t| std::time::Instant::now() + t);
         lock(&self.stacks).insert(
             stack,
             FakeStack {
@@ -156,27 +182,36 @@ impl CloudFormationApi for ScriptedStacks {
                 tags,
                 state,
                 role_arn,
+                settles_at,
             },
         );
         Ok(())
     }
 
     async fn delete_change_set(&self, id: &str) -> Result<(), CloudError> {
+        self.pause().await;
         self.call(format!("delete_change_set {id}"));
         lock(&self.change_sets).remove(id);
         Ok(())
     }
 
     async fn state(&self, stack: &str) -> Result<StackState, CloudError> {
+        self.pause().await;
         if let Some(state) = lock(&self.state_script).pop_front() {
             return Ok(state);
         }
         Ok(lock(&self.stacks)
             .get(stack)
-            .map_or(StackState::Missing, |s| s.state.clone()))
+            .map_or(StackState::Missing, |s| match s.settles_at {
+                Some(at) if std::time::Instant::now() < at => {
+                    StackState::InProgress("UPDATE_IN_PROGRESS".into())
+                }
+                _ => s.state.clone(),
+            }))
     }
 
     async fn outputs(&self, stack: &str) -> Result<Vec<StackOutput>, CloudError> {
+        self.pause().await;
         let template = self.template_of(stack).unwrap_or_default();
         Ok(crate::domain::render::declared_outputs(&template)
             .into_iter()
@@ -188,6 +223,7 @@ impl CloudFormationApi for ScriptedStacks {
     }
 
     async fn resources(&self, stack: &str) -> Result<Vec<ProvisionedResource>, CloudError> {
+        self.pause().await;
         let template = self.template_of(stack).unwrap_or_default();
         Ok(resources_of(&template)
             .into_iter()
@@ -203,17 +239,20 @@ impl CloudFormationApi for ScriptedStacks {
     }
 
     async fn delete(&self, stack: &str, _role_arn: &str) -> Result<(), CloudError> {
+        self.pause().await;
         self.call(format!("delete {stack}"));
         lock(&self.stacks).remove(stack);
         Ok(())
     }
 
     async fn cancel_update(&self, stack: &str) -> Result<(), CloudError> {
+        self.pause().await;
         self.call(format!("cancel_update {stack}"));
         Ok(())
     }
 
     async fn stacks(&self) -> Result<Vec<Found>, CloudError> {
+        self.pause().await;
         let stacks = lock(&self.stacks).clone();
         let mut found = Vec::new();
         for (name, stack) in stacks {
@@ -233,6 +272,7 @@ impl CloudFormationApi for ScriptedStacks {
     }
 
     async fn detect_drift(&self, stack: &str) -> Result<String, CloudError> {
+        self.pause().await;
         lock(&self.calls).push(format!("detect_drift {stack}"));
         if !lock(&self.stacks).contains_key(stack) {
             return Err(CloudError::Rejected(format!(
@@ -246,6 +286,7 @@ impl CloudFormationApi for ScriptedStacks {
     }
 
     async fn drift_detection(&self, id: &str) -> Result<super::DriftDetection, CloudError> {
+        self.pause().await;
         let mut detections = lock(&self.detections);
         let Some((stack, remaining)) = detections.get_mut(id) else {
             return Err(CloudError::Rejected(format!(
@@ -266,10 +307,12 @@ impl CloudFormationApi for ScriptedStacks {
         &self,
         stack: &str,
     ) -> Result<Vec<crate::domain::drift::DriftedResource>, CloudError> {
+        self.pause().await;
         Ok(lock(&self.drifted).get(stack).cloned().unwrap_or_default())
     }
 
     async fn changes(&self, change_set: &str) -> Result<Vec<ResourceAction>, CloudError> {
+        self.pause().await;
         let Some((stack, template, _)) = lock(&self.change_sets).get(change_set).cloned() else {
             return Err(CloudError::Rejected(format!(
                 "change set {change_set} does not exist"

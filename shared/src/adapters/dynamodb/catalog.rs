@@ -1,6 +1,6 @@
 //! The template catalog's items: templates, their versions and replayed client tokens.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
@@ -69,11 +69,109 @@ struct TemplateItem {
     tags: Vec<Tag>,
     created_at: Timestamp,
     last_modified_at: Timestamp,
-    #[serde(default)]
+    /// The version index as items wrote it before `version_index` (read, never written).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     versions: Vec<VersionEntry>,
+    /// Every version and its status in a few bytes each (see `encode_index`), so that the item
+    /// stays far below DynamoDB's 400 KB with tens of thousands of versions.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    version_index: String,
     #[serde(default)]
     last_minors: Vec<LastMinor>,
     rev: u64,
+}
+
+fn status_code(status: VersionStatus) -> char {
+    match status {
+        VersionStatus::RegistrationInProgress => 'I',
+        VersionStatus::RegistrationFailed => 'F',
+        VersionStatus::Draft => 'D',
+        VersionStatus::Published => 'P',
+    }
+}
+
+fn status_of(code: char) -> Option<VersionStatus> {
+    Some(match code {
+        'I' => VersionStatus::RegistrationInProgress,
+        'F' => VersionStatus::RegistrationFailed,
+        'D' => VersionStatus::Draft,
+        'P' => VersionStatus::Published,
+        _ => return None,
+    })
+}
+
+/// The versions of a template as runs of minors with one status, major by major:
+/// `1:0-41P,42D;2:0-3P` (minors 0 to 41 of major 1 published, 42 a draft; 0 to 3 of major 2
+/// published). Deleted versions are gaps.
+fn encode_index(statuses: &BTreeMap<VersionNumber, VersionStatus>) -> String {
+    let mut majors: Vec<String> = Vec::new();
+    let mut current: Option<(u64, Vec<String>)> = None;
+    let mut run: Option<(u64, u64, VersionStatus)> = None;
+    let flush_run = |runs: &mut Vec<String>, run: (u64, u64, VersionStatus)| {
+        let (from, to, status) = run;
+        let code = status_code(status);
+        runs.push(if from == to {
+            format!("{from}{code}")
+        } else {
+            format!("{from}-{to}{code}")
+        });
+    };
+    for (number, status) in statuses {
+        if current.as_ref().map(|(m, _)| *m) != Some(number.major) {
+            if let Some((major, mut runs)) = current.take() {
+                if let Some(r) = run.take() {
+                    flush_run(&mut runs, r);
+                }
+                majors.push(format!("{major}:{}", runs.join(",")));
+            }
+            current = Some((number.major, Vec::new()));
+        }
+        let runs = &mut current.as_mut().expect("set above").1;
+        run = match run {
+            Some((from, to, s)) if s == *status && to + 1 == number.minor => {
+                Some((from, number.minor, s))
+            }
+            Some(r) => {
+                flush_run(runs, r);
+                Some((number.minor, number.minor, *status))
+            }
+            None => Some((number.minor, number.minor, *status)),
+        };
+    }
+    if let Some((major, mut runs)) = current {
+        if let Some(r) = run {
+            flush_run(&mut runs, r);
+        }
+        majors.push(format!("{major}:{}", runs.join(",")));
+    }
+    majors.join(";")
+}
+
+fn decode_index(text: &str) -> Option<BTreeMap<VersionNumber, VersionStatus>> {
+    let mut statuses = BTreeMap::new();
+    for part in text.split(';').filter(|p| !p.is_empty()) {
+        let (major, runs) = part.split_once(':')?;
+        let major: u64 = major.parse().ok()?;
+        for run in runs.split(',').filter(|r| !r.is_empty()) {
+            let code = run.chars().next_back()?;
+            let status = status_of(code)?;
+            let range = &run[..run.len() - code.len_utf8()];
+            let (from, to) = match range.split_once('-') {
+                Some((from, to)) => (from.parse().ok()?, to.parse().ok()?),
+                None => {
+                    let minor: u64 = range.parse().ok()?;
+                    (minor, minor)
+                }
+            };
+            if from > to || to - from > 10_000_000 {
+                return None;
+            }
+            for minor in from..=to {
+                statuses.insert(VersionNumber { major, minor }, status);
+            }
+        }
+    }
+    Some(statuses)
 }
 
 impl From<&Template> for TemplateItem {
@@ -91,16 +189,8 @@ impl From<&Template> for TemplateItem {
             tags: t.tags.clone(),
             created_at: t.created_at,
             last_modified_at: t.last_modified_at,
-            versions: t
-                .versions
-                .statuses
-                .iter()
-                .map(|(n, s)| VersionEntry {
-                    major: n.major,
-                    minor: n.minor,
-                    status: *s,
-                })
-                .collect(),
+            versions: vec![],
+            version_index: encode_index(&t.versions.statuses),
             last_minors: t
                 .versions
                 .last_minors
@@ -130,10 +220,11 @@ impl TemplateItem {
             created_at: self.created_at,
             last_modified_at: self.last_modified_at,
             versions: VersionIndex {
-                statuses: self
-                    .versions
-                    .into_iter()
-                    .map(|e| {
+                statuses: {
+                    let mut statuses = decode_index(&self.version_index).ok_or_else(|| {
+                        corrupt(&self.pk, "versionIndex is not an index paved wrote")
+                    })?;
+                    statuses.extend(self.versions.into_iter().map(|e| {
                         (
                             VersionNumber {
                                 major: e.major,
@@ -141,8 +232,9 @@ impl TemplateItem {
                             },
                             e.status,
                         )
-                    })
-                    .collect(),
+                    }));
+                    statuses
+                },
                 last_minors: self
                     .last_minors
                     .into_iter()
@@ -588,5 +680,52 @@ impl CatalogStore for DynamoStore {
             items.push(self.put(to_item(&item)?, Condition::Absent));
         }
         self.transact(items).await
+    }
+}
+
+#[cfg(test)]
+mod index_tests {
+    use super::*;
+
+    fn v(major: u64, minor: u64) -> VersionNumber {
+        VersionNumber { major, minor }
+    }
+
+    #[test]
+    fn the_version_index_round_trips_in_runs() {
+        let mut statuses = BTreeMap::new();
+        for minor in 0..42 {
+            statuses.insert(v(1, minor), VersionStatus::Published);
+        }
+        statuses.insert(v(1, 42), VersionStatus::Draft);
+        statuses.insert(v(1, 44), VersionStatus::Draft);
+        statuses.insert(v(2, 0), VersionStatus::RegistrationFailed);
+        statuses.insert(v(2, 1), VersionStatus::RegistrationInProgress);
+        let text = encode_index(&statuses);
+        assert_eq!(text, "1:0-41P,42D,44D;2:0F,1I");
+        assert_eq!(decode_index(&text).unwrap(), statuses);
+        assert_eq!(decode_index("").unwrap(), BTreeMap::new());
+        for bad in ["1:0X", "x:0P", "1:5-2P", "1"] {
+            assert!(decode_index(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn fifty_thousand_versions_fit_one_item_even_without_runs() {
+        // The worst case for runs: every other version a draft (about 6 bytes a version; the
+        // list of maps written before took about 85).
+        let statuses: BTreeMap<_, _> = (0..50_000u64)
+            .map(|i| {
+                let status = if i % 2 == 0 {
+                    VersionStatus::Published
+                } else {
+                    VersionStatus::Draft
+                };
+                (v(1 + i / 5_000, i % 5_000), status)
+            })
+            .collect();
+        let text = encode_index(&statuses);
+        assert!(text.len() < 350_000, "{} bytes", text.len());
+        assert_eq!(decode_index(&text).unwrap(), statuses);
     }
 }

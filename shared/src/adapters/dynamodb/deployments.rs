@@ -81,7 +81,117 @@ fn deployment_item(deployment: &Deployment) -> Result<Item, StoreError> {
     })
 }
 
+/// The marker of the service deployments index: `done` once every deployment written before
+/// the index is in it, else how far the sweep got (`cursor`).
+const SERVICE_DEPLOYMENTS_SK: &str = "#LAYOUT-SERVICE-DEPLOYMENTS";
+/// Deployments the sweep brings into the service index per run.
+const INDEX_BATCH: usize = 2_000;
+
+/// The service a deployment's target belongs to, if any.
+fn service_of(deployment: &Deployment) -> Option<&ResourceName> {
+    use crate::domain::environment::Target;
+    match &deployment.target {
+        Target::ServiceInstance { service, .. } | Target::ServicePipeline { service } => {
+            Some(service)
+        }
+        _ => None,
+    }
+}
+
+/// A service's pointer to one of its deployments, newest first under the service's own
+/// partition: `pk = SERVICE#<service>`, `sk = DEPLOYMENT#<inverted time>#<id>`.
+fn deployment_pointer(deployment: &Deployment) -> Option<Item> {
+    let service = service_of(deployment)?;
+    let order = format!(
+        "{:020}#{}",
+        u64::MAX - (deployment.created_at.0 * 1000.0) as u64,
+        deployment.id
+    );
+    Some(std::collections::HashMap::from([
+        (
+            "pk".to_string(),
+            AttributeValue::S(service_pk(service.as_str())),
+        ),
+        (
+            "sk".to_string(),
+            AttributeValue::S(format!("DEPLOYMENT#{order}")),
+        ),
+        (
+            "deploymentId".to_string(),
+            AttributeValue::S(deployment.id.clone()),
+        ),
+    ]))
+}
+
 impl DynamoStore {
+    /// Puts an item whatever is there (pointers, which are the same for the same deployment).
+    fn put_any(&self, item: Item) -> TransactWriteItem {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .expect("table and item are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    /// Deployments by id, in one BatchGetItem per 100 (what is gone is left out).
+    async fn deployments_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Deployment>, StoreError> {
+        use aws_sdk_dynamodb::types::KeysAndAttributes;
+        let mut found = std::collections::HashMap::new();
+        for chunk in ids.chunks(100) {
+            let keys: Vec<Item> = chunk
+                .iter()
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .map(|id| key(deployment_pk(id), DEPLOYMENT_SK))
+                .collect();
+            let mut pending = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(keys))
+                    .consistent_read(true)
+                    .build()
+                    .expect("keys are set"),
+            );
+            let mut attempt = 0u32;
+            while let Some(request) = pending.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(backend)?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    let deployment = from_item::<Keyed<Deployment>>(item)?.record;
+                    found.insert(deployment.id.clone(), deployment);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .filter(|k| !k.keys.is_empty());
+                if pending.is_some() {
+                    attempt += 1;
+                    if attempt > TRANSACT_RETRIES {
+                        return Err(StoreError::Throttled(
+                            "BatchGetItem left keys unprocessed".into(),
+                        ));
+                    }
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        Ok(found)
+    }
+
     async fn query_index<T: for<'de> Deserialize<'de>>(
         &self,
         index: &str,
@@ -662,6 +772,135 @@ impl DeploymentStore for DynamoStore {
         }
     }
 
+    async fn service_deployments(
+        &self,
+        service: &ResourceName,
+        page: PageRequest,
+    ) -> Result<Option<Page<Deployment>>, StoreError> {
+        let done = self
+            .get(LAYOUT_PK.into(), SERVICE_DEPLOYMENTS_SK)
+            .await?
+            .is_some_and(|item| item.get("done").is_some_and(|d| d.as_bool() == Ok(&true)));
+        if !done {
+            return Ok(None);
+        }
+        let pk = service_pk(service.as_str());
+        let start = page
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, ("pk", &pk)))
+            .transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(pk))
+            .expression_attribute_values(":prefix", AttributeValue::S("DEPLOYMENT#".into()))
+            .set_limit(page.limit.map(|l| l as i32))
+            .set_exclusive_start_key(start)
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(backend)?;
+        let ids: Vec<String> = output
+            .items
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|item| item.get("deploymentId")?.as_s().ok().cloned())
+            .collect();
+        let mut found = self.deployments_by_id(&ids).await?;
+        Ok(Some(Page {
+            items: ids.iter().filter_map(|id| found.remove(id)).collect(),
+            cursor: encode_cursor(output.last_evaluated_key.as_ref()),
+        }))
+    }
+
+    async fn index_deployments(&self) -> Result<Option<usize>, StoreError> {
+        let marker = self.get(LAYOUT_PK.into(), SERVICE_DEPLOYMENTS_SK).await?;
+        if marker
+            .as_ref()
+            .is_some_and(|item| item.get("done").is_some_and(|d| d.as_bool() == Ok(&true)))
+        {
+            return Ok(None);
+        }
+        let mut cursor = marker
+            .as_ref()
+            .and_then(|item| item.get("cursor")?.as_s().ok().cloned());
+        let mut indexed = 0;
+        let mut seen = 0;
+        loop {
+            let page = self
+                .query_index::<Deployment>(
+                    GSI2,
+                    "DEPLOYMENTS".into(),
+                    PageRequest {
+                        limit: Some(100),
+                        cursor: cursor.clone(),
+                    },
+                )
+                .await?;
+            seen += page.items.len();
+            let pointers: Vec<Item> = page.items.iter().filter_map(deployment_pointer).collect();
+            for chunk in pointers.chunks(25) {
+                use aws_sdk_dynamodb::types::{PutRequest, WriteRequest};
+                let mut requests: Vec<WriteRequest> = chunk
+                    .iter()
+                    .map(|item| {
+                        WriteRequest::builder()
+                            .put_request(
+                                PutRequest::builder()
+                                    .set_item(Some(item.clone()))
+                                    .build()
+                                    .expect("item is set"),
+                            )
+                            .build()
+                    })
+                    .collect();
+                let mut attempt = 0u32;
+                while !requests.is_empty() {
+                    let output = self
+                        .client
+                        .batch_write_item()
+                        .request_items(&self.table, requests)
+                        .send()
+                        .await
+                        .map_err(backend)?;
+                    requests = output
+                        .unprocessed_items
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default();
+                    if !requests.is_empty() {
+                        attempt += 1;
+                        if attempt > TRANSACT_RETRIES {
+                            return Err(StoreError::Throttled(
+                                "BatchWriteItem left items unprocessed".into(),
+                            ));
+                        }
+                        tokio::time::sleep(backoff(attempt)).await;
+                    }
+                }
+                indexed += chunk.len();
+            }
+            cursor = page.cursor;
+            let mut marker = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .item("pk", AttributeValue::S(LAYOUT_PK.into()))
+                .item("sk", AttributeValue::S(SERVICE_DEPLOYMENTS_SK.into()));
+            marker = match &cursor {
+                None => marker.item("done", AttributeValue::Bool(true)),
+                Some(c) => marker.item("cursor", AttributeValue::S(c.clone())),
+            };
+            marker.send().await.map_err(backend)?;
+            if cursor.is_none() || seen >= INDEX_BATCH {
+                return Ok(Some(indexed));
+            }
+        }
+    }
+
     async fn expire_deployment(&self, id: &str, at: u64) -> Result<(), StoreError> {
         let sent = self
             .client
@@ -759,6 +998,11 @@ impl DeploymentStore for DynamoStore {
             });
         }
         for write in change.deployments {
+            if let DeploymentWrite::Create(d) = &write
+                && let Some(pointer) = deployment_pointer(d)
+            {
+                items.push(self.put_any(pointer));
+            }
             items.push(match write {
                 DeploymentWrite::Create(d) => self.put(deployment_item(&d)?, Condition::Absent),
                 DeploymentWrite::Replace {
