@@ -5,6 +5,9 @@ use aws_sdk_sfn::Client;
 
 use crate::ports::{BoxError, ExecutionState, Workflow, Workflows};
 
+/// How long one check step of an upgrade keeps checking (the tasks function may run 60 s).
+const UPGRADE_CHECK_SECONDS: u64 = 40;
+
 pub struct StepFunctionsWorkflows {
     client: Client,
     deploy_arn: String,
@@ -54,6 +57,9 @@ impl Workflows for StepFunctionsWorkflows {
         mut input: serde_json::Value,
     ) -> Result<(), BoxError> {
         input["pollSeconds"] = self.poll_seconds.into();
+        if workflow == Workflow::Upgrade {
+            input["checkSeconds"] = UPGRADE_CHECK_SECONDS.into();
+        }
         let started = self
             .client
             .start_execution()

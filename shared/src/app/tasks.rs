@@ -191,6 +191,7 @@ mod tests {
             "error" => json!({"Error": "States.Timeout", "Cause": ""}),
             "status" => json!("Succeeded"),
             "pollSeconds" => json!(10),
+            "checkSeconds" => json!(40),
             "taskToken" => json!("token"),
             _ => json!("web"),
         };

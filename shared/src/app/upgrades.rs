@@ -89,6 +89,12 @@ pub struct StepInput {
     upgrade_id: String,
     #[serde(default)]
     poll_seconds: Option<u64>,
+    /// How long one check step may keep checking before it hands back to the state machine
+    /// (0: one check). Checking inside the step, every 2 s, sees a deployment's end within
+    /// seconds and keeps the execution's history small: a check loop of the state machine
+    /// costs 9 history events, and an execution holds at most 25,000.
+    #[serde(default)]
+    check_seconds: Option<u64>,
     #[serde(default)]
     task_token: Option<String>,
     #[serde(default)]
@@ -466,10 +472,33 @@ impl Upgrades {
         }
     }
 
-    /// One check: records what the running deployments did, rolls back failed targets when
-    /// asked, starts what the rules allow, and says what the execution does next.
+    /// Checks, every 2 s for up to `checkSeconds`, until the upgrade needs its state machine
+    /// (to wait for a caller, or to end) or the time is up.
     #[tracing::instrument(skip_all, fields(upgrade = %input.upgrade_id))]
     async fn advance(&self, input: &StepInput) -> Result<Json> {
+        let budget = std::time::Duration::from_secs(input.check_seconds.unwrap_or(0));
+        let started = tokio::time::Instant::now();
+        let pause = std::time::Duration::from_secs(2);
+        let mut checks = 0u64;
+        loop {
+            let mut outcome = self.check(input).await?;
+            checks += 1;
+            outcome["checks"] = checks.into();
+            if outcome["outcome"] != "wait" || budget.is_zero() {
+                return Ok(outcome);
+            }
+            if started.elapsed() + pause >= budget {
+                // Checked all along: the state machine comes back at once.
+                outcome["waitSeconds"] = 1.into();
+                return Ok(outcome);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// One check: records what the running deployments did, rolls back failed targets when
+    /// asked, starts what the rules allow, and says what the execution does next.
+    async fn check(&self, input: &StepInput) -> Result<Json> {
         let d = &self.d;
         let (mut upgrade, control) = self.get(&input.upgrade_id).await?;
         let before = upgrade.status;

@@ -86,7 +86,7 @@ async fn waves_run_in_order_wait_for_approval_and_a_failed_wave_halts_and_rolls_
     let id = upgrade.id.clone();
     let ended = execute(
         &machine("upgrade"),
-        json!({ "upgradeId": id, "pollSeconds": 0 }),
+        json!({ "upgradeId": id, "pollSeconds": 0, "checkSeconds": 0 }),
         |payload| {
             let (w, upgrades, seen, approvals, id) = (&w, &upgrades, &seen, &approvals, &id);
             async move {
