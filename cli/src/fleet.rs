@@ -275,3 +275,21 @@ pub async fn drift(args: DriftArgs) -> Result<bool, Box<dyn std::error::Error>> 
     }
     Ok(true)
 }
+
+#[derive(clap::Args)]
+pub struct RenderedArgs {
+    /// The deployment.
+    deployment_id: String,
+    #[command(flatten)]
+    endpoint: Endpoint,
+}
+
+/// Prints the template a deployment rendered and handed to its engine.
+pub async fn rendered(args: RenderedArgs) -> Result<bool, Box<dyn std::error::Error>> {
+    let body = json!({ "deploymentId": args.deployment_id });
+    let Some(answer) = call(&args.endpoint.endpoint, "GetDeploymentTemplate", &body).await? else {
+        return Ok(false);
+    };
+    print!("{}", s_of(&answer["template"]));
+    Ok(true)
+}

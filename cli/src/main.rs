@@ -49,6 +49,8 @@ enum Command {
     Rollback(fleet::RollbackArgs),
     /// What deploying a template version (or a spec) would do to each target: nothing applied.
     Preview(fleet::PreviewArgs),
+    /// The template a deployment rendered and handed to its engine.
+    Rendered(fleet::RenderedArgs),
     /// Compare every target of a template with what paved deployed (drift detection).
     Drift(fleet::DriftArgs),
     /// Staged fleet upgrades: start one, follow it, approve, pause, resume or cancel it.
@@ -75,6 +77,7 @@ async fn main() -> std::process::ExitCode {
         Command::Preview(args) => fleet::preview(args).await,
         Command::Upgrade(command) => upgrade::run(command).await,
         Command::Drift(args) => fleet::drift(args).await,
+        Command::Rendered(args) => fleet::rendered(args).await,
         Command::Client(command) => client_setup::run(command),
         Command::Access(command) => access_check::run(command),
     };

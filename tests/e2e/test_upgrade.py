@@ -120,6 +120,10 @@ def test_two_waves_with_an_approval_then_a_failed_wave_halts_and_a_rollback(plat
     assert done["status"] == "SUCCEEDED", done
     assert done["waves"][1]["approvedBy"]["principal"].endswith("paved-platform"), done["waves"][1]
     assert [t["status"] for w in done["waves"] for t in w["targets"]] == ["SUCCEEDED", "SUCCEEDED"]
+    # What a deployment rendered is read back as it was handed to CloudFormation.
+    deployed = done["waves"][0]["targets"][0]["deploymentId"]
+    rendered = paved(platform, "rendered", deployed).stdout
+    assert "ReleaseMarker:" in rendered and f"/paved/{service}/one/release" in rendered, rendered
     ssm_value = lambda name: json.loads(platform.cli(  # noqa: E731
         "ssm", "get-parameter", "--name", f"/paved/{service}/{name}/release").stdout)["Parameter"]["Value"]
     assert (ssm_value("one"), ssm_value("two")) == ("1.1", "1.1")

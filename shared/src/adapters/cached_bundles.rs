@@ -54,6 +54,11 @@ impl BundleStore for CachedBundles {
     }
 
     async fn read_kept(&self, key: &str) -> Result<Vec<u8>, BlobError> {
+        // Only bundles are immutable under their key; other kept objects (a deployment's
+        // rendered template, written again if it is planned again) are read through.
+        if key.starts_with(crate::domain::bundle::RENDERED_PREFIX) {
+            return self.inner.read_kept(key).await;
+        }
         if let Some(bytes) = self.lock().0.get(key) {
             return Ok(bytes.as_ref().clone());
         }

@@ -26,6 +26,8 @@
 //!   upgrade and starts its execution (`app::upgrades`): `{upgrade}`.
 //! - `GetFleetUpgrade {upgradeId}`: the upgrade, each wave and target with its outcome.
 //! - `ListFleetUpgrades {maxResults?, nextToken?}`: upgrades, newest first, with their counts.
+//! - `GetDeploymentTemplate {deploymentId}`: the template a deployment rendered and handed to
+//!   its engine, as kept when it was planned: `{deploymentId, template}`.
 //! - `DetectDrift {templateName, templateType}`: compares every target's stack with what paved
 //!   deployed (at most 50 targets; the schedule covers any number), waiting up to 20 s:
 //!   `{drifts: [...]}`, each recorded and shown by GetTemplateFleet.
@@ -70,6 +72,7 @@ pub const OPERATIONS: &[&str] = &[
     "ResumeFleetUpgrade",
     "CancelFleetUpgrade",
     "DetectDrift",
+    "GetDeploymentTemplate",
 ];
 
 #[derive(Deserialize)]
@@ -266,6 +269,11 @@ pub async fn dispatch(
             let request: crate::app::fleet::PreviewRequest = parse(body)?;
             let (targets, summary) = app.fleet.preview(request).await?;
             Ok(json!({ "targets": targets, "summary": summary }))
+        }
+        "GetDeploymentTemplate" => {
+            let request: Rollback = parse(body)?;
+            let template = app.deployments.rendered(&request.deployment_id).await?;
+            Ok(json!({ "deploymentId": request.deployment_id, "template": template }))
         }
         "DetectDrift" => {
             let request: FleetRequest = parse(body)?;

@@ -75,6 +75,21 @@ impl Deployments {
         }
     }
 
+    /// What a deployment rendered and handed to its engine, as it was kept when it was planned.
+    pub async fn rendered(&self, id: &str) -> Result<String> {
+        self.load(id).await?;
+        let key = super::deploy::records::rendered_key(id);
+        match self.d.bundles.read_kept(&key).await {
+            Ok(bytes) => String::from_utf8(bytes).map_err(|_| {
+                Error::validation(format!("the kept template of deployment {id} is not text"))
+            }),
+            Err(crate::ports::BlobError::NotFound { .. }) => Err(Error::not_found(format!(
+                "deployment {id} kept no rendered template: it was never planned (it was cancelled first, or removed a target), or it ran before paved kept them"
+            ))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
     /// Deletes the record of an ended deployment that is not its target's latest.
     pub async fn delete(&self, id: &str) -> Result<Deployment> {
         let deployment = self.get(id).await?;

@@ -11,6 +11,10 @@ use super::schema::{InputRole, SCHEMA_FILE, TemplateSchema};
 
 /// A bundle may be at most 5 MB, compressed.
 pub const MAX_BUNDLE_BYTES: u64 = 5 * 1024 * 1024;
+
+/// Where paved's bucket keeps rendered templates (CloudFormation's large ones, and every
+/// deployment's), apart from bundles.
+pub const RENDERED_PREFIX: &str = "rendered/";
 const MAX_UNPACKED_BYTES: u64 = 50 * 1024 * 1024;
 const MAX_ENTRIES: usize = 1_000;
 const MAX_SCHEMA_OR_MANIFEST_BYTES: u64 = 50 * 1024;

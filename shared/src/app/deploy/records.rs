@@ -97,6 +97,14 @@ pub fn deletion_of(
 }
 
 /// A new deployment id.
+/// Where a deployment's rendered template is kept in paved's bucket.
+pub fn rendered_key(deployment_id: &str) -> String {
+    format!(
+        "{}deployments/{deployment_id}",
+        crate::domain::bundle::RENDERED_PREFIX
+    )
+}
+
 pub fn new_id() -> String {
     uuid::Uuid::new_v4().to_string()
 }

@@ -146,6 +146,16 @@ impl Steps {
         }
         let engine = self.engine(&target)?;
         let rendered = target.render(&self.d, &deployment).await?;
+        // Kept so that what any deployment deployed can be read back (GetDeploymentTemplate).
+        let kept = super::records::rendered_key(id);
+        if let Err(error) = self
+            .d
+            .bundles
+            .keep(&kept, rendered.clone().into_bytes())
+            .await
+        {
+            tracing::warn!(deployment = id, error = %error, "the rendered template was not kept");
+        }
         let (tags, left_off) = target.stack_tags(&self.d);
         if !left_off.is_empty() {
             tracing::warn!(

@@ -280,3 +280,36 @@ async fn a_preview_plans_every_target_applies_nothing_and_sums_what_it_would_rep
     let (busy, _) = fleet.preview(request(&["prod"], None)).await.unwrap();
     assert_eq!(busy[0].outcome, "BUSY");
 }
+
+#[tokio::test]
+async fn what_a_deployment_rendered_is_read_back_as_its_engine_got_it() {
+    let w = World::new().await;
+    w.create("dev", SPEC).await.unwrap();
+    let first = w.last_started();
+    w.run_deploy(&first).await;
+    let deployments = crate::app::deployments::Deployments::new(w.deployer.clone());
+    let rendered = deployments.rendered(&first).await.unwrap();
+    assert_eq!(
+        Some(rendered.clone()),
+        w.stacks.template_of("paved-environment-dev")
+    );
+    assert!(rendered.contains("10.1.0.0/16"), "{rendered}");
+    // A later deployment with another spec keeps its own; the first still reads as it was.
+    w.update("dev", DeploymentType::CurrentVersion, Some(WIDER))
+        .await
+        .unwrap();
+    let second = w.last_started();
+    w.run_deploy(&second).await;
+    assert!(
+        deployments
+            .rendered(&second)
+            .await
+            .unwrap()
+            .contains("10.9.0.0/16")
+    );
+    assert_eq!(deployments.rendered(&first).await.unwrap(), rendered);
+    assert!(matches!(
+        deployments.rendered("nope").await,
+        Err(Error::NotFound(_))
+    ));
+}
