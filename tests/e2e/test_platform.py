@@ -83,6 +83,8 @@ def test_the_tasks_function_may_do_what_its_steps_and_its_sweep_ask_of_aws():
     # paved's and Proton's stacks, hourly, with read access to the resources when enabled.
     assert allows("states:StartExecution", "-deploy")
     assert allows("states:SendTaskSuccess", "*")
+    assert any("states:DescribeExecution" in _json.dumps(s["Action"]) and "-upgrade:*" in _json.dumps(s["Resource"])
+               for s in api_statements)
     assert any("states:SendTaskSuccess" in _json.dumps(s["Action"]) for s in api_statements)
     assert allows("cloudformation:DetectStackDrift", "stack/AWSProton-*/*")
     assert allows("cloudformation:DescribeStackResourceDrifts", "stack/${StackNamePrefix}*/*")

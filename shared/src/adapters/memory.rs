@@ -44,6 +44,15 @@ struct Tables {
     drifts: BTreeMap<(String, String, String), crate::domain::drift::DriftRecord>,
 }
 
+/// A deployment's listing key, newest first: the creation time inverted.
+fn newest_first(d: &Deployment) -> String {
+    format!(
+        "mem:{:020}#{}",
+        u64::MAX - (d.created_at.0 * 1000.0) as u64,
+        d.id
+    )
+}
+
 #[derive(Default)]
 pub struct MemoryStore {
     tables: Mutex<Tables>,
@@ -326,15 +335,7 @@ impl DeploymentStore for MemoryStore {
             .deployments
             .values()
             .filter(|d| environment.is_none_or(|e| &d.environment_name == e))
-            .map(|d| {
-                // Newest first: invert the creation time in the sort key.
-                let key = format!(
-                    "mem:{:020}#{}",
-                    u64::MAX - (d.created_at.0 * 1000.0) as u64,
-                    d.id
-                );
-                (key, d.clone())
-            })
+            .map(|d| (newest_first(d), d.clone()))
             .collect();
         items.sort_by(|a, b| a.0.cmp(&b.0));
         page_of(items, &page)
@@ -356,14 +357,7 @@ impl DeploymentStore for MemoryStore {
                 | Target::ServicePipeline { service: s } => s == service,
                 _ => false,
             })
-            .map(|d| {
-                let key = format!(
-                    "mem:{:020}#{}",
-                    u64::MAX - (d.created_at.0 * 1000.0) as u64,
-                    d.id
-                );
-                (key, d.clone())
-            })
+            .map(|d| (newest_first(d), d.clone()))
             .collect();
         items.sort_by(|a, b| a.0.cmp(&b.0));
         page_of(items, &page).map(Some)

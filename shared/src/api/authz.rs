@@ -58,6 +58,18 @@ impl Asker<'_> {
         Resource::new(kind, format!("{}{version}", self.template_arn(kind, name)))
     }
 
+    /// The template a fleet call names by `templateType` and name (a service template unless
+    /// the type says environment).
+    fn fleet_template(&self, template_type: &str, name: &str) -> Resource {
+        let kind = match crate::domain::template::TemplateKind::from_type_name(template_type) {
+            Ok(crate::domain::template::TemplateKind::Environment) => {
+                ResourceKind::EnvironmentTemplate
+            }
+            _ => ResourceKind::ServiceTemplate,
+        };
+        Resource::new(kind, self.template_arn(kind, name))
+    }
+
     fn template_arn(&self, kind: ResourceKind, name: &str) -> String {
         let prefix = match kind {
             ResourceKind::EnvironmentTemplate => "environment-template",
@@ -470,13 +482,7 @@ impl Asker<'_> {
 
             // The fleet of a template: the template the call names, or the upgrade's.
             "StartFleetUpgrade" | "GetTemplateFleet" | "PreviewDeployment" | "DetectDrift" => {
-                let kind = if by("templateType") == "ENVIRONMENT" {
-                    ResourceKind::EnvironmentTemplate
-                } else {
-                    ResourceKind::ServiceTemplate
-                };
-                let arn = self.template_arn(kind, &by("templateName"));
-                one(Resource::new(kind, arn))
+                one(self.fleet_template(&by("templateType"), &by("templateName")))
             }
             "GetFleetUpgrade"
             | "ApproveFleetUpgrade"
@@ -485,13 +491,7 @@ impl Asker<'_> {
             | "CancelFleetUpgrade" => {
                 match self.app.upgrades.get(&by("upgradeId")).await {
                     Ok((upgrade, _)) => {
-                        let kind = if upgrade.template_type == "ENVIRONMENT" {
-                            ResourceKind::EnvironmentTemplate
-                        } else {
-                            ResourceKind::ServiceTemplate
-                        };
-                        let arn = self.template_arn(kind, &upgrade.template_name);
-                        one(Resource::new(kind, arn))
+                        one(self.fleet_template(&upgrade.template_type, &upgrade.template_name))
                     }
                     // Asked about the account; the call itself then answers not found.
                     Err(_) => one(self.account()),

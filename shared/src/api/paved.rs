@@ -393,14 +393,8 @@ pub async fn dispatch(
 }
 
 fn template_kind(name: &str) -> Result<crate::domain::template::TemplateKind, ApiError> {
-    match name {
-        "ENVIRONMENT" => Ok(crate::domain::template::TemplateKind::Environment),
-        "SERVICE" => Ok(crate::domain::template::TemplateKind::Service),
-        other => Err(crate::app::Error::validation(format!(
-            "templateType: {other} is not ENVIRONMENT or SERVICE"
-        ))
-        .into()),
-    }
+    crate::domain::template::TemplateKind::from_type_name(name)
+        .map_err(|reason| crate::app::Error::Validation(reason).into())
 }
 
 fn redeploy_json(run: &Redeploy) -> Value {

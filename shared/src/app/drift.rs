@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value as Json, json};
 
+use super::Result;
 use super::deploy::{Deployer, Loaded};
 use super::fleet::{Fleet, fleet_target};
-use super::{Result, every};
 use crate::domain::drift::{DriftRecord, DriftStatus};
 use crate::domain::names::{ResourceName, Timestamp};
 use crate::domain::template::TemplateKind;
@@ -31,13 +31,6 @@ pub struct Drift {
     d: Deployer,
 }
 
-fn type_name(kind: TemplateKind) -> &'static str {
-    match kind {
-        TemplateKind::Environment => "ENVIRONMENT",
-        TemplateKind::Service => "SERVICE",
-    }
-}
-
 impl Drift {
     pub fn new(deployer: Deployer) -> Self {
         Self { d: deployer }
@@ -52,7 +45,7 @@ impl Drift {
         Ok(self
             .d
             .fleet
-            .drifts(type_name(kind), name.as_str())
+            .drifts(kind.type_name(), name.as_str())
             .await?
             .into_iter()
             .map(|r| (r.stack_name.clone(), r))
@@ -150,11 +143,12 @@ impl Drift {
         let now = Timestamp::now();
         let (mut finished, mut started, mut deferred) = (0, 0, 0);
         for kind in [TemplateKind::Environment, TemplateKind::Service] {
-            for template in every(|page| d.catalog.templates(kind, page)).await? {
-                let previous = self.records(kind, &template.name).await?;
-                let targets = Fleet::new(d.clone())
-                    .targets_of(kind, &template.name)
-                    .await?;
+            // Every target of the kind in one read; a template nothing runs on has no drift.
+            let by_template = Fleet::new(d.clone())
+                .targets_by_template(kind, None)
+                .await?;
+            for (template, targets) in by_template {
+                let previous = self.records(kind, &template).await?;
                 for target in targets {
                     let stack = target.deployed().stack_name.clone();
                     let last = previous.get(&stack);
@@ -171,7 +165,7 @@ impl Drift {
                         Some(r) => finish(d, &target, r).await,
                         None => {
                             started += 1;
-                            detect_one(d, kind, template.name.as_str(), &target, None).await
+                            detect_one(d, kind, template.as_str(), &target, None).await
                         }
                     };
                     let Some(record) = record else { continue };
@@ -207,7 +201,7 @@ async fn detect_one(
     let (fleet_target, _) = fleet_target(target)?;
     let deployed = target.deployed();
     let mut record = DriftRecord {
-        template_type: type_name(kind).into(),
+        template_type: kind.type_name().into(),
         template_name: template.into(),
         stack_name: deployed.stack_name.clone(),
         target: fleet_target,

@@ -247,13 +247,9 @@ impl Fleet {
         let template = d.catalog.template(kind, name).await?.ok_or_else(|| {
             crate::app::Error::not_found(format!("{} {name} does not exist", kind.noun()))
         })?;
-        let type_name = match kind {
-            TemplateKind::Environment => "ENVIRONMENT",
-            TemplateKind::Service => "SERVICE",
-        };
         let drifts: BTreeMap<String, crate::domain::drift::DriftRecord> = d
             .fleet
-            .drifts(type_name, name.as_str())
+            .drifts(kind.type_name(), name.as_str())
             .await?
             .into_iter()
             .map(|r| (r.stack_name.clone(), r))
@@ -305,30 +301,49 @@ impl Fleet {
         kind: TemplateKind,
         name: &ResourceName,
     ) -> Result<Vec<super::deploy::Loaded>> {
+        Ok(self
+            .targets_by_template(kind, Some(name))
+            .await?
+            .remove(name)
+            .unwrap_or_default())
+    }
+
+    /// The targets of every template of a kind (or of `only` that one), by template, in one
+    /// read of the environments or services.
+    pub(crate) async fn targets_by_template(
+        &self,
+        kind: TemplateKind,
+        only: Option<&ResourceName>,
+    ) -> Result<BTreeMap<ResourceName, Vec<super::deploy::Loaded>>> {
         use super::deploy::Loaded;
         let d = &self.d;
-        let mut all = Vec::new();
+        let wanted = |template: &ResourceName| only.is_none_or(|name| name == template);
+        let mut all: BTreeMap<ResourceName, Vec<Loaded>> = BTreeMap::new();
         match kind {
             TemplateKind::Environment => {
                 for e in every(|page| d.store.environments(page)).await? {
-                    if e.deployed.state.template_name == *name {
-                        all.push(Loaded::Environment(e));
+                    let template = e.deployed.state.template_name.clone();
+                    if wanted(&template) {
+                        all.entry(template)
+                            .or_default()
+                            .push(Loaded::Environment(e));
                     }
                 }
             }
             TemplateKind::Service => {
                 for s in every(|page| d.store.services(page)).await? {
-                    if s.template_name != *name {
+                    if !wanted(&s.template_name) {
                         continue;
                     }
+                    let targets = all.entry(s.template_name.clone()).or_default();
                     for instance in d.store.instances(&s.name).await? {
-                        all.push(Loaded::Instance {
+                        targets.push(Loaded::Instance {
                             service: s.clone(),
                             instance,
                         });
                     }
                     if let Some(pipeline) = s.pipeline.clone() {
-                        all.push(Loaded::Pipeline {
+                        targets.push(Loaded::Pipeline {
                             service: s,
                             pipeline,
                         });
@@ -420,15 +435,8 @@ impl Fleet {
     ) -> Result<(Vec<Previewed>, PreviewSummary)> {
         use crate::app::Error;
         let d = &self.d;
-        let kind = match request.template_type.as_str() {
-            "ENVIRONMENT" => TemplateKind::Environment,
-            "SERVICE" => TemplateKind::Service,
-            other => {
-                return Err(Error::validation(format!(
-                    "templateType: {other} is not ENVIRONMENT or SERVICE"
-                )));
-            }
-        };
+        let kind =
+            TemplateKind::from_type_name(&request.template_type).map_err(Error::Validation)?;
         let (_, number) = d
             .requested_version(
                 kind,

@@ -27,6 +27,9 @@ use crate::ports::{DeploymentChange, StoreError, Workflow};
 
 /// Longest wait between two checks of an upgrade.
 const MAX_WAIT_SECONDS: u64 = 60;
+/// An upgrade whose execution has not been seen this long after it was recorded is taken as
+/// never started.
+const START_GRACE_SECONDS: f64 = 120.0;
 
 /// A StartFleetUpgrade request.
 #[derive(Debug, Clone, Deserialize, serde::Serialize)]
@@ -105,16 +108,6 @@ pub struct Upgrades {
     d: Deployer,
 }
 
-fn kind_of(template_type: &str) -> Result<TemplateKind> {
-    match template_type {
-        "ENVIRONMENT" => Ok(TemplateKind::Environment),
-        "SERVICE" => Ok(TemplateKind::Service),
-        other => Err(Error::validation(format!(
-            "templateType: {other} is not ENVIRONMENT or SERVICE"
-        ))),
-    }
-}
-
 fn version_of(planned: &Planned) -> Option<VersionNumber> {
     let (major, minor) = planned.from_version.split_once('.')?;
     Some(VersionNumber {
@@ -132,7 +125,8 @@ impl Upgrades {
     #[tracing::instrument(skip_all, fields(template = %request.template_name))]
     pub async fn start(&self, request: UpgradeRequest) -> Result<Upgrade> {
         let d = &self.d;
-        let kind = kind_of(&request.template_type)?;
+        let kind =
+            TemplateKind::from_type_name(&request.template_type).map_err(Error::Validation)?;
         let scope = format!("StartFleetUpgrade/{}", request.template_name);
         let print = super::deploy::fingerprint(&request);
         let token = request.client_token.as_ref();
@@ -265,24 +259,12 @@ impl Upgrades {
             .await;
         if let Err(error) = started {
             tracing::error!(upgrade = %id, error = %error, "upgrade execution not started");
-            let (mut failed, _) = d
-                .fleet
-                .upgrade(&id)
-                .await?
-                .ok_or_else(|| Error::not_found(format!("upgrade {id} vanished")))?;
-            failed.step(
-                &Control {
-                    cancel: Some(Signal { by: None, at: now }),
-                    ..Default::default()
-                },
-                now,
-            );
-            failed.status = UpgradeStatus::Failed;
-            failed.status_message =
-                Some("paved could not start the upgrade's execution; start it again".into());
-            self.save(&mut failed, (0..upgrade.waves.len()).collect())
-                .await?;
-            return Ok(failed);
+            return self
+                .fail_with(
+                    &id,
+                    "paved could not start the upgrade's execution; start it again".into(),
+                )
+                .await;
         }
         self.announce(&upgrade, None).await;
         Ok(upgrade)
@@ -341,7 +323,36 @@ impl Upgrades {
         Ok(planned)
     }
 
+    /// An upgrade and its control. One still running whose execution ended without recording
+    /// its end (it timed out after 30 days, or was stopped), or never started, is recorded as
+    /// failed first, so none reads as running for good.
     pub async fn get(&self, id: &str) -> Result<(Upgrade, Control)> {
+        use crate::ports::ExecutionState;
+        let (upgrade, control) = self.read(id).await?;
+        if upgrade.status.ended() {
+            return Ok((upgrade, control));
+        }
+        let stale = match self.d.workflows.state(Workflow::Upgrade, id).await {
+            Ok(Some(ExecutionState::Ended)) => true,
+            Ok(None) => Timestamp::now().0 - upgrade.created_at.0 > START_GRACE_SECONDS,
+            Ok(Some(_)) => false,
+            Err(error) => {
+                tracing::warn!(upgrade = id, error = %error, "the upgrade's execution state is unknown");
+                false
+            }
+        };
+        if !stale {
+            return Ok((upgrade, control));
+        }
+        self.fail_with(
+            id,
+            "the upgrade's execution ended without recording its end (it timed out or was stopped); what it started has run on, start a new upgrade for the rest".into(),
+        )
+        .await?;
+        self.read(id).await
+    }
+
+    async fn read(&self, id: &str) -> Result<(Upgrade, Control)> {
         self.d
             .fleet
             .upgrade(id)
@@ -417,7 +428,7 @@ impl Upgrades {
             }
             // The execution may wait on a token; whether it stored it before this control was
             // written or after, one of the two sends the signal (see `await_signal`).
-            let (upgrade, control) = self.get(id).await?;
+            let (upgrade, control) = self.read(id).await?;
             if let Some(token) = &upgrade.task_token
                 && signalled(&upgrade, &control)
                 && let Err(error) = d.workflows.signal(token, json!({})).await
@@ -500,7 +511,7 @@ impl Upgrades {
     /// asked, starts what the rules allow, and says what the execution does next.
     async fn check(&self, input: &StepInput) -> Result<Json> {
         let d = &self.d;
-        let (mut upgrade, control) = self.get(&input.upgrade_id).await?;
+        let (mut upgrade, control) = self.read(&input.upgrade_id).await?;
         let before = upgrade.status;
         if upgrade.status.ended() {
             return Ok(json!({ "outcome": "ended", "status": upgrade.status.name() }));
@@ -537,8 +548,16 @@ impl Upgrades {
         }
         let now = Timestamp::now();
         let step = upgrade.step(&control, now);
-        if step.next != Next::Wait || !step.start.is_empty() {
-            dirty.insert(upgrade.wave);
+        match step.next {
+            // Its end marks the targets of every wave never started.
+            Next::Ended(_) => dirty.extend(0..upgrade.waves.len()),
+            Next::Await(_) => {
+                dirty.insert(upgrade.wave);
+            }
+            Next::Wait if !step.start.is_empty() => {
+                dirty.insert(upgrade.wave);
+            }
+            Next::Wait => {}
         }
         let version = VersionNumber {
             major: upgrade.major,
@@ -696,10 +715,10 @@ impl Upgrades {
             .task_token
             .clone()
             .ok_or_else(|| Error::validation("taskToken: missing"))?;
-        let (mut upgrade, _) = self.get(&input.upgrade_id).await?;
+        let (mut upgrade, _) = self.read(&input.upgrade_id).await?;
         upgrade.task_token = Some(token.clone());
         self.save(&mut upgrade, BTreeSet::new()).await?;
-        let (upgrade, control) = self.get(&input.upgrade_id).await?;
+        let (upgrade, control) = self.read(&input.upgrade_id).await?;
         if signalled(&upgrade, &control) || upgrade.status.ended() {
             self.d
                 .workflows
@@ -712,11 +731,6 @@ impl Upgrades {
 
     /// Records the upgrade as failed (its execution failed, or a wait timed out).
     async fn fail(&self, input: &StepInput) -> Result<Json> {
-        let (mut upgrade, _) = self.get(&input.upgrade_id).await?;
-        if upgrade.status.ended() {
-            return Ok(json!({ "status": upgrade.status.name() }));
-        }
-        let before = upgrade.status;
         let reason = input
             .error
             .as_ref()
@@ -734,16 +748,18 @@ impl Upgrades {
                 }
             })
             .unwrap_or_else(|| "the upgrade's execution failed".into());
-        let all: BTreeSet<usize> = (0..upgrade.waves.len()).collect();
-        let now = Timestamp::now();
-        upgrade.step(
-            &Control {
-                cancel: Some(Signal { by: None, at: now }),
-                ..Default::default()
-            },
-            now,
-        );
-        // What still runs keeps running; the upgrade itself has ended.
+        let upgrade = self.fail_with(&input.upgrade_id, reason).await?;
+        Ok(json!({ "status": upgrade.status.name() }))
+    }
+
+    /// Ends an upgrade as failed for `reason`: nothing more starts (what runs keeps running),
+    /// the targets never started are `NOT_STARTED`. An upgrade that has ended stays as it is.
+    async fn fail_with(&self, id: &str, reason: String) -> Result<Upgrade> {
+        let (mut upgrade, _) = self.read(id).await?;
+        if upgrade.status.ended() {
+            return Ok(upgrade);
+        }
+        let before = upgrade.status;
         for wave in &mut upgrade.waves {
             for t in &mut wave.targets {
                 if t.status == TargetStatus::Pending {
@@ -753,12 +769,13 @@ impl Upgrades {
         }
         upgrade.status = UpgradeStatus::Failed;
         upgrade.status_message = Some(reason);
-        upgrade.ended_at = Some(now);
+        upgrade.ended_at = Some(Timestamp::now());
         upgrade.task_token = None;
         upgrade.awaiting = None;
+        let all: BTreeSet<usize> = (0..upgrade.waves.len()).collect();
         self.save(&mut upgrade, all).await?;
         self.announce(&upgrade, Some(before)).await;
-        Ok(json!({ "status": "FAILED" }))
+        Ok(upgrade)
     }
 
     /// Puts the upgrade's status change on the bus.

@@ -28,6 +28,25 @@ impl TemplateKind {
             Self::Service => "service-template",
         }
     }
+
+    /// The kind as paved's fleet operations name it (`templateType`).
+    pub fn type_name(self) -> &'static str {
+        match self {
+            Self::Environment => "ENVIRONMENT",
+            Self::Service => "SERVICE",
+        }
+    }
+
+    /// A `templateType` of paved's fleet operations; the refusal names the member.
+    pub fn from_type_name(name: &str) -> Result<Self, String> {
+        match name {
+            "ENVIRONMENT" => Ok(Self::Environment),
+            "SERVICE" => Ok(Self::Service),
+            other => Err(format!(
+                "templateType: {other} is not ENVIRONMENT or SERVICE"
+            )),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -124,16 +124,6 @@ fn deployment_pointer(deployment: &Deployment) -> Option<Item> {
 }
 
 impl DynamoStore {
-    /// Puts an item whatever is there (pointers, which are the same for the same deployment).
-    fn put_any(&self, item: Item) -> TransactWriteItem {
-        let put = aws_sdk_dynamodb::types::Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .build()
-            .expect("table and item are set");
-        TransactWriteItem::builder().put(put).build()
-    }
-
     /// Deployments by id, in one BatchGetItem per 100 (what is gone is left out).
     async fn deployments_by_id(
         &self,
@@ -510,27 +500,8 @@ impl DynamoStore {
 
     /// The items of a service's instances, page by page.
     async fn instance_items(&self, service: &ResourceName) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                .expression_attribute_values(":pk", AttributeValue::S(service_pk(service.as_str())))
-                .expression_attribute_values(":prefix", AttributeValue::S("INSTANCE#".into()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
+        self.partition(service_pk(service.as_str()), Some("INSTANCE#"))
+            .await
     }
 }
 

@@ -84,32 +84,6 @@ fn control_item(id: &str, control: &Control) -> Result<Item, StoreError> {
     })
 }
 
-impl DynamoStore {
-    /// Every item of a partition, past 1 MB.
-    async fn partition(&self, pk: String) -> Result<Vec<Item>, StoreError> {
-        let mut items = Vec::new();
-        let mut start = None;
-        loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk")
-                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
-                .consistent_read(true)
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(backend)?;
-            items.extend(output.items.unwrap_or_default());
-            start = output.last_evaluated_key;
-            if start.is_none() {
-                return Ok(items);
-            }
-        }
-    }
-}
-
 #[async_trait]
 impl FleetStore for DynamoStore {
     async fn create_upgrade(&self, upgrade: &Upgrade) -> Result<(), StoreError> {
@@ -127,7 +101,7 @@ impl FleetStore for DynamoStore {
     }
 
     async fn upgrade(&self, id: &str) -> Result<Option<(Upgrade, Control)>, StoreError> {
-        let items = self.partition(upgrade_pk(id)).await?;
+        let items = self.partition(upgrade_pk(id), None).await?;
         let mut head: Option<Upgrade> = None;
         let mut control = Control::default();
         let mut waves = Vec::new();
@@ -169,16 +143,7 @@ impl FleetStore for DynamoStore {
         )];
         for &index in waves {
             if index < upgrade.waves.len() {
-                let put = aws_sdk_dynamodb::types::Put::builder()
-                    .table_name(&self.table)
-                    .set_item(Some(wave_item(upgrade, index)?))
-                    .build()
-                    .expect("table and item are set");
-                items.push(
-                    aws_sdk_dynamodb::types::TransactWriteItem::builder()
-                        .put(put)
-                        .build(),
-                );
+                items.push(self.put_any(wave_item(upgrade, index)?));
             }
         }
         self.transact(items).await
@@ -246,7 +211,7 @@ impl FleetStore for DynamoStore {
         template_type: &str,
         template_name: &str,
     ) -> Result<Vec<DriftRecord>, StoreError> {
-        self.partition(format!("DRIFT#{template_type}#{template_name}"))
+        self.partition(format!("DRIFT#{template_type}#{template_name}"), None)
             .await?
             .into_iter()
             .map(|item| from_item::<Stored<DriftRecord>>(item).map(|s| s.record))

@@ -151,6 +151,34 @@ impl DynamoStore {
         Ok(output.item)
     }
 
+    /// Every item of a partition (whose sort key starts with `prefix`), read consistently,
+    /// past 1 MB.
+    async fn partition(&self, pk: String, prefix: Option<&str>) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::new();
+        let mut start = None;
+        loop {
+            let mut query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .expression_attribute_values(":pk", AttributeValue::S(pk.clone()))
+                .consistent_read(true)
+                .set_exclusive_start_key(start);
+            query = match prefix {
+                Some(prefix) => query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", AttributeValue::S(prefix.into())),
+                None => query.key_condition_expression("pk = :pk"),
+            };
+            let output = query.send().await.map_err(backend)?;
+            items.extend(output.items.unwrap_or_default());
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                return Ok(items);
+            }
+        }
+    }
+
     fn put(&self, item: Item, condition: Condition) -> TransactWriteItem {
         let (expression, values) = condition.parts();
         let put = Put::builder()
@@ -160,6 +188,17 @@ impl DynamoStore {
             .set_expression_attribute_values(values)
             .build()
             .expect("table, item and condition are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
+    /// Puts an item whatever is there (items whose content their key decides, and items only
+    /// their owner writes alongside a conditioned one).
+    fn put_any(&self, item: Item) -> TransactWriteItem {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .build()
+            .expect("table and item are set");
         TransactWriteItem::builder().put(put).build()
     }
 

@@ -338,3 +338,71 @@ async fn an_upgrade_that_selects_nothing_or_asks_the_impossible_is_refused_and_r
         Err(Error::NotFound(_))
     ));
 }
+
+#[tokio::test]
+async fn an_upgrade_whose_execution_ended_unrecorded_reads_as_failed_not_running() {
+    let w = fleet_on_1_0().await;
+    let upgrades = Upgrades::new(w.deployer.clone());
+    let upgrade = upgrades.start(upgrade_request(&[])).await.unwrap();
+    advance(&w, &upgrade.id).await;
+    let (running, _) = upgrades.get(&upgrade.id).await.unwrap();
+    assert_eq!(running.status, UpgradeStatus::Running);
+    // Stopped in the console (or timed out): nothing recorded its end.
+    w.workflows
+        .states
+        .lock()
+        .unwrap()
+        .insert(upgrade.id.clone(), ExecutionState::Ended);
+    let (read, _) = upgrades.get(&upgrade.id).await.unwrap();
+    assert_eq!(read.status, UpgradeStatus::Failed);
+    assert!(
+        read.status_message
+            .as_deref()
+            .unwrap()
+            .contains("ended without recording its end"),
+        "{:?}",
+        read.status_message
+    );
+    let statuses: Vec<TargetStatus> = read.targets().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            TargetStatus::Deploying,
+            TargetStatus::NotStarted,
+            TargetStatus::NotStarted
+        ]
+    );
+    assert!(matches!(
+        upgrades.command(&upgrade.id, Command::Pause).await,
+        Err(Error::Conflict(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_halt_in_the_first_wave_records_every_later_wave_as_not_started() {
+    let w = fleet_on_1_0().await;
+    let upgrades = Upgrades::new(w.deployer.clone());
+    let upgrade = upgrades
+        .start(upgrade_request(&[&["dev"], &["prod"], &["qa"]]))
+        .await
+        .unwrap();
+    let seen = Mutex::new(w.started_count());
+    *w.stacks.execute_result.lock().unwrap() = Some(StackState::Failed {
+        status: "UPDATE_ROLLBACK_COMPLETE".into(),
+        reason: "boom".into(),
+    });
+    advance(&w, &upgrade.id).await;
+    run_started(&w, &seen).await;
+    let last = advance(&w, &upgrade.id).await;
+    assert_eq!(last["status"], "FAILED", "{last}");
+    let (stored, _) = upgrades.get(&upgrade.id).await.unwrap();
+    let statuses: Vec<TargetStatus> = stored.targets().map(|t| t.status).collect();
+    assert_eq!(
+        statuses,
+        [
+            TargetStatus::Failed,
+            TargetStatus::NotStarted,
+            TargetStatus::NotStarted
+        ]
+    );
+}
